@@ -1,0 +1,318 @@
+"""Typed route and query parameters.
+
+A :class:`ParameterPlan` is computed once, when a view is registered: it reads the view's
+signature and decides, for every keyword parameter, where its value comes from (the route
+path or the query string), how to convert it, and whether it may be omitted. Per request,
+:meth:`ParameterPlan.resolve` only runs the converters it prepared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import inspect
+import types
+import typing
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+import typesystem
+
+from .errors import ConfigurationError
+
+__all__ = ["ParameterError", "ParameterPlan", "converter_for"]
+
+Converter = Callable[[str], Any]
+_MISSING: Any = object()
+_TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
+
+
+class ParameterError(ValueError):
+    """One or more parameters are missing or could not be converted.
+
+    ``errors`` maps each parameter name to a human-readable reason.
+    """
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {reason}" for name, reason in errors.items()))
+        self.errors = errors
+
+
+def _to_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _to_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _to_float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _to_decimal(value: str) -> decimal.Decimal:
+    try:
+        result = decimal.Decimal(value)
+    except decimal.InvalidOperation:
+        raise ValueError("expected a decimal number") from None
+    if not result.is_finite():
+        raise ValueError("expected a finite decimal number")
+    return result
+
+
+def _to_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 date (YYYY-MM-DD)") from None
+
+
+def _to_time(value: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 time (HH:MM[:SS])") from None
+
+
+def _to_datetime(value: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 datetime (YYYY-MM-DDTHH:MM[:SS])") from None
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+_BUILTIN: dict[Any, Converter] = {
+    str: _identity,
+    int: _to_int,
+    float: _to_float,
+    bool: _to_bool,
+    decimal.Decimal: _to_decimal,
+    dt.date: _to_date,
+    dt.time: _to_time,
+    dt.datetime: _to_datetime,
+    Any: _identity,
+    inspect.Parameter.empty: _identity,
+}
+
+
+def _field_converter(field: Any) -> Converter:
+    def convert(value: str) -> Any:
+        try:
+            return field.validate(value)
+        except typesystem.ValidationError as exc:
+            raise ValueError(str(exc)) from None
+
+    return convert
+
+
+def _enum_converter(cls: type[enum.Enum]) -> Converter:
+    def convert(value: str) -> Any:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(repr(member.value) for member in cls)
+            raise ValueError(f"expected one of {choices}") from None
+
+    return convert
+
+
+def _class_converter(cls: type) -> Converter:
+    def convert(value: str) -> Any:
+        try:
+            return cls(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"expected {cls.__name__}: {exc}") from None
+
+    return convert
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """Return ``(inner, nullable)`` for ``X | None`` / ``Optional[X]``."""
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0], len(args) != len(typing.get_args(annotation))
+    return annotation, False
+
+
+def converter_for(annotation: Any) -> Converter:
+    """Return the function that turns a raw string into a value of ``annotation``.
+
+    Raises:
+        ConfigurationError: if the annotation cannot be converted from a string.
+    """
+    if isinstance(annotation, typesystem.Field):
+        return _field_converter(annotation)
+    annotation, _ = _unwrap_optional(annotation)
+    if annotation in _BUILTIN:
+        return _BUILTIN[annotation]
+    if typing.get_origin(annotation) is Literal:
+        allowed = {str(choice): choice for choice in typing.get_args(annotation)}
+
+        def convert_literal(value: str) -> Any:
+            if value not in allowed:
+                raise ValueError(f"expected one of {', '.join(map(repr, allowed))}")
+            return allowed[value]
+
+        return convert_literal
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.Enum):
+            return _enum_converter(annotation)
+        return _class_converter(annotation)
+    raise ConfigurationError(f"cannot convert a parameter to {annotation!r}")
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str
+    in_path: bool
+    convert: Converter
+    many: bool
+    default: Any  # _MISSING when required
+
+    def resolve(self, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            # Starlette's own path convertors ({pk:int}) have already converted it.
+            raw = str(raw)
+        return self.convert(raw)
+
+
+class ParameterPlan:
+    """How to fill a view's keyword arguments from a request's path and query.
+
+    Args:
+        func: The view (a function or a bound method).
+        leading: How many leading positional parameters the framework passes itself
+            (2 for ``req, res``; 1 for ``ws``).
+        route_params: Names of the parameters in the route pattern.
+        exclude: Names filled by something else (for example providers).
+
+    Raises:
+        ConfigurationError: if the view cannot be called the way Bocadillo calls it, or
+            an annotation cannot be converted.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        leading: int,
+        route_params: Collection[str],
+        exclude: Collection[str] = (),
+    ) -> None:
+        name = getattr(func, "__qualname__", repr(func))
+        try:
+            signature = inspect.signature(func, eval_str=True)
+        except (NameError, TypeError) as exc:
+            raise ConfigurationError(f"cannot read the signature of {name}: {exc}") from exc
+        params = list(signature.parameters.values())
+        positional = [
+            p
+            for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        has_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+        if len(positional) < leading and not has_varargs:
+            raise ConfigurationError(
+                f"{name} must accept {leading} positional argument(s) "
+                f"({'req, res' if leading == 2 else 'ws'}) before its parameters"
+            )
+        skipped = {p.name for p in positional[:leading]}
+        self.accepts_extra = any(p.kind is p.VAR_KEYWORD for p in params)
+        self.route_params = frozenset(route_params)
+        self._params: list[_Param] = []
+        for p in params:
+            if p.name in skipped or p.name in exclude:
+                continue
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                continue
+            self._params.append(self._plan(name, p))
+        self.names = frozenset(p.name for p in self._params)
+
+    def _plan(self, view: str, p: inspect.Parameter) -> _Param:
+        annotation: Any = p.annotation
+        default: Any = _MISSING if p.default is p.empty else p.default
+        if isinstance(default, typesystem.Field):
+            annotation = default
+            default = default.get_default_value() if default.has_default() else _MISSING
+        elif isinstance(annotation, typesystem.Field) and default is _MISSING:
+            if annotation.has_default():
+                default = annotation.get_default_value()
+        inner, nullable = _unwrap_optional(annotation)
+        many = typing.get_origin(inner) in (list, tuple, set, frozenset)
+        if many:
+            args = typing.get_args(inner)
+            inner = args[0] if args else str
+        if nullable and default is _MISSING:
+            default = None
+        in_path = p.name in self.route_params
+        if in_path and many:
+            raise ConfigurationError(f"{view}: route parameter {p.name!r} cannot be a list")
+        try:
+            convert = converter_for(inner)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{view}: parameter {p.name!r}: {exc}") from None
+        return _Param(p.name, in_path, convert, many, default)
+
+    def resolve(self, path_params: Mapping[str, Any], query_params: Any) -> dict[str, Any]:
+        """Convert the parameters of one request.
+
+        Args:
+            path_params: The matched route parameters.
+            query_params: A Starlette ``QueryParams`` (a multi-dict).
+
+        Returns:
+            The keyword arguments for the view.
+
+        Raises:
+            ParameterError: naming every missing or invalid parameter and why.
+        """
+        kwargs: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for param in self._params:
+            try:
+                if param.in_path:
+                    kwargs[param.name] = param.resolve(path_params[param.name])
+                elif param.many:
+                    values = query_params.getlist(param.name)
+                    if not values and param.default is not _MISSING:
+                        kwargs[param.name] = param.default
+                    elif not values:
+                        errors[param.name] = "missing required query parameter"
+                    else:
+                        kwargs[param.name] = [param.resolve(v) for v in values]
+                else:
+                    raw = query_params.get(param.name, _MISSING)
+                    if raw is not _MISSING:
+                        kwargs[param.name] = param.resolve(raw)
+                    elif param.default is not _MISSING:
+                        kwargs[param.name] = param.default
+                    else:
+                        errors[param.name] = "missing required query parameter"
+            except ValueError as exc:
+                errors[param.name] = str(exc)
+        if errors:
+            raise ParameterError(errors)
+        if self.accepts_extra:
+            for key, value in path_params.items():
+                kwargs.setdefault(key, value)
+        return kwargs

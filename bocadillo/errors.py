@@ -1,0 +1,121 @@
+"""Every exception Bocadillo raises.
+
+Each class also inherits the builtin it resembles, so callers can catch by category::
+
+    BocadilloError
+    ├── ConfigurationError (ValueError)         bad settings or registration, at import/startup
+    │   └── ExpectedAsync (TypeError)           a sync view where an async one is required
+    ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
+    ├── InvalidState (RuntimeError)             e.g. a second ``close()``; a hub used before startup
+    ├── EnvelopeError (ValueError)              a bad realtime envelope, with a stable ``.code``
+    ├── HubError
+    │   ├── UnknownConnection (LookupError)     no connection with that id
+    │   └── BackendUnavailable (ConnectionError) the hub backend cannot be reached
+    └── MissingDependency (ImportError)         an optional package is not installed
+
+``WebSocketDisconnect`` is Starlette's class, re-exported so one ``except`` catches both.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.websockets import WebSocketDisconnect
+
+__all__ = [
+    "BackendUnavailable",
+    "BocadilloError",
+    "ConfigurationError",
+    "EnvelopeError",
+    "ExpectedAsync",
+    "HTTPError",
+    "HubError",
+    "InvalidState",
+    "MissingDependency",
+    "UnknownConnection",
+    "WebSocketDisconnect",
+]
+
+
+class BocadilloError(Exception):
+    """Root of every exception defined by Bocadillo."""
+
+
+class ConfigurationError(BocadilloError, ValueError):
+    """A setting or a registration is wrong. Raised at import or startup, never per request."""
+
+
+class ExpectedAsync(ConfigurationError, TypeError):
+    """A synchronous callable was given where a coroutine function is required."""
+
+
+class HTTPError(BocadilloError, HTTPException):
+    """Abort the current request with an HTTP error response.
+
+    Args:
+        status: The HTTP status code (or an ``http.HTTPStatus``).
+        detail: Extra information for the client: any JSON-serialisable value.
+            Defaults to the status phrase.
+        headers: Headers to add to the error response.
+
+    The default handler answers ``{"error": <phrase>, "status": <code>, "detail": <detail>}``
+    as JSON, or the detail as plain text when the client accepts text but not JSON.
+    """
+
+    def __init__(
+        self,
+        status: int | HTTPStatus,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        code = int(status)
+        self.title = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
+        self.detail_value: Any = self.title if detail is None else detail
+        HTTPException.__init__(self, status_code=code, detail=str(self.detail_value))
+        self.headers = headers
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code, as an ``int``."""
+        return self.status_code
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON body of the default error response."""
+        return {"error": self.title, "status": self.status_code, "detail": self.detail_value}
+
+
+class InvalidState(BocadilloError, RuntimeError):
+    """An operation is not allowed in the object's current state."""
+
+
+class EnvelopeError(BocadilloError, ValueError):
+    """A realtime message could not be handled; ``code`` is stable and sent to the client.
+
+    Args:
+        code: One of ``invalid_json``, ``invalid_envelope``, ``unknown_type``,
+            ``invalid_data``, ``handler_error``, ``rate_limited``, ``message_too_large``.
+        message: A human-readable explanation, safe to show to the client.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class HubError(BocadilloError):
+    """Root of the errors raised by the realtime hub."""
+
+
+class UnknownConnection(HubError, LookupError):
+    """No connection with the given id is registered."""
+
+
+class BackendUnavailable(HubError, ConnectionError):
+    """The hub backend (for example Redis) cannot be reached."""
+
+
+class MissingDependency(BocadilloError, ImportError):
+    """An optional dependency is needed for the chosen feature but is not installed."""

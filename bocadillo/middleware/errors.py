@@ -1,0 +1,112 @@
+"""Turn exceptions raised while serving HTTP into error responses.
+
+``ErrorMiddleware`` sits inside the user middleware and maps exception classes (by their
+MRO) to handlers ``handler(req, res, exc)``. ``HTTPError`` and Starlette's
+``HTTPException`` (its 404/405) have a default handler. Anything unhandled goes on to
+Starlette's ``ServerErrorMiddleware``, which answers 500 and lets the server log it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as _StarletteRequest
+from starlette.responses import JSONResponse, PlainTextResponse, Response as _StarletteResponse
+
+from ..errors import HTTPError
+from ..request import Request
+from ..response import Response
+from ..types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["ErrorHandler", "ErrorMiddleware", "internal_error_response", "wants_text"]
+
+logger = logging.getLogger("bocadillo.errors")
+ErrorHandler = Callable[[Request, Response, Any], Awaitable[None] | None]
+
+
+def wants_text(req: _StarletteRequest) -> bool:
+    """True when the client accepts text (HTML or plain) but not JSON."""
+    accept = req.headers.get("accept", "")
+    if not accept or "json" in accept or "*/*" in accept:
+        return False
+    return "text/" in accept
+
+
+async def http_error_handler(req: Request, res: Response, exc: HTTPError) -> None:
+    """Default handler: the error as JSON, or its detail as text (see ``wants_text``)."""
+    res.status_code = exc.status_code
+    for key, value in (exc.headers or {}).items():
+        res.headers[key] = value
+    if exc.status_code in (204, 304):
+        return
+    if wants_text(req):
+        res.text = exc.detail if isinstance(exc.detail_value, str) else str(exc.detail_value)
+    else:
+        res.json = exc.as_json()
+
+
+def as_http_error(exc: HTTPException) -> HTTPError:
+    """Turn Starlette's ``HTTPException`` (its 404 and 405) into our ``HTTPError``."""
+    if isinstance(exc, HTTPError):
+        return exc
+    error = HTTPError(exc.status_code, headers=dict(exc.headers) if exc.headers else None)
+    if exc.detail and exc.detail != error.title:
+        error.detail_value = exc.detail
+        error.detail = exc.detail
+    return error
+
+
+def internal_error_response(request: _StarletteRequest, exc: Exception) -> _StarletteResponse:
+    """The 500 answer when debug is off: no traceback, JSON or text."""
+    if wants_text(request):
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    return JSONResponse(
+        {"error": "Internal Server Error", "status": 500, "detail": "Internal Server Error"},
+        status_code=500,
+    )
+
+
+class ErrorMiddleware:
+    """Map exceptions to handlers for HTTP requests; pass WebSockets and lifespan through."""
+
+    def __init__(self, app: ASGIApp, handlers: dict[type[BaseException], ErrorHandler]) -> None:
+        self.app = app
+        self.handlers = handlers
+
+    def lookup(self, exc: BaseException) -> ErrorHandler | None:
+        for cls in type(exc).__mro__:
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if isinstance(exc, HTTPException):
+                exc = as_http_error(exc)
+            handler = self.lookup(exc)
+            if handler is None or started:
+                raise
+            req = Request(scope, receive, send)
+            res = Response()
+            result = handler(req, res, exc)
+            if inspect.isawaitable(result):
+                await result
+            await res(scope, receive, send)

@@ -1,0 +1,302 @@
+"""The mutable response object handed to views as ``res``.
+
+Views set attributes on it (``res.json = {...}``, ``res.status_code = 201``) instead of
+building and returning a response; the framework turns it into ASGI messages once the
+view (and its after-hooks) are done.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from starlette.background import BackgroundTasks
+from starlette.concurrency import iterate_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.responses import FileResponse, Response as _StarletteResponse, StreamingResponse
+
+from .types import JSONValue, Receive, Scope, Send
+
+__all__ = ["Response", "encode_json"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_JSON = "application/json"
+_OCTETS = "application/octet-stream"
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_json(value: JSONValue) -> bytes:
+    """Encode ``value`` as compact UTF-8 JSON (the encoding used for every JSON response)."""
+    return _json_encoder.encode(value).encode("utf-8")
+
+
+class Response:
+    """What a view answers: body, status code, headers, cookies and background tasks.
+
+    Set exactly one body: ``text``, ``html``, ``json`` (alias ``media``) or ``content``
+    (bytes), or call ``stream()``, ``file()`` or ``attachment()``. The last one set wins.
+    ``Content-Type`` follows the body unless ``headers["content-type"]`` is set;
+    ``Content-Length`` is computed, except for streams and ``chunked = True``.
+    """
+
+    def __init__(self, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.headers = MutableHeaders()
+        #: Send the body with chunked transfer encoding instead of a Content-Length.
+        self.chunked = False
+        self._body: bytes = b""
+        self._media_type: str | None = None
+        self._json: JSONValue = None
+        self._text: str | None = None
+        self._stream: AsyncIterable[bytes | str] | Iterable[bytes | str] | None = None
+        self._file: tuple[str, str | None, Literal["attachment", "inline"]] | None = None
+        self._cookies: list[tuple[str, dict[str, Any]]] = []
+        self._tasks: BackgroundTasks | None = None
+
+    def _set_body(self, body: bytes, media_type: str | None) -> None:
+        self._body = body
+        self._media_type = media_type
+        self._stream = None
+        self._file = None
+
+    # Body setters ------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str | None:
+        """The body as plain text (``text/plain``)."""
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._set_body(value.encode("utf-8"), _TEXT)
+        self._text = value
+
+    @property
+    def html(self) -> str | None:
+        """The body as HTML (``text/html``)."""
+        return self._text if self._media_type == _HTML else None
+
+    @html.setter
+    def html(self, value: str) -> None:
+        self._set_body(value.encode("utf-8"), _HTML)
+        self._text = value
+
+    @property
+    def json(self) -> JSONValue:
+        """The body as a JSON-serialisable value (``application/json``)."""
+        return self._json
+
+    @json.setter
+    def json(self, value: JSONValue) -> None:
+        self._set_body(encode_json(value), _JSON)
+        self._json = value
+
+    media = json
+
+    @property
+    def content(self) -> bytes:
+        """The raw body (``application/octet-stream`` unless a content type is set)."""
+        return self._body
+
+    @content.setter
+    def content(self, value: bytes) -> None:
+        self._set_body(bytes(value), self._media_type or _OCTETS)
+
+    def stream(self, source: Any) -> Any:
+        """Send the body from an (async) iterable of ``str``/``bytes`` chunks, chunked.
+
+        Usable as a decorator on an async generator function taking no arguments::
+
+            @res.stream
+            async def numbers():
+                for n in range(10):
+                    yield str(n)
+
+        Returns:
+            ``source`` unchanged, so the decorated function keeps its name.
+        """
+        iterable = source() if inspect.isasyncgenfunction(source) else source
+        self._body = b""
+        self._file = None
+        self._stream = iterable
+        return source
+
+    def file(
+        self, path: str | os.PathLike[str], *, attach: bool = False, filename: str | None = None
+    ) -> None:
+        """Send a file from disk; its type is guessed from the name.
+
+        Args:
+            path: The file to send.
+            attach: If true, ask the browser to download it (``Content-Disposition:
+                attachment``) rather than display it.
+            filename: The name to give the client (defaults to the file's own name).
+        """
+        name = filename or (os.path.basename(os.fspath(path)) if attach else None)
+        self._file = (os.fspath(path), name, "attachment" if attach else "inline")
+        self._stream = None
+
+    def attachment(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        content: bytes | str | None = None,
+        filename: str | None = None,
+    ) -> None:
+        """Send a download: a file from disk, or ``content`` made in memory.
+
+        Args:
+            path: A file to send as an attachment.
+            content: The bytes (or text) to send when there is no file.
+            filename: The name the browser saves it under (required with ``content``).
+
+        Raises:
+            ValueError: with neither or both of ``path`` and ``content``, or ``content``
+                without ``filename``.
+        """
+        if (path is None) == (content is None):
+            raise ValueError("attachment() takes either a path or content=...")
+        if path is not None:
+            self.file(path, attach=True, filename=filename)
+            return
+        if filename is None:
+            raise ValueError("attachment(content=...) needs a filename")
+        body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
+        from mimetypes import guess_type
+
+        self._set_body(body, guess_type(filename)[0] or _OCTETS)
+        self.headers["content-disposition"] = f'attachment; filename="{filename}"'
+
+    # Cookies and background tasks ----------------------------------------------------------
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        *,
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        """Set a cookie on the client (see Starlette's ``Response.set_cookie``)."""
+        self._cookies.append(
+            (
+                "set",
+                dict(
+                    key=key,
+                    value=value,
+                    max_age=max_age,
+                    expires=expires,
+                    path=path,
+                    domain=domain,
+                    secure=secure,
+                    httponly=httponly,
+                    samesite=samesite,
+                ),
+            )
+        )
+
+    def delete_cookie(self, key: str, *, path: str = "/", domain: str | None = None) -> None:
+        """Ask the client to forget a cookie."""
+        self._cookies.append(("delete", dict(key=key, path=path, domain=domain)))
+
+    def background(self, func: F, *args: Any, **kwargs: Any) -> F:
+        """Run ``func(*args, **kwargs)`` after the response has been sent.
+
+        ``func`` may be sync (run in a thread) or async. Usable as a decorator.
+
+        Returns:
+            ``func`` unchanged.
+        """
+        if self._tasks is None:
+            self._tasks = BackgroundTasks()
+        self._tasks.add_task(func, *args, **kwargs)
+        return func
+
+    # Sending -----------------------------------------------------------------------------
+
+    def _starlette_response(self) -> _StarletteResponse:
+        headers = dict(self.headers.items())
+        response: _StarletteResponse
+        if self._file is not None:
+            path, filename, disposition = self._file
+            response = FileResponse(
+                path,
+                status_code=self.status_code,
+                headers=headers,
+                filename=filename,
+                content_disposition_type=disposition,
+                background=self._tasks,
+            )
+        elif self._stream is not None or self.chunked:
+            source = self._stream if self._stream is not None else _single_chunk(self._body)
+            response = StreamingResponse(
+                _ensure_async(source),
+                status_code=self.status_code,
+                headers=headers,
+                media_type=self._media_type or _OCTETS,
+                background=self._tasks,
+            )
+        else:
+            response = _StarletteResponse(
+                self._body,
+                status_code=self.status_code,
+                headers=headers,
+                media_type=self._media_type,
+                background=self._tasks,
+            )
+        for action, options in self._cookies:
+            if action == "set":
+                response.set_cookie(**options)
+            else:
+                response.delete_cookie(**options)
+        return response
+
+    def _raw_headers(self) -> list[tuple[bytes, bytes]]:
+        raw = list(self.headers.raw)
+        keys = {key for key, _ in raw}
+        if self._media_type is not None and b"content-type" not in keys:
+            raw.append((b"content-type", self._media_type.encode("latin-1")))
+        if b"content-length" not in keys and not (
+            self.status_code < 200 or self.status_code in (204, 304)
+        ):
+            raw.append((b"content-length", str(len(self._body)).encode("latin-1")))
+        return raw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send this response as ASGI messages, then run the background tasks."""
+        if self._stream is not None or self._file is not None or self.chunked or self._cookies:
+            await self._starlette_response()(scope, receive, send)
+            return
+        # The common case (a body in memory) is written directly: no intermediate object.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self._raw_headers(),
+            }
+        )
+        await send({"type": "http.response.body", "body": self._body})
+        if self._tasks is not None:
+            await self._tasks()
+
+
+async def _single_chunk(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def _ensure_async(source: AsyncIterable[bytes | str] | Iterable[bytes | str]) -> AsyncIterable[Any]:
+    if isinstance(source, AsyncIterable):
+        return source
+    return iterate_in_threadpool(iter(source))

@@ -1,0 +1,533 @@
+"""Routes and the decorators that register them.
+
+``RouteRegistry`` is shared by ``App`` and ``Recipe``: it records HTTP routes, WebSocket
+routes, mounts and included recipes. ``compile_routes`` turns a registry (recursively,
+with prefixes) into Starlette ``Route``/``WebSocketRoute``/``Mount`` objects whose
+endpoints are our ASGI route objects, so Starlette does the path matching.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
+
+from starlette.routing import (
+    BaseRoute,
+    Mount as _StarletteMount,
+    Route as _StarletteRoute,
+    WebSocketRoute as _StarletteWebSocketRoute,
+    compile_path,
+)
+from starlette.websockets import WebSocketDisconnect
+
+from .converters import ParameterError, ParameterPlan
+from .errors import ConfigurationError, HTTPError
+from .request import Request
+from .response import Response
+from .types import ASGIApp, Receive, Scope, Send
+from .views import Handler, callable_name, ensure_async, is_sync_callable, view_handlers
+from .websockets import CaughtCloseCodes, Codec, WebSocket, check_codec
+
+__all__ = ["HTTPRoute", "RouteRegistry", "WebSocketRoute", "compile_routes", "expand_pattern"]
+
+logger = logging.getLogger("bocadillo.routing")
+F = TypeVar("F", bound=Callable[..., Any])
+_WILDCARD = "__wildcard__"
+_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-zA-Z_][a-zA-Z0-9_]*)?}")
+
+
+def expand_pattern(pattern: str) -> str:
+    """Turn a Bocadillo pattern into a Starlette path.
+
+    ``*`` as a whole segment (or the whole pattern) matches the rest of the path,
+    slashes included: ``/static/*`` matches ``/static/css/site.css``.
+
+    Raises:
+        ConfigurationError: if the pattern does not start with ``/`` (or is not ``*``).
+    """
+    if pattern == "*":
+        return "/{" + _WILDCARD + ":path}"
+    if not pattern.startswith("/"):
+        raise ConfigurationError(f"route pattern {pattern!r} must start with '/'")
+    parts = pattern.split("/")
+    if "*" in parts[:-1]:
+        raise ConfigurationError(f"'*' may only end a route pattern: {pattern!r}")
+    if parts[-1] == "*":
+        parts[-1] = "{" + _WILDCARD + ":path}"
+    return "/".join(parts)
+
+
+def route_params(path: str) -> set[str]:
+    """The parameter names of a Starlette path."""
+    return {name for name in _PARAM.findall(path) if name != _WILDCARD}
+
+
+def _apply_result(res: Response, result: Any) -> bool:
+    """Store a view's return value in ``res``. Returns False for a ready-made ASGI response."""
+    if isinstance(result, (dict, list)):
+        res.json = result
+    elif isinstance(result, str):
+        res.text = result
+    elif isinstance(result, (bytes, bytearray)):
+        res.content = bytes(result)
+    elif callable(result):
+        return False
+    else:
+        raise TypeError(
+            f"a view returned {type(result).__name__}; return None, dict, list, str, bytes "
+            "or a Starlette Response, or set attributes on res"
+        )
+    return True
+
+
+class HTTPRoute:
+    """An HTTP route: a pattern and a view, callable as an ASGI app.
+
+    The parameter plan of each handler is computed here, once.
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        view: Any,
+        *,
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.pattern = pattern
+        self.path = expand_pattern(pattern)
+        compile_path(self.path)  # fail early on a malformed pattern
+        self.view = view
+        self.handlers, self.catch_all, owner = view_handlers(view, methods)
+        self.name = name or callable_name(owner)
+        params = route_params(self.path)
+        self._plans: dict[Handler, ParameterPlan] = {}
+        for handler in [*self.handlers.values(), *([self.catch_all] if self.catch_all else [])]:
+            if handler not in self._plans:
+                self._plans[handler] = ParameterPlan(handler, leading=2, route_params=params)
+        if "GET" in self.handlers and "HEAD" not in self.handlers:
+            self.handlers["HEAD"] = self.handlers["GET"]
+
+    @property
+    def methods(self) -> list[str] | None:
+        """The allowed verbs, or ``None`` when a ``handle`` catch-all accepts any verb."""
+        return None if self.catch_all is not None else sorted(self.handlers)
+
+    def handler_for(self, method: str) -> Handler:
+        """The handler serving ``method``.
+
+        Raises:
+            HTTPError: 405 with an ``Allow`` header if no handler serves it.
+        """
+        handler = self.handlers.get(method) or self.catch_all
+        if handler is None:
+            allow = ", ".join(sorted(self.handlers))
+            raise HTTPError(405, headers={"Allow": allow})
+        return handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        req = Request(scope, receive, send)
+        res = Response()
+        handler = self.handler_for(scope["method"])
+        try:
+            kwargs = self._plans[handler].resolve(scope.get("path_params", {}), req.query_params)
+        except ParameterError as exc:
+            raise HTTPError(400, detail=exc.errors) from None
+        result = await handler(req, res, **kwargs)
+        if result is not None and not _apply_result(res, result):
+            await result(scope, receive, send)
+            return
+        await res(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"<HTTPRoute {self.pattern} {self.name}>"
+
+
+Hook = Callable[..., Any]
+
+
+class WebSocketRoute:
+    """A WebSocket route: a pattern, a view and its codecs, callable as an ASGI app.
+
+    The object returned by ``@app.websocket_route()``; it is still callable like the view,
+    and offers ``@route.on_connect`` and ``@route.on_disconnect`` hooks.
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        view: Any,
+        *,
+        auto_accept: bool = True,
+        value_type: Codec | None = None,
+        receive_type: Codec = "text",
+        send_type: Codec = "text",
+        caught_close_codes: CaughtCloseCodes = (1000, 1001),
+        name: str | None = None,
+    ) -> None:
+        ensure_async(view, "WebSocket view")
+        self.pattern = pattern
+        self.path = expand_pattern(pattern)
+        compile_path(self.path)
+        self.view = view
+        self.name = name or callable_name(view)
+        if value_type is not None:
+            receive_type = send_type = value_type
+        self.receive_type = check_codec("receive_type", receive_type)
+        self.send_type = check_codec("send_type", send_type)
+        self.auto_accept = auto_accept
+        self.caught_close_codes = caught_close_codes
+        self.plan = ParameterPlan(view, leading=1, route_params=route_params(self.path))
+        self._on_connect: list[Hook] = []
+        self._on_disconnect: list[Hook] = []
+        #: Set by the app: called with each new ``WebSocket`` before the view runs.
+        self.connection_factory: Callable[[Scope, Receive, Send, WebSocketRoute], WebSocket] = (
+            _default_factory
+        )
+        self.__name__ = self.name
+        self.__doc__ = getattr(view, "__doc__", None)
+
+    def on_connect(self, hook: F) -> F:
+        """Register ``hook(ws)`` (sync or async) to run right after accept, before the view.
+
+        It may send, or close the connection to refuse the client (the view then does
+        not run). A value it returns is sent with the route's send codec.
+        """
+        self._on_connect.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: F) -> F:
+        """Register ``hook(ws)`` (sync or async) to run once when an accepted connection ends,
+        however it ended. ``ws.close_code`` tells the code."""
+        self._on_disconnect.append(hook)
+        return hook
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the view itself (the route stays usable as the function it decorates)."""
+        return await self.view(*args, **kwargs)
+
+    @property
+    def asgi(self) -> ASGIApp:
+        """This route as an ASGI app (what the router calls)."""
+        return _ASGIEndpoint(self)
+
+    async def _run_hook(self, hook: Hook, ws: WebSocket) -> Any:
+        result = hook(ws) if _takes_argument(hook) else hook()
+        if not is_sync_callable(hook):
+            result = await result
+        return result
+
+    async def _after_accept(self, ws: WebSocket) -> None:
+        for hook in self._on_connect:
+            result = await self._run_hook(hook, ws)
+            if ws.closed:
+                return
+            if result is not None:
+                await ws.send(result)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run one connection: convert parameters, accept, run hooks and the view, close."""
+        ws = self.connection_factory(scope, receive, send, self)
+        try:
+            kwargs = self.plan.resolve(scope.get("path_params", {}), ws.query_params)
+        except ParameterError as exc:
+            logger.info("rejecting WebSocket %s: %s", scope.get("path"), exc)
+            await ws.reject()
+            return
+        if self._on_connect:
+            ws.on_accept(self._after_accept)
+        try:
+            if self.auto_accept:
+                await ws.accept()
+            if not ws.closed or not self.auto_accept:
+                await self.view(ws, **kwargs)
+        except WebSocketDisconnect as exc:
+            if not ws.silences(exc):
+                raise
+        except Exception:
+            await ws.ensure_closed(1011)
+            raise
+        else:
+            await ws.ensure_closed(1000)
+        finally:
+            if ws.accepted:
+                await self._disconnected(ws)
+
+    async def _disconnected(self, ws: WebSocket) -> None:
+        for hook in self._on_disconnect:
+            try:
+                await self._run_hook(hook, ws)
+            except Exception:
+                logger.exception("on_disconnect hook %s failed", callable_name(hook))
+
+    def __repr__(self) -> str:
+        return f"<WebSocketRoute {self.pattern} {self.name}>"
+
+
+class _ASGIEndpoint:
+    """Wraps a ``WebSocketRoute`` so Starlette treats it as an ASGI app, not a function."""
+
+    __slots__ = ("route",)
+
+    def __init__(self, route: WebSocketRoute) -> None:
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.route.handle(scope, receive, send)
+
+
+def _takes_argument(func: Callable[..., Any]) -> bool:
+    try:
+        return bool(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return True
+
+
+def _default_factory(
+    scope: Scope, receive: Receive, send: Send, route: WebSocketRoute
+) -> WebSocket:
+    return WebSocket(
+        scope,
+        receive,
+        send,
+        receive_type=route.receive_type,
+        send_type=route.send_type,
+        caught_close_codes=route.caught_close_codes,
+    )
+
+
+class _MountEntry:
+    def __init__(self, prefix: str, app: ASGIApp, name: str | None) -> None:
+        self.prefix = prefix
+        self.app = app
+        self.name = name
+
+
+class RouteRegistry:
+    """Route registration shared by ``App`` and ``Recipe``."""
+
+    def __init__(self) -> None:
+        self._http_routes: list[HTTPRoute] = []
+        self._ws_routes: list[WebSocketRoute] = []
+        self._mounts: list[_MountEntry] = []
+        self._recipes: list[tuple[str, RouteRegistry]] = []
+
+    def _changed(self) -> None:
+        """Called after every registration (the app drops its compiled router)."""
+
+    # HTTP -----------------------------------------------------------------------------------
+
+    def route(
+        self, pattern: str, *, methods: Collection[str] | None = None, name: str | None = None
+    ) -> Callable[[F], F]:
+        """Register an HTTP view (a function or a class) for ``pattern``.
+
+        Args:
+            pattern: ``/items/{pk}``; ``{name:path}`` or a final ``*`` match the rest.
+            methods: For function views, the allowed verbs (default ``["GET"]``, HEAD
+                included). Class-based views serve the verbs they define.
+            name: The route's name for ``url_for`` (defaults to the view's name).
+
+        Raises:
+            ExpectedAsync: if a handler is not ``async def``.
+            ConfigurationError: for a bad pattern or a parameter that cannot be converted.
+        """
+
+        def decorate(view: F) -> F:
+            self.add_route(pattern, view, methods=methods, name=name)
+            return view
+
+        return decorate
+
+    def add_route(
+        self,
+        pattern: str,
+        view: Any,
+        *,
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+    ) -> HTTPRoute:
+        """Register ``view`` for ``pattern`` (the non-decorator form of ``route``)."""
+        route = HTTPRoute(pattern, view, methods=methods, name=name)
+        self._http_routes.append(route)
+        self._changed()
+        return route
+
+    def _verb(self, verb: str, pattern: str, name: str | None) -> Callable[[F], F]:
+        return self.route(pattern, methods=[verb], name=name)
+
+    def get(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a GET (and HEAD) view."""
+        return self._verb("GET", pattern, name)
+
+    def post(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a POST view."""
+        return self._verb("POST", pattern, name)
+
+    def put(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a PUT view."""
+        return self._verb("PUT", pattern, name)
+
+    def patch(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a PATCH view."""
+        return self._verb("PATCH", pattern, name)
+
+    def delete(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a DELETE view."""
+        return self._verb("DELETE", pattern, name)
+
+    def options(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register an OPTIONS view."""
+        return self._verb("OPTIONS", pattern, name)
+
+    def head(self, pattern: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a HEAD view."""
+        return self._verb("HEAD", pattern, name)
+
+    # WebSockets -----------------------------------------------------------------------------
+
+    def websocket_route(
+        self,
+        pattern: str,
+        *,
+        auto_accept: bool = True,
+        value_type: Codec | None = None,
+        receive_type: Codec = "text",
+        send_type: Codec = "text",
+        caught_close_codes: CaughtCloseCodes = (1000, 1001),
+        name: str | None = None,
+    ) -> Callable[[Callable[..., Any]], WebSocketRoute]:
+        """Register an async WebSocket view ``view(ws, **params)`` for ``pattern``.
+
+        Args:
+            pattern: As for ``route``; parameters are typed the same way.
+            auto_accept: Accept before the view runs and close (1000) after it returns.
+            value_type: Sets both ``receive_type`` and ``send_type``.
+            receive_type: Codec of ``ws.receive()``: ``"text"``, ``"bytes"``, ``"json"``.
+            send_type: Codec of ``ws.send()``.
+            caught_close_codes: Client close codes that end the view silently; ``all``
+                for every code, ``()`` for none.
+            name: The route's name for ``url_for``.
+
+        Returns:
+            A decorator returning the ``WebSocketRoute`` (it has ``on_connect`` and
+            ``on_disconnect``).
+
+        Raises:
+            ExpectedAsync: if the view is not ``async def``.
+            ConfigurationError: for a bad codec, pattern or parameter annotation.
+        """
+
+        def decorate(view: Callable[..., Any]) -> WebSocketRoute:
+            route = WebSocketRoute(
+                pattern,
+                view,
+                auto_accept=auto_accept,
+                value_type=value_type,
+                receive_type=receive_type,
+                send_type=send_type,
+                caught_close_codes=caught_close_codes,
+                name=name,
+            )
+            self._ws_routes.append(route)
+            self._changed()
+            return route
+
+        return decorate
+
+    # Composition ----------------------------------------------------------------------------
+
+    def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
+        """Serve any ASGI app (a Starlette app, a ``StaticFiles`` folder...) under ``prefix``.
+
+        Raises:
+            ConfigurationError: if ``prefix`` does not start with ``/``.
+        """
+        if not prefix.startswith("/"):
+            raise ConfigurationError(f"mount prefix {prefix!r} must start with '/'")
+        self._mounts.append(_MountEntry(prefix.rstrip("/"), app, name))
+        self._changed()
+
+    def include(self, recipe: RouteRegistry, prefix: str | None = None) -> None:
+        """Include a ``Recipe``'s routes under its prefix (or ``prefix``)."""
+        if recipe is self:
+            raise ConfigurationError("a recipe cannot include itself")
+        chosen = prefix if prefix is not None else getattr(recipe, "prefix", "")
+        if chosen and not chosen.startswith("/"):
+            raise ConfigurationError(f"recipe prefix {chosen!r} must start with '/'")
+        self._recipes.append((chosen.rstrip("/"), recipe))
+        self._changed()
+
+    recipe = include
+
+    def _qualify(self, name: str) -> str:
+        return name
+
+
+def compile_routes(
+    registry: RouteRegistry,
+    *,
+    prefix: str = "",
+    qualify: Callable[[str], str] | None = None,
+    configure_ws: Callable[[WebSocketRoute], None] | None = None,
+    _seen: tuple[int, ...] = (),
+) -> list[BaseRoute]:
+    """Flatten a registry and its recipes into Starlette routes.
+
+    Raises:
+        ConfigurationError: if a recipe includes itself, directly or not.
+    """
+    if id(registry) in _seen:
+        raise ConfigurationError("recipes include each other in a cycle")
+    seen = (*_seen, id(registry))
+
+    def name_of(name: str) -> str:
+        local = registry._qualify(name)
+        return qualify(local) if qualify else local
+
+    routes: list[BaseRoute] = []
+    # Wildcard routes go last so that they never shadow a more specific route.
+    http_routes = sorted(registry._http_routes, key=lambda r: _WILDCARD in r.path)
+    for route in http_routes:
+        routes.append(
+            _StarletteRoute(
+                _join(prefix, route.path),
+                endpoint=route,
+                methods=route.methods,
+                name=name_of(route.name),
+            )
+        )
+    for ws_route in registry._ws_routes:
+        if configure_ws is not None:
+            configure_ws(ws_route)
+        routes.append(
+            _StarletteWebSocketRoute(
+                _join(prefix, ws_route.path),
+                endpoint=ws_route.asgi,
+                name=name_of(ws_route.name),
+            )
+        )
+    for sub_prefix, recipe in registry._recipes:
+        routes.extend(
+            compile_routes(
+                recipe,
+                prefix=prefix + sub_prefix,
+                qualify=name_of,
+                configure_ws=configure_ws,
+                _seen=seen,
+            )
+        )
+    for mount in registry._mounts:
+        routes.append(_StarletteMount(_join(prefix, mount.prefix), app=mount.app, name=mount.name))
+    return routes
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if path == "/":
+        return prefix
+    return prefix + path

@@ -1,0 +1,432 @@
+"""The WebSocket object handed to WebSocket views as ``ws``.
+
+It keeps the accept/close state machine of one connection and encodes and decodes
+messages with the route's codecs (``text``, ``bytes`` or ``json``).
+
+State machine::
+
+    connecting --accept()--> connected --close()/client disconnect--> closed
+    connecting --reject()/close()--> closed        (the client gets an HTTP 403)
+
+Once closed, ``receive()`` and ``send()`` raise ``WebSocketDisconnect`` with the close
+code, and a second ``close()`` raises ``InvalidState``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+from starlette.datastructures import QueryParams, State
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
+
+from .closecodes import CloseCode
+from .errors import ConfigurationError, InvalidState
+from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
+
+__all__ = [
+    "CaughtCloseCodes",
+    "Codec",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "new_connection_id",
+]
+
+Codec = Literal["text", "bytes", "json"]
+CaughtCloseCodes = Iterable[int] | type[all]  # type: ignore[valid-type]
+_CODECS = ("text", "bytes", "json")
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def new_connection_id() -> ConnectionId:
+    """Return a new random, URL-safe connection id (16 characters, 96 bits)."""
+    return ConnectionId(secrets.token_urlsafe(12))
+
+
+def check_codec(name: str, value: str) -> Codec:
+    """Validate a codec name given at registration.
+
+    Raises:
+        ConfigurationError: if ``value`` is not ``text``, ``bytes`` or ``json``.
+    """
+    if value not in _CODECS:
+        raise ConfigurationError(f"{name} must be one of {', '.join(_CODECS)}, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+class _CatchAll:
+    """A container that holds every close code (used for ``caught_close_codes=all``)."""
+
+    def __contains__(self, code: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "all"
+
+
+def normalize_caught_codes(codes: Any) -> Any:
+    """Turn the ``caught_close_codes`` argument into a container of ints."""
+    if codes is all:
+        return _CatchAll()
+    return frozenset(int(code) for code in codes)
+
+
+AcceptCallback = Callable[["WebSocket"], Awaitable[None]]
+
+
+class WebSocket(HTTPConnection):
+    """One WebSocket connection.
+
+    Besides the attributes shared with ``Request`` (``url``, ``headers``,
+    ``query_params``, ``cookies``, ``client``, ``path_params``, ``session``), it has:
+
+    - ``id``: a unique, URL-safe connection id, available before ``accept()``;
+    - ``state``: a ``State`` for your own per-connection data;
+    - ``close_code``: the code the connection closed with (``None`` while open).
+
+    Args:
+        scope, receive, send: The ASGI connection.
+        receive_type: The codec of ``receive()``: ``"text"``, ``"bytes"`` or ``"json"``.
+        send_type: The codec of ``send()``.
+        caught_close_codes: Client close codes that end the view silently.
+        id: The connection id; a random one is made when omitted.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        receive_type: Codec = "text",
+        send_type: Codec = "text",
+        caught_close_codes: Any = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY),
+        id: str | None = None,
+    ) -> None:
+        super().__init__(scope)
+        self._receive = receive
+        self._send = send
+        self.id: ConnectionId = ConnectionId(id) if id is not None else new_connection_id()
+        self.receive_type = receive_type
+        self.send_type = send_type
+        self.caught_close_codes = normalize_caught_codes(caught_close_codes)
+        self._connect_received = False
+        self._accepted = False
+        self._closed = False
+        self.closed_by_server = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.subprotocol: str | None = None
+        self._user_state = State()
+        self._accept_callbacks: list[AcceptCallback] = []
+
+    # Connection data -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """Per-connection user data: set any attribute on it."""
+        return self._user_state
+
+    @property
+    def query_parameters(self) -> QueryParams:
+        """Alias of ``query_params`` (the name used by Bocadillo 0.x)."""
+        return self.query_params
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return list(self.scope.get("subprotocols", []))
+
+    @property
+    def accepted(self) -> bool:
+        """Whether ``accept()`` has been sent."""
+        return self._accepted
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed, by either side."""
+        return self._closed
+
+    def on_accept(self, callback: AcceptCallback) -> None:
+        """Run ``await callback(ws)`` right after the connection is accepted."""
+        self._accept_callbacks.append(callback)
+
+    # Raw ASGI events -----------------------------------------------------------------------
+
+    async def receive_event(self) -> Message:
+        """Receive the next raw ASGI event (``websocket.receive`` or ``websocket.disconnect``).
+
+        A ``websocket.disconnect`` event marks the connection closed; it is returned,
+        not raised.
+        """
+        if not self._connect_received:
+            message = await self._receive()
+            self._connect_received = True
+            if message["type"] == "websocket.connect":
+                return message
+        else:
+            message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self._mark_closed(message.get("code", CloseCode.NORMAL_CLOSURE), message.get("reason"))
+        return message
+
+    async def send_event(self, message: Message) -> None:
+        """Send a raw ASGI event (``websocket.accept``, ``websocket.send``, ``websocket.close``)."""
+        kind = message["type"]
+        if kind == "websocket.accept":
+            self._accepted = True
+        elif kind == "websocket.close":
+            self._mark_closed(message.get("code", CloseCode.NORMAL_CLOSURE), message.get("reason"))
+            self.closed_by_server = True
+        await self._send(message)
+
+    def _mark_closed(self, code: int, reason: str | None) -> None:
+        if not self._closed:
+            self._closed = True
+            self.close_code = code
+            self.close_reason = reason or ""
+
+    # Handshake and closing -----------------------------------------------------------------
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Accept the connection; a no-op if it is already accepted.
+
+        Args:
+            subprotocol: The subprotocol to select, one of ``ws.subprotocols``.
+            headers: Extra headers for the handshake response.
+
+        Raises:
+            InvalidState: if the connection was rejected or closed before being accepted.
+            WebSocketDisconnect: if the client went away during the handshake.
+        """
+        if self._accepted:
+            return
+        if self._closed:
+            raise InvalidState("cannot accept a WebSocket that was rejected or closed")
+        if not self._connect_received:
+            message = await self.receive_event()
+            if message["type"] != "websocket.connect":
+                raise WebSocketDisconnect(self.close_code or CloseCode.ABNORMAL_CLOSURE)
+        self.subprotocol = subprotocol
+        await self.send_event(
+            {"type": "websocket.accept", "subprotocol": subprotocol, "headers": list(headers or [])}
+        )
+        for callback in self._accept_callbacks:
+            await callback(self)
+            if self._closed:
+                break
+
+    async def reject(self) -> None:
+        """Refuse the connection: the client gets an HTTP 403 answer to its handshake.
+
+        Call it before ``accept()`` (with ``auto_accept=False``, or in an ``on_connect``
+        hook's place). After accept, the WebSocket protocol has no 403: the connection is
+        closed with 1008 (policy violation) instead. Return from the view afterwards.
+
+        Raises:
+            InvalidState: if the connection is already closed.
+        """
+        if self._accepted:
+            await self.close(CloseCode.POLICY_VIOLATION)
+        else:
+            await self.close(CloseCode.REJECTED)
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection with ``code`` (before accept: reject with HTTP 403).
+
+        Raises:
+            InvalidState: if the server already closed this connection.
+        """
+        if self.closed_by_server:
+            raise InvalidState(f"WebSocket already closed with code {self.close_code}")
+        if self._closed:
+            # The client left first: there is nobody to send a close frame to.
+            self.closed_by_server = True
+            return
+        try:
+            await self.send_event({"type": "websocket.close", "code": int(code), "reason": reason})
+        except OSError:
+            pass  # the transport is gone; the connection is closed either way
+
+    async def ensure_closed(self, code: int = CloseCode.NORMAL_CLOSURE) -> None:
+        """Close the connection unless it is already closed. Never raises."""
+        if self._closed:
+            return
+        await self.close(code)
+
+    async def __aenter__(self) -> WebSocket:
+        await self.accept()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if isinstance(exc, WebSocketDisconnect):
+            return self.silences(exc)
+        if exc is not None and isinstance(exc, Exception):
+            await self.ensure_closed(CloseCode.INTERNAL_ERROR)
+            return False
+        await self.ensure_closed(CloseCode.NORMAL_CLOSURE)
+        return False
+
+    def silences(self, exc: WebSocketDisconnect) -> bool:
+        """Whether ``exc`` ends the connection quietly.
+
+        True when the server closed the connection itself (then the exception only
+        unwinds the view), or the client's close code is in ``caught_close_codes``.
+        """
+        return self.closed_by_server or exc.code in self.caught_close_codes
+
+    # Receiving -----------------------------------------------------------------------------
+
+    async def _receive_data(self) -> Message:
+        if self._closed:
+            raise WebSocketDisconnect(
+                self.close_code or CloseCode.NORMAL_CLOSURE, self.close_reason
+            )
+        if not self._accepted:
+            raise InvalidState("call accept() before receiving (or use auto_accept=True)")
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            code = message.get("code", CloseCode.NORMAL_CLOSURE)
+            self._mark_closed(code, message.get("reason"))
+            raise WebSocketDisconnect(code, message.get("reason"))
+        return message
+
+    async def _invalid(self, code: CloseCode, reason: str) -> WebSocketDisconnect:
+        await self.close(code, reason)
+        return WebSocketDisconnect(code, reason)
+
+    async def receive_text(self) -> str:
+        """Receive one message as text. A binary frame is decoded as UTF-8.
+
+        Raises:
+            WebSocketDisconnect: when the client disconnects, or with 1007 (after closing
+                the connection) when a binary frame is not valid UTF-8.
+        """
+        message = await self._receive_data()
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        try:
+            return bytes(message.get("bytes") or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise await self._invalid(CloseCode.INVALID_DATA, "expected UTF-8 text") from None
+
+    async def receive_bytes(self) -> bytes:
+        """Receive one message as bytes. A text frame is encoded as UTF-8.
+
+        Raises:
+            WebSocketDisconnect: when the client disconnects.
+        """
+        message = await self._receive_data()
+        data = message.get("bytes")
+        if data is not None:
+            return bytes(data)
+        return str(message.get("text") or "").encode("utf-8")
+
+    async def receive_json(self) -> JSONValue:
+        """Receive one message (text or UTF-8 binary frame) and parse it as JSON.
+
+        Raises:
+            WebSocketDisconnect: when the client disconnects, or with 1007 (after closing
+                the connection) when the message is not valid JSON.
+        """
+        message = await self._receive_data()
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise await self._invalid(CloseCode.INVALID_DATA, "invalid JSON") from None
+
+    async def receive(self) -> Any:
+        """Receive one message decoded with the route's ``receive_type``."""
+        if self.receive_type == "text":
+            return await self.receive_text()
+        if self.receive_type == "json":
+            return await self.receive_json()
+        return await self.receive_bytes()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        """Yield received messages forever; a disconnect raises ``WebSocketDisconnect``."""
+        while True:
+            yield await self.receive()
+
+    # Sending -------------------------------------------------------------------------------
+
+    async def _send_data(self, message: Message) -> None:
+        if self._closed:
+            raise WebSocketDisconnect(
+                self.close_code or CloseCode.NORMAL_CLOSURE, self.close_reason
+            )
+        if not self._accepted:
+            raise InvalidState("call accept() before sending (or use auto_accept=True)")
+        try:
+            await self._send(message)
+        except OSError:
+            self._mark_closed(CloseCode.ABNORMAL_CLOSURE, "connection lost")
+            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
+
+    async def send_text(self, data: str) -> None:
+        """Send a text frame."""
+        await self._send_data({"type": "websocket.send", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary frame."""
+        await self._send_data({"type": "websocket.send", "bytes": data})
+
+    async def send_json(self, data: JSONValue) -> None:
+        """Send ``data`` encoded as compact JSON in a text frame."""
+        await self._send_data({"type": "websocket.send", "text": _json_encoder.encode(data)})
+
+    async def send(self, value: Any) -> None:
+        """Send ``value`` with the route's ``send_type``.
+
+        ``text`` sends a ``str`` as a text frame (``bytes`` as a binary frame);
+        ``bytes`` sends ``bytes`` (a ``str`` is encoded as UTF-8); ``json`` encodes any
+        JSON-serialisable value.
+
+        Raises:
+            TypeError: if ``value`` does not fit the send type.
+            WebSocketDisconnect: if the connection is closed.
+        """
+        await self._send_data(encode_message(value, self.send_type))
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.id} {self.url.path}>"
+
+    def __eq__(self, other: Any) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+
+def encode_message(value: Any, send_type: Codec) -> Message:
+    """Build the ``websocket.send`` event for ``value`` under ``send_type``.
+
+    Raises:
+        TypeError: if ``value`` does not fit the send type.
+    """
+    if send_type == "json":
+        return {"type": "websocket.send", "text": _json_encoder.encode(value)}
+    if isinstance(value, str):
+        if send_type == "bytes":
+            return {"type": "websocket.send", "bytes": value.encode("utf-8")}
+        return {"type": "websocket.send", "text": value}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "websocket.send", "bytes": bytes(value)}
+    raise TypeError(
+        f"send_type={send_type!r} sends str or bytes, not {type(value).__name__}; "
+        "use send_json() or send_type='json'"
+    )
