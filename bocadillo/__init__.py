@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .applications import App
 from .closecodes import CloseCode
+from .config import Settings, configure, plugin, settings
 from .errors import (
     BackendUnavailable,
     BocadilloError,
@@ -17,10 +18,17 @@ from .errors import (
     UnknownConnection,
     WebSocketDisconnect,
 )
+from .hooks import after, before
+from .injection import provider, useprovider
+from .middleware.base import Middleware
 from .recipes import Recipe
+from .redirection import Redirect
 from .request import ClientDisconnect, Request
 from .response import Response
 from .routing import HTTPRoute, WebSocketRoute
+from .sse import EventStream, server_event
+from .staticfiles import static
+from .templates import Templates
 from .testing import LiveServer, create_client
 from .websockets import WebSocket
 
@@ -34,19 +42,33 @@ __all__ = [
     "CloseCode",
     "ConfigurationError",
     "EnvelopeError",
+    "EventStream",
     "ExpectedAsync",
     "HTTPError",
     "HTTPRoute",
     "HubError",
     "InvalidState",
     "LiveServer",
+    "Middleware",
     "MissingDependency",
     "Recipe",
+    "Redirect",
     "Request",
     "Response",
+    "Settings",
+    "Templates",
     "UnknownConnection",
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketRoute",
+    "after",
+    "before",
+    "configure",
     "create_client",
+    "plugin",
+    "provider",
+    "server_event",
+    "settings",
+    "static",
+    "useprovider",
 ]

@@ -10,23 +10,33 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 from starlette.datastructures import State, URLPath
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Router
 
+from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
+from .injection import ProviderRegistry, ScopeName
 from .middleware.errors import (
     ErrorHandler,
     ErrorMiddleware,
     http_error_handler,
     internal_error_response,
 )
+from .middleware.hsts import HSTSMiddleware
+from .redirection import Redirect, redirect_handler
 from .routing import RouteRegistry, compile_routes
+from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["App"]
@@ -43,6 +53,9 @@ class App(RouteRegistry):
     Args:
         name: A name for logs and ``repr`` (defaults to ``"bocadillo"``).
         debug: Show tracebacks in 500 responses. Never in production.
+        **settings: Initial settings (see ``bocadillo.config.DEFAULTS``); ``configure()``
+            adds to them. Unconfigured apps are configured with these when they first
+            serve.
 
     Example::
 
@@ -53,15 +66,21 @@ class App(RouteRegistry):
             res.text = "Hello, world!"
     """
 
-    def __init__(self, name: str | None = None, *, debug: bool = False) -> None:
+    def __init__(self, name: str | None = None, *, debug: bool = False, **settings: Any) -> None:
         super().__init__()
         self.name = name or "bocadillo"
         self.debug = debug
         #: Application-wide user data.
         self.state = State()
+        #: The app's providers (see ``bocadillo.injection``).
+        self.providers = ProviderRegistry()
+        self._initial_settings: dict[str, Any] = {"debug": debug, **settings}
+        self._configured = False
+        self._settings: Settings | None = None
         self._handlers: dict[Event, list[EventHandler]] = {"startup": [], "shutdown": []}
         self._error_handlers: dict[type[BaseException], ErrorHandler] = {
             HTTPError: http_error_handler,
+            Redirect: redirect_handler,
         }
         self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
         self._router: Router | None = None
@@ -70,6 +89,45 @@ class App(RouteRegistry):
     def _changed(self) -> None:
         self._router = None
         self._stack = None
+
+    # Settings -------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """This app's settings (configured with the defaults on first access if needed)."""
+        if self._settings is None:
+            configure(self, **self._initial_settings)
+        assert self._settings is not None
+        return self._settings
+
+    def _apply_settings(self, settings: Settings, plugins: list[Plugin]) -> None:
+        """Called once by ``configure()``: store settings and run plugins."""
+        self._settings = settings
+        self._configured = True
+        for func in plugins:
+            func(self)
+        self.debug = bool(settings["debug"])
+        if settings["sessions"] and not settings["secret_key"]:
+            raise ConfigurationError(
+                "sessions are on but no secret key is set: pass secret_key=... to "
+                "configure() or set the SECRET_KEY environment variable"
+            )
+        static_dir = settings["static_dir"]
+        if static_dir and os.path.isdir(static_dir):
+            self.mount(settings["static_root"], static(static_dir), name="static")
+        self._changed()
+
+    def provider(
+        self, func: F | None = None, *, scope: ScopeName = "request", name: str | None = None
+    ) -> Any:
+        """Register a provider for this app only (see ``bocadillo.provider``)."""
+
+        def register(f: F) -> F:
+            self.providers.register(f, scope=scope, name=name)
+            self._changed()
+            return f
+
+        return register(func) if func is not None else register
 
     # Lifespan -------------------------------------------------------------------------------
 
@@ -102,7 +160,10 @@ class App(RouteRegistry):
         try:
             yield
         finally:
-            await self._run_handlers("shutdown")
+            try:
+                await self._run_handlers("shutdown")
+            finally:
+                await self.providers.aclose()
 
     # Errors ---------------------------------------------------------------------------------
 
@@ -140,7 +201,9 @@ class App(RouteRegistry):
         """The compiled Starlette router."""
         if self._router is None:
             self._router = Router(
-                routes=compile_routes(self, configure_ws=self._configure_ws),
+                routes=compile_routes(
+                    self, providers=self.providers, configure_ws=self._configure_ws
+                ),
                 lifespan=self._lifespan,
             )
         return self._router
@@ -157,9 +220,24 @@ class App(RouteRegistry):
         return self.router.url_path_for(name, **params)
 
     def _build(self) -> ASGIApp:
+        settings = self.settings
         app: ASGIApp = ErrorMiddleware(self.router, dict(self._error_handlers))
         for cls, args, kwargs in self._middleware:
             app = cls(app, *args, **kwargs)
+        # Built-in middleware, innermost first: sessions, gzip, CORS, HSTS, allowed hosts.
+        if settings["sessions"]:
+            options = settings["sessions"] if isinstance(settings["sessions"], dict) else {}
+            app = SessionMiddleware(app, secret_key=settings["secret_key"], **options)
+        if settings["gzip"]:
+            app = GZipMiddleware(app, minimum_size=int(settings["gzip_min_size"]))
+        if settings["cors"]:
+            extra = settings["cors"] if isinstance(settings["cors"], dict) else {}
+            app = CORSMiddleware(app, **{**CORS_DEFAULTS, **extra})
+        if settings["hsts"]:
+            app = HSTSMiddleware(app)
+        hosts = list(settings["allowed_hosts"] or ["*"])
+        if hosts != ["*"]:
+            app = TrustedHostMiddleware(app, allowed_hosts=hosts)
         return ServerErrorMiddleware(
             app, handler=None if self.debug else internal_error_response, debug=self.debug
         )

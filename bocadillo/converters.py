@@ -99,6 +99,10 @@ def _identity(value: str) -> str:
     return value
 
 
+#: Containers cannot be built from one string: a list comes from a repeated query parameter.
+_UNCONVERTIBLE = (dict, list, tuple, set, frozenset, bytes, bytearray)
+_SEQUENCES = (list, tuple, set, frozenset)
+
 _BUILTIN: dict[Any, Converter] = {
     str: _identity,
     int: _to_int,
@@ -124,10 +128,15 @@ def _field_converter(field: Any) -> Converter:
 
 
 def _enum_converter(cls: type[enum.Enum]) -> Converter:
+    # The raw value is a string, so non-string members (IntEnum...) match by their text.
+    by_text = {str(member.value): member for member in cls}
+
     def convert(value: str) -> Any:
         try:
             return cls(value)
         except ValueError:
+            if value in by_text:
+                return by_text[value]
             choices = ", ".join(repr(member.value) for member in cls)
             raise ValueError(f"expected one of {choices}") from None
 
@@ -174,6 +183,8 @@ def converter_for(annotation: Any) -> Converter:
             return allowed[value]
 
         return convert_literal
+    if annotation in _UNCONVERTIBLE:
+        raise ConfigurationError(f"cannot convert a parameter to {annotation!r}")
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return _enum_converter(annotation)
@@ -237,6 +248,8 @@ class ParameterPlan:
                 f"({'req, res' if leading == 2 else 'ws'}) before its parameters"
             )
         skipped = {p.name for p in positional[:leading]}
+        #: The names of the leading parameters the framework fills itself.
+        self.skipped = frozenset(skipped)
         self.accepts_extra = any(p.kind is p.VAR_KEYWORD for p in params)
         self.route_params = frozenset(route_params)
         self._params: list[_Param] = []
@@ -258,7 +271,7 @@ class ParameterPlan:
             if annotation.has_default():
                 default = annotation.get_default_value()
         inner, nullable = _unwrap_optional(annotation)
-        many = typing.get_origin(inner) in (list, tuple, set, frozenset)
+        many = inner in _SEQUENCES or typing.get_origin(inner) in _SEQUENCES
         if many:
             args = typing.get_args(inner)
             inner = args[0] if args else str

@@ -25,6 +25,9 @@ class Request(_StarletteRequest):
     - ``async for chunk in req`` streams the body.
     """
 
+    #: The provider values of this request (set when the app has providers).
+    providers: Any = None
+
     async def json(self) -> JSONValue:
         """Parse the body as JSON.
 

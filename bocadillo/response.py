@@ -59,10 +59,14 @@ class Response:
         self._file: tuple[str, str | None, Literal["attachment", "inline"]] | None = None
         self._cookies: list[tuple[str, dict[str, Any]]] = []
         self._tasks: BackgroundTasks | None = None
+        self._events: AsyncIterable[str | bytes] | None = None
 
     def _set_body(self, body: bytes, media_type: str | None) -> None:
         self._body = body
         self._media_type = media_type
+        # The last body set wins: the getters of the others read None again.
+        self._json = None
+        self._text = None
         self._stream = None
         self._file = None
 
@@ -102,12 +106,12 @@ class Response:
 
     @property
     def content(self) -> bytes:
-        """The raw body (``application/octet-stream`` unless a content type is set)."""
+        """The raw body (``application/octet-stream`` unless ``headers["content-type"]`` is set)."""
         return self._body
 
     @content.setter
     def content(self, value: bytes) -> None:
-        self._set_body(bytes(value), self._media_type or _OCTETS)
+        self._set_body(bytes(value), _OCTETS)
 
     def stream(self, source: Any) -> Any:
         """Send the body from an (async) iterable of ``str``/``bytes`` chunks, chunked.
@@ -125,7 +129,21 @@ class Response:
         iterable = source() if inspect.isasyncgenfunction(source) else source
         self._body = b""
         self._file = None
+        self._events = None
         self._stream = iterable
+        return source
+
+    def event_stream(self, source: Any) -> Any:
+        """Send server-sent events from an async generator of ``server_event(...)`` strings.
+
+        Usable as a decorator, like ``stream``. The response is ``text/event-stream``;
+        a client disconnect cancels and closes the generator.
+        """
+        iterable = source() if inspect.isasyncgenfunction(source) else source
+        self._body = b""
+        self._file = None
+        self._stream = None
+        self._events = iterable
         return source
 
     def file(
@@ -276,6 +294,13 @@ class Response:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send this response as ASGI messages, then run the background tasks."""
+        if self._events is not None:
+            from .sse import EventStream
+
+            await EventStream(self._events, headers=list(self.headers.raw))(scope, receive, send)
+            if self._tasks is not None:
+                await self._tasks()
+            return
         if self._stream is not None or self._file is not None or self.chunked or self._cookies:
             await self._starlette_response()(scope, receive, send)
             return

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from .converters import ParameterError, ParameterPlan
 from .errors import ConfigurationError, HTTPError
+from .injection import ProviderRegistry, ProviderScope, Resolver
 from .request import Request
 from .response import Response
 from .types import ASGIApp, Receive, Scope, Send
@@ -103,13 +104,43 @@ class HTTPRoute:
         self.view = view
         self.handlers, self.catch_all, owner = view_handlers(view, methods)
         self.name = name or callable_name(owner)
-        params = route_params(self.path)
+        self._route_params = route_params(self.path)
         self._plans: dict[Handler, ParameterPlan] = {}
-        for handler in [*self.handlers.values(), *([self.catch_all] if self.catch_all else [])]:
-            if handler not in self._plans:
-                self._plans[handler] = ParameterPlan(handler, leading=2, route_params=params)
+        for handler in self._all_handlers():
+            self._plans[handler] = ParameterPlan(
+                handler, leading=2, route_params=self._route_params
+            )
+        self._inject: dict[Handler, ProviderScope] = {}
+        self._providers: ProviderRegistry | None = None
         if "GET" in self.handlers and "HEAD" not in self.handlers:
             self.handlers["HEAD"] = self.handlers["GET"]
+
+    def _all_handlers(self) -> list[Handler]:
+        handlers = list(dict.fromkeys(self.handlers.values()))
+        if self.catch_all is not None:
+            handlers.append(self.catch_all)
+        return handlers
+
+    def prepare(self, providers: ProviderRegistry) -> None:
+        """Bind the route to an app's providers (called when the app compiles its routes).
+
+        Parameters named after providers are injected instead of read from the query.
+
+        Raises:
+            ConfigurationError: for a missing or circular provider.
+        """
+        self._providers = providers if providers.definitions else None
+        self._inject = {}
+        for handler in self._all_handlers():
+            plan = self._plans[handler]
+            where = f"view {callable_name(handler)!r}"
+            scope = ProviderScope.of(handler, providers, skip=plan.skipped, where=where)
+            if set(scope.injected) & plan.names:
+                self._plans[handler] = ParameterPlan(
+                    handler, leading=2, route_params=self._route_params, exclude=scope.injected
+                )
+            if not scope.empty:
+                self._inject[handler] = scope
 
     @property
     def methods(self) -> list[str] | None:
@@ -136,6 +167,28 @@ class HTTPRoute:
             kwargs = self._plans[handler].resolve(scope.get("path_params", {}), req.query_params)
         except ParameterError as exc:
             raise HTTPError(400, detail=exc.errors) from None
+        if self._providers is None:
+            await self._respond(handler, req, res, kwargs, scope, receive, send)
+            return
+        resolver = req.providers = Resolver(self._providers)
+        try:
+            injection = self._inject.get(handler)
+            if injection is not None:
+                kwargs.update(await injection.kwargs(resolver))
+            await self._respond(handler, req, res, kwargs, scope, receive, send)
+        finally:
+            await resolver.aclose()
+
+    @staticmethod
+    async def _respond(
+        handler: Handler,
+        req: Request,
+        res: Response,
+        kwargs: dict[str, Any],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
         result = await handler(req, res, **kwargs)
         if result is not None and not _apply_result(res, result):
             await result(scope, receive, send)
@@ -181,6 +234,8 @@ class WebSocketRoute:
         self.auto_accept = auto_accept
         self.caught_close_codes = caught_close_codes
         self.plan = ParameterPlan(view, leading=1, route_params=route_params(self.path))
+        self._inject: ProviderScope | None = None
+        self._providers: ProviderRegistry | None = None
         self._on_connect: list[Hook] = []
         self._on_disconnect: list[Hook] = []
         #: Set by the app: called with each new ``WebSocket`` before the view runs.
@@ -189,6 +244,20 @@ class WebSocketRoute:
         )
         self.__name__ = self.name
         self.__doc__ = getattr(view, "__doc__", None)
+
+    def prepare(self, providers: ProviderRegistry) -> None:
+        """Bind the route to an app's providers (see ``HTTPRoute.prepare``)."""
+        self._providers = providers if providers.definitions else None
+        where = f"WebSocket view {self.name!r}"
+        scope = ProviderScope.of(self.view, providers, skip=self.plan.skipped, where=where)
+        if set(scope.injected) & self.plan.names:
+            self.plan = ParameterPlan(
+                self.view,
+                leading=1,
+                route_params=route_params(self.path),
+                exclude=scope.injected,
+            )
+        self._inject = None if scope.empty else scope
 
     def on_connect(self, hook: F) -> F:
         """Register ``hook(ws)`` (sync or async) to run right after accept, before the view.
@@ -239,7 +308,12 @@ class WebSocketRoute:
             return
         if self._on_connect:
             ws.on_accept(self._after_accept)
+        resolver: Resolver | None = None
+        if self._providers is not None:
+            resolver = ws.providers = Resolver(self._providers)
         try:
+            if self._inject is not None and resolver is not None:
+                kwargs.update(await self._inject.kwargs(resolver))
             if self.auto_accept:
                 await ws.accept()
             if not ws.closed or not self.auto_accept:
@@ -253,8 +327,12 @@ class WebSocketRoute:
         else:
             await ws.ensure_closed(1000)
         finally:
-            if ws.accepted:
-                await self._disconnected(ws)
+            try:
+                if ws.accepted:
+                    await self._disconnected(ws)
+            finally:
+                if resolver is not None:
+                    await resolver.aclose()
 
     async def _disconnected(self, ws: WebSocket) -> None:
         for hook in self._on_disconnect:
@@ -470,6 +548,7 @@ class RouteRegistry:
 def compile_routes(
     registry: RouteRegistry,
     *,
+    providers: ProviderRegistry | None = None,
     prefix: str = "",
     qualify: Callable[[str], str] | None = None,
     configure_ws: Callable[[WebSocketRoute], None] | None = None,
@@ -492,6 +571,8 @@ def compile_routes(
     # Wildcard routes go last so that they never shadow a more specific route.
     http_routes = sorted(registry._http_routes, key=lambda r: _WILDCARD in r.path)
     for route in http_routes:
+        if providers is not None:
+            route.prepare(providers)
         routes.append(
             _StarletteRoute(
                 _join(prefix, route.path),
@@ -501,6 +582,8 @@ def compile_routes(
             )
         )
     for ws_route in registry._ws_routes:
+        if providers is not None:
+            ws_route.prepare(providers)
         if configure_ws is not None:
             configure_ws(ws_route)
         routes.append(
@@ -514,6 +597,7 @@ def compile_routes(
         routes.extend(
             compile_routes(
                 recipe,
+                providers=providers,
                 prefix=prefix + sub_prefix,
                 qualify=name_of,
                 configure_ws=configure_ws,

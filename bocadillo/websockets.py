@@ -123,6 +123,8 @@ class WebSocket(HTTPConnection):
         self.subprotocol: str | None = None
         self._user_state = State()
         self._accept_callbacks: list[AcceptCallback] = []
+        #: The provider values of this connection (set when the app has providers).
+        self.providers: Any = None
 
     # Connection data -----------------------------------------------------------------------
 

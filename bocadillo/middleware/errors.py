@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request as _StarletteRequest
+from starlette.requests import ClientDisconnect, Request as _StarletteRequest
 from starlette.responses import JSONResponse, PlainTextResponse, Response as _StarletteResponse
 
 from ..errors import HTTPError
 from ..request import Request
-from ..response import Response
+from ..response import Response, encode_json
 from ..types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ErrorHandler", "ErrorMiddleware", "internal_error_response", "wants_text"]
@@ -44,7 +44,9 @@ async def http_error_handler(req: Request, res: Response, exc: HTTPError) -> Non
     if exc.status_code in (204, 304):
         return
     if wants_text(req):
-        res.text = exc.detail if isinstance(exc.detail_value, str) else str(exc.detail_value)
+        detail = exc.detail_value
+        # A structured detail (e.g. the 400 of typed parameters) stays JSON, never a Python repr.
+        res.text = detail if isinstance(detail, str) else encode_json(detail).decode("utf-8")
     else:
         res.json = exc.as_json()
 
@@ -98,6 +100,9 @@ class ErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            logger.debug("client disconnected before the response was complete")
+            return
         except Exception as exc:
             if isinstance(exc, HTTPException):
                 exc = as_http_error(exc)

@@ -1,0 +1,199 @@
+"""Settings: ``configure(app, **settings)``, environment overrides and plugins.
+
+Settings belong to the app (``app.settings``). ``configure`` may be called once per app;
+an app that was never configured is configured with the defaults when it first serves.
+Every known setting can be overridden by an environment variable named
+``BOCADILLO_<NAME>`` (``BOCADILLO_GZIP=true``, ``BOCADILLO_ALLOWED_HOSTS=a.com,b.com``);
+``SECRET_KEY`` is also read from the plain ``SECRET_KEY`` variable. The environment wins
+over the code, so a deployment can change a setting without changing code.
+
+``bocadillo.settings`` reads the settings of the most recently configured app (handy in
+scripts; in an app, prefer ``app.settings``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULTS", "Settings", "configure", "plugin", "settings"]
+
+#: Every setting Bocadillo reads, with its default.
+DEFAULTS: dict[str, Any] = {
+    "debug": False,
+    "cors": False,
+    "gzip": False,
+    "gzip_min_size": 1024,
+    "hsts": False,
+    "allowed_hosts": ["*"],
+    "sessions": False,
+    "secret_key": None,
+    "static_dir": "static",
+    "static_root": "/static",
+    "plugins": [],
+}
+
+#: Options used for ``cors=True`` (a dict given as ``cors=`` is merged on top).
+CORS_DEFAULTS: dict[str, Any] = {
+    "allow_origins": ["*"],
+    "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    "allow_headers": ["*"],
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+Plugin = Callable[[Any], None]
+_PLUGINS: list[Plugin] = []
+
+
+def plugin(func: Plugin) -> Plugin:
+    """Register ``func(app)`` to run at every ``configure()``, before settings apply.
+
+    A plugin may add routes, middleware, providers or settings (``app.settings[...]``).
+    """
+    _PLUGINS.append(func)
+    return func
+
+
+def _parse_env(name: str, raw: str, default: Any) -> Any:
+    text = raw.strip()
+    if isinstance(default, bool) or name in ("cors", "sessions"):
+        if text.startswith("{"):
+            return json.loads(text)
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigurationError(f"BOCADILLO_{name.upper()}={raw!r} is not a boolean")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigurationError(
+                f"BOCADILLO_{name.upper()}={raw!r} is not an integer"
+            ) from None
+    if isinstance(default, list):
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return raw
+
+
+class Settings(Mapping[str, Any]):
+    """An app's settings: read as ``settings.gzip`` or ``settings["gzip"]``.
+
+    Items can be changed (``app.settings["cors"] = True``) until the app first serves.
+    """
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no setting named {name!r}") from None
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k == "secret_key" and v else v) for k, v in self._values.items()}
+        return f"Settings({shown})"
+
+
+def load_settings(
+    explicit: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge the defaults, ``explicit`` settings and the environment (which wins)."""
+    env = os.environ if environ is None else environ
+    values = {**DEFAULTS, **{key.lower(): value for key, value in explicit.items()}}
+    for name, default in DEFAULTS.items():
+        if name == "plugins":
+            continue
+        raw = env.get(f"BOCADILLO_{name.upper()}")
+        if raw is not None:
+            values[name] = _parse_env(name, raw, default)
+    if values.get("secret_key") is None and env.get("SECRET_KEY"):
+        values["secret_key"] = env["SECRET_KEY"]
+    return Settings(values)
+
+
+class _SettingsProxy(Mapping[str, Any]):
+    """``bocadillo.settings``: the settings of the most recently configured app."""
+
+    def __init__(self) -> None:
+        self._current: Settings | None = None
+
+    def _target(self) -> Settings:
+        if self._current is None:
+            raise ConfigurationError("no app has been configured yet: call configure(app)")
+        return self._current
+
+    def __getitem__(self, key: str) -> Any:
+        return self._target()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._target())
+
+    def __len__(self) -> int:
+        return len(self._target())
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._target(), name)
+
+    @property
+    def configured(self) -> bool:
+        """Whether any app has been configured."""
+        return self._current is not None
+
+
+settings = _SettingsProxy()
+
+
+def configure(app: Any, settings_obj: Any = None, **values: Any) -> Any:
+    """Configure ``app`` once: store its settings, run plugins, apply built-in middleware.
+
+    Args:
+        app: The ``App``.
+        settings_obj: Optional object (such as a module) whose UPPER-CASE attributes are
+            read as settings, like Django's settings module.
+        **values: Settings by name (see ``DEFAULTS``); unknown names are kept for your
+            own use.
+
+    Returns:
+        The app, so that ``app = configure(App())`` works.
+
+    Raises:
+        ConfigurationError: if the app is already configured, or a setting is invalid
+            (for example ``sessions=True`` without a secret key).
+    """
+    if getattr(app, "_configured", False):
+        raise ConfigurationError(f"{app!r} is already configured: configure() runs once per app")
+    explicit: dict[str, Any] = dict(getattr(app, "_initial_settings", {}))
+    if settings_obj is not None:
+        explicit.update(
+            {k.lower(): getattr(settings_obj, k) for k in dir(settings_obj) if k.isupper()}
+        )
+    explicit.update(values)
+    loaded = load_settings(explicit)
+    app._apply_settings(loaded, [*_PLUGINS, *loaded["plugins"]])
+    settings._current = loaded
+    return app

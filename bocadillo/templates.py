@@ -1,0 +1,76 @@
+"""Jinja2 templates, rendered asynchronously or synchronously."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jinja2
+
+__all__ = ["Templates"]
+
+
+class Templates:
+    """Render Jinja2 templates from a directory.
+
+    Args:
+        app: Optional; when given, ``url_for`` (the app's route reversal) is available
+            in templates as a global.
+        directory: Where the templates are (default ``"templates"``, relative to the
+            working directory).
+        context: Globals available to every template.
+
+    Example::
+
+        templates = Templates(app)
+
+        @app.route("/")
+        async def index(req, res):
+            res.html = await templates.render("index.html", title="Home")
+
+    Autoescaping is on for ``.html``, ``.htm`` and ``.xml`` templates and for strings.
+    """
+
+    def __init__(
+        self,
+        app: Any = None,
+        *,
+        directory: str | os.PathLike[str] = "templates",
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        self.directory = os.fspath(directory)
+        loader = jinja2.FileSystemLoader(self.directory)
+        autoescape = jinja2.select_autoescape(["html", "htm", "xml"], default_for_string=True)
+        self._async_env = jinja2.Environment(
+            loader=loader, autoescape=autoescape, enable_async=True
+        )
+        self._sync_env = jinja2.Environment(loader=loader, autoescape=autoescape)
+        shared: dict[str, Any] = dict(context or {})
+        if app is not None:
+            shared.setdefault("url_for", lambda name, **params: str(app.url_for(name, **params)))
+        self._async_env.globals.update(shared)
+        self._sync_env.globals.update(shared)
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The globals shared by every template (mutable)."""
+        return self._sync_env.globals
+
+    async def render(self, name: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        """Render the template ``name`` without blocking the event loop.
+
+        Raises:
+            jinja2.TemplateNotFound: if there is no such template.
+        """
+        template = self._async_env.get_template(name)
+        return await template.render_async({**(context or {}), **kwargs})
+
+    def render_sync(self, name: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        """Render the template ``name`` synchronously."""
+        return self._sync_env.get_template(name).render({**(context or {}), **kwargs})
+
+    def render_string(
+        self, source: str, context: dict[str, Any] | None = None, **kwargs: Any
+    ) -> str:
+        """Render a template given as a string (autoescaped)."""
+        return self._sync_env.from_string(source).render({**(context or {}), **kwargs})
