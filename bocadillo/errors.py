@@ -95,14 +95,17 @@ class EnvelopeError(BocadilloError, ValueError):
 
     Args:
         code: One of ``invalid_json``, ``invalid_envelope``, ``unknown_type``,
-            ``invalid_data``, ``handler_error``, ``rate_limited``, ``message_too_large``.
+            ``invalid_data``, ``handler_error``, ``rate_limited``, ``message_too_large``,
+            ``room_full``.
         message: A human-readable explanation, safe to show to the client.
+        request_id: The ``id`` of the client's message, echoed in the error envelope.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, request_id: str | int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.request_id = request_id
 
 
 class HubError(BocadilloError):

@@ -1,0 +1,117 @@
+"""Message envelopes of the message-type protocol. PURE: no I/O, no asyncio.
+
+A client sends a JSON object ``{"type": str, "data": any, "id": str | int}`` where
+``data`` and ``id`` are optional. Replies are envelopes too:
+
+- ``{"type": "response", "data": <handler result>, "id": <request id>}``
+- ``{"type": "error", "data": {"code": <code>, "message": <text>}, "id": <request id>}``
+- ``{"type": <event type>, "data": <payload>}`` for pushes and broadcasts.
+
+Error codes are stable strings, listed in ``ERROR_CODES``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import EnvelopeError
+from ..types import JSONValue
+
+__all__ = [
+    "ERROR_CODES",
+    "Envelope",
+    "encode_envelope",
+    "encode_error",
+    "encode_response",
+    "parse_envelope",
+]
+
+#: Every error code a client can receive, with what it means.
+ERROR_CODES: dict[str, str] = {
+    "invalid_json": "the frame is not valid UTF-8 JSON",
+    "invalid_envelope": 'the JSON is not an object with a string "type" (and optional "id")',
+    "unknown_type": "no handler is registered for this type",
+    "invalid_data": "the data does not match the handler's schema",
+    "handler_error": "the handler raised an exception",
+    "rate_limited": "too many messages in the current window",
+    "message_too_large": "the frame is larger than the size limit",
+    "room_full": "the room has reached its member limit",
+}
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_MAX_TYPE_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One parsed client message."""
+
+    type: str
+    data: JSONValue
+    id: str | int | None
+    #: The whole decoded JSON object, extra fields included.
+    message: dict[str, Any]
+
+
+def _request_id(obj: dict[str, Any]) -> str | int | None:
+    value = obj.get("id")
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    ):
+        return value
+    return None
+
+
+def parse_envelope(frame: str | bytes) -> Envelope:
+    """Parse one frame (text, or UTF-8 bytes) into an ``Envelope``.
+
+    Raises:
+        EnvelopeError: ``invalid_json`` or ``invalid_envelope``; its ``request_id``
+            is the message's ``id`` when one could be read, so the error can be
+            correlated by the client.
+    """
+    try:
+        obj = json.loads(frame)
+    except (ValueError, RecursionError):
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so are integers with
+        # too many digits. Very deep nesting raises RecursionError.
+        raise EnvelopeError("invalid_json", "message is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError("invalid_envelope", "message must be a JSON object")
+    request_id = _request_id(obj)
+    if "id" in obj and obj["id"] is not None and request_id is None:
+        raise EnvelopeError("invalid_envelope", '"id" must be a string or an integer')
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise EnvelopeError(
+            "invalid_envelope", 'message needs a non-empty string "type"', request_id=request_id
+        )
+    if len(kind) > _MAX_TYPE_LENGTH:
+        raise EnvelopeError("invalid_envelope", '"type" is too long', request_id=request_id)
+    return Envelope(type=kind, data=obj.get("data"), id=request_id, message=obj)
+
+
+def encode_envelope(kind: str, data: JSONValue, request_id: str | int | None = None) -> str:
+    """Encode ``{"type": kind, "data": data}`` (with ``"id"`` when given) as JSON text.
+
+    Raises:
+        TypeError: if ``data`` is not JSON-serialisable.
+    """
+    envelope: dict[str, Any] = {"type": kind, "data": data}
+    if request_id is not None:
+        envelope["id"] = request_id
+    return _encoder.encode(envelope)
+
+
+def encode_response(data: JSONValue, request_id: str | int | None) -> str:
+    """Encode a handler's return value as a ``response`` envelope."""
+    return encode_envelope("response", data, request_id)
+
+
+def encode_error(code: str, message: str, request_id: str | int | None = None) -> str:
+    """Encode an ``error`` envelope with a stable ``code`` and a human-readable message."""
+    return encode_envelope("error", {"code": code, "message": message}, request_id)

@@ -1,0 +1,112 @@
+"""Room membership tables. PURE: no I/O, no asyncio.
+
+``join``/``leave``/``leave_all`` report which rooms became non-empty or empty, so the
+hub knows when to subscribe to or unsubscribe from a backend channel. Empty rooms are
+forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
+
+__all__ = ["RoomFull", "Rooms"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class RoomFull(Exception):
+    """A join would take a room over its member limit."""
+
+    def __init__(self, room: str, limit: int) -> None:
+        super().__init__(f"room {room!r} is full ({limit} members)")
+        self.room = room
+        self.limit = limit
+
+
+class Rooms(Generic[K]):
+    """Who is in which room, both ways."""
+
+    def __init__(self) -> None:
+        self._members: dict[str, set[K]] = {}
+        self._rooms_of: dict[K, set[str]] = {}
+
+    def join(self, member: K, room: str, *, limit: int | None = None) -> bool:
+        """Add ``member`` to ``room``.
+
+        Returns:
+            True if the room was empty before (it has just been created).
+
+        Raises:
+            RoomFull: if the room already has ``limit`` members (and ``member`` is not one).
+        """
+        members = self._members.get(room)
+        if members is not None and member in members:
+            return False
+        if limit is not None and (len(members) if members else 0) >= limit:
+            raise RoomFull(room, limit)
+        created = members is None
+        if members is None:
+            members = self._members[room] = set()
+        members.add(member)
+        self._rooms_of.setdefault(member, set()).add(room)
+        return created
+
+    def leave(self, member: K, room: str) -> bool:
+        """Remove ``member`` from ``room`` (no-op if it is not there).
+
+        Returns:
+            True if the room is now empty (and forgotten).
+        """
+        members = self._members.get(room)
+        if members is None or member not in members:
+            return False
+        members.discard(member)
+        rooms = self._rooms_of.get(member)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[member]
+        if not members:
+            del self._members[room]
+            return True
+        return False
+
+    def leave_all(self, member: K) -> list[str]:
+        """Remove ``member`` from every room.
+
+        Returns:
+            The rooms that became empty.
+        """
+        emptied = []
+        for room in list(self._rooms_of.get(member, ())):
+            if self.leave(member, room):
+                emptied.append(room)
+        return emptied
+
+    def members(self, room: str) -> frozenset[K]:
+        """The members of ``room`` (empty if it does not exist)."""
+        return frozenset(self._members.get(room, ()))
+
+    def members_view(self, room: str) -> Iterable[K]:
+        """The live member set of ``room`` (do not mutate; copy before awaiting)."""
+        return self._members.get(room, ())
+
+    def rooms_of(self, member: K) -> frozenset[str]:
+        """The rooms ``member`` is in."""
+        return frozenset(self._rooms_of.get(member, ()))
+
+    def count(self, room: str) -> int:
+        """How many members ``room`` has."""
+        return len(self._members.get(room, ()))
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every non-empty room."""
+        return frozenset(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, room: object) -> bool:
+        return room in self._members
