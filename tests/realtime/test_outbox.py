@@ -1,0 +1,142 @@
+"""The outbox: eager writes, ordering, overflow policies, failures (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bocadillo.realtime.outbox import Outbox
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeClient:
+    """An ASGI send that can be paused like a transport whose buffer is full."""
+
+    def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.received: list[int] = []
+        self.suspensions = 0
+        self.fail = False
+
+    async def send(self, message):
+        if not self.writable.is_set():
+            self.suspensions += 1
+        await self.writable.wait()
+        if self.fail:
+            raise ConnectionResetError("gone")
+        self.received.append(message["n"])
+
+
+def msg(n: int):
+    return {"type": "websocket.send", "n": n}
+
+
+async def test_outbox_writes_eagerly_to_a_healthy_client():
+    client = FakeClient()
+    outbox = Outbox(client.send)
+    for n in range(100):
+        assert outbox.put(msg(n))
+    # Written before any await: no task was needed.
+    assert client.received == list(range(100))
+    assert outbox.idle
+    assert outbox.sent == 100
+
+
+async def test_outbox_queues_in_order_while_the_client_is_paused():
+    client = FakeClient()
+    outbox = Outbox(client.send, limit=1000)
+    client.writable.clear()
+    for n in range(50):
+        assert outbox.put(msg(n))
+    assert client.received == []
+    assert outbox.pending == 49
+    client.writable.set()
+    assert await outbox.wait_drained(5)
+    assert client.received == list(range(50))
+
+
+async def test_outbox_drop_oldest_keeps_the_newest_messages():
+    client = FakeClient()
+    outbox = Outbox(client.send, limit=3, policy="drop_oldest")
+    client.writable.clear()
+    for n in range(10):
+        assert outbox.put(msg(n))
+    assert outbox.dropped == 6
+    client.writable.set()
+    await outbox.wait_drained(5)
+    # 0 was already being written; the queue kept the last three.
+    assert client.received == [0, 7, 8, 9]
+
+
+async def test_outbox_drop_newest_refuses_new_messages():
+    client = FakeClient()
+    outbox = Outbox(client.send, limit=2, policy="drop_newest")
+    client.writable.clear()
+    results = [outbox.put(msg(n)) for n in range(5)]
+    assert results == [True, True, True, False, False]
+    client.writable.set()
+    await outbox.wait_drained(5)
+    assert client.received == [0, 1, 2]
+    assert outbox.dropped == 2
+
+
+async def test_outbox_close_policy_reports_overflow_once():
+    client = FakeClient()
+    overflows = []
+    outbox = Outbox(client.send, limit=2, policy="close", on_overflow=overflows.append)
+    client.writable.clear()
+    for n in range(6):
+        outbox.put(msg(n))
+    assert overflows == [outbox]
+    assert outbox.overflowed
+    await outbox.aclose()
+
+
+async def test_outbox_send_waits_in_order_behind_queued_messages():
+    client = FakeClient()
+    outbox = Outbox(client.send, limit=10)
+    client.writable.clear()
+    outbox.put(msg(1))
+    outbox.put(msg(2))
+    direct = asyncio.ensure_future(outbox.send(msg(3)))
+    await asyncio.sleep(0)
+    assert not direct.done()
+    client.writable.set()
+    await asyncio.wait_for(direct, 5)
+    assert client.received == [1, 2, 3]
+
+
+async def test_outbox_failure_closes_it_and_reports_the_error():
+    client = FakeClient()
+    errors: list[BaseException] = []
+    outbox = Outbox(client.send, on_error=errors.append)
+    client.fail = True
+    assert not outbox.put(msg(1))
+    assert outbox.closed
+    assert isinstance(errors[0], ConnectionResetError)
+    assert not outbox.put(msg(2))
+
+
+async def test_outbox_aclose_cancels_a_stalled_pump():
+    client = FakeClient()
+    outbox = Outbox(client.send)
+    client.writable.clear()
+    outbox.put(msg(1))
+    outbox.put(msg(2))
+    await outbox.aclose()
+    assert outbox.closed
+    assert outbox.idle
+    assert client.received == []
+
+
+def test_outbox_rejects_bad_settings():
+    async def send(message):
+        return None
+
+    with pytest.raises(ValueError):
+        Outbox(send, policy="explode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Outbox(send, limit=0)
