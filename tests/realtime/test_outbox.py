@@ -85,7 +85,7 @@ async def test_outbox_drop_newest_refuses_new_messages():
 
 async def test_outbox_close_policy_reports_overflow_once():
     client = FakeClient()
-    overflows = []
+    overflows: list[Outbox] = []
     outbox = Outbox(client.send, limit=2, policy="close", on_overflow=overflows.append)
     client.writable.clear()
     for n in range(6):
