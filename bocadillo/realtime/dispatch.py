@@ -1,0 +1,238 @@
+"""Message-type routing: ``@app.socket("type")`` handlers behind one WebSocket endpoint.
+
+Clients send envelopes ``{"type": ..., "data": ..., "id": ...}``; the handler registered
+for the type runs with parameters injected by name:
+
+=============  ================================================================
+``data``       the envelope's ``data`` (validated by the handler's schema, if any)
+``ws``         the connection's ``WebSocket``
+``client_id``  the connection id (``ws.id``)
+``message``    the whole decoded envelope (a dict, extra fields included)
+``type``       the message type; ``id``: the request id (or None)
+``hub``        the app's hub
+(providers)    any provider, by its name
+=============  ================================================================
+
+A returned value goes back as ``{"type": "response", "data": value, "id": <id>}``;
+``None`` sends nothing. Errors go back as ``{"type": "error", "data": {"code",
+"message"}, "id": <id>}`` and the connection stays open (see ``envelope.ERROR_CODES``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import typesystem
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import ConfigurationError, EnvelopeError
+from ..injection import ProviderRegistry, ProviderScope
+from .envelope import Envelope, encode_envelope, encode_error, encode_response, parse_envelope
+
+__all__ = ["Dispatcher", "SocketHandler", "validate_data", "welcome_message"]
+
+logger = logging.getLogger("bocadillo.dispatch")
+_BUILTIN_NAMES = frozenset({"data", "ws", "client_id", "message", "type", "id", "hub"})
+
+
+def validate_data(schema: Any, data: Any) -> Any:
+    """Validate ``data`` with a typesystem ``Schema`` (class or instance), a typesystem
+    field, or a dataclass.
+
+    Returns:
+        The validated value (a dict for typesystem schemas, an instance for dataclasses).
+
+    Raises:
+        EnvelopeError: ``invalid_data`` naming what is wrong.
+    """
+    if dataclasses.is_dataclass(schema) and isinstance(schema, type):
+        return _validate_dataclass(schema, data)
+    validator = schema
+    if isinstance(schema, type) and issubclass(schema, typesystem.Schema):
+        raise ConfigurationError("pass a typesystem Schema instance, not the class")
+    value, error = validator.validate_or_error(data)
+    if error is not None:
+        details = {".".join(str(i) for i in m.index) or "data": m.text for m in error.messages()}
+        raise EnvelopeError("invalid_data", _describe(details))
+    return value
+
+
+def _describe(details: dict[str, str]) -> str:
+    return "; ".join(f"{key}: {text}" for key, text in details.items()) or "invalid data"
+
+
+def _validate_dataclass(cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise EnvelopeError("invalid_data", "data must be an object")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise EnvelopeError("invalid_data", f"unexpected fields: {', '.join(sorted(unknown))}")
+    problems = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                problems[f.name] = "this field is required"
+            continue
+        expected = hints.get(f.name)
+        value = data[f.name]
+        if expected in (int, float, str, bool) and not _matches(expected, value):
+            problems[f.name] = f"must be of type {expected.__name__}"
+    if problems:
+        raise EnvelopeError("invalid_data", _describe(problems))
+    return cls(**data)
+
+
+def _matches(expected: type, value: Any) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+class SocketHandler:
+    """One registered handler, with what it wants injected."""
+
+    def __init__(self, func: Callable[..., Any], *, schema: Any = None, what: str) -> None:
+        self.func = func
+        self.schema = schema
+        self.what = what
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.params = tuple(inspect.signature(func).parameters.values())
+        self.providers = ProviderScope((), ())
+
+    def prepare(self, registry: ProviderRegistry) -> None:
+        """Check every parameter can be filled (a built-in name, a provider or a default).
+
+        Raises:
+            ConfigurationError: for a parameter nothing can fill.
+        """
+        self.providers = ProviderScope.of(self.func, registry, skip=_BUILTIN_NAMES, where=self.what)
+        for param in self.params:
+            if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            known = param.name in _BUILTIN_NAMES or param.name in self.providers.injected
+            if not known and param.default is param.empty:
+                raise ConfigurationError(
+                    f"{self.what}: cannot fill parameter {param.name!r}; use data, ws, "
+                    "client_id, message, type, id, hub, or a provider name"
+                )
+
+    async def call(self, available: dict[str, Any], ws: Any) -> Any:
+        """Call the handler; sync handlers run in a thread so the loop is not blocked."""
+        kwargs: dict[str, Any] = {}
+        for param in self.params:
+            if param.name in available:
+                kwargs[param.name] = available[param.name]
+        if not self.providers.empty and ws.providers is not None:
+            kwargs.update(await self.providers.kwargs(ws.providers))
+        if self.is_async:
+            return await self.func(**kwargs)
+        return await run_in_threadpool(self.func, **kwargs)
+
+
+class Dispatcher:
+    """The handlers of one message-type endpoint."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.handlers: dict[str, SocketHandler] = {}
+        self.connect_handlers: list[SocketHandler] = []
+        self.disconnect_handlers: list[SocketHandler] = []
+
+    def add(self, kind: str, func: Callable[..., Any], schema: Any = None) -> None:
+        """Register the handler of ``kind`` (replacing none: a duplicate is an error).
+
+        Raises:
+            ConfigurationError: if ``kind`` already has a handler on this endpoint.
+        """
+        if kind in self.handlers:
+            raise ConfigurationError(f"message type {kind!r} already has a handler on {self.path}")
+        self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
+
+    def prepare(self, registry: ProviderRegistry) -> None:
+        for handler in (*self.handlers.values(), *self.connect_handlers, *self.disconnect_handlers):
+            handler.prepare(registry)
+
+    @staticmethod
+    def _available(ws: Any, envelope: Envelope | None, data: Any) -> dict[str, Any]:
+        return {
+            "data": data,
+            "ws": ws,
+            "client_id": ws.id,
+            "message": envelope.message if envelope else None,
+            "type": envelope.type if envelope else None,
+            "id": envelope.id if envelope else None,
+            "hub": ws.hub,
+        }
+
+    async def connect(self, ws: Any) -> tuple[bool, list[Any]]:
+        """Run the connect handlers before accept.
+
+        Returns:
+            ``(admitted, welcome values)``; a handler returning ``False`` refuses.
+        """
+        welcome = []
+        available = self._available(ws, None, None)
+        for handler in self.connect_handlers:
+            result = await handler.call(available, ws)
+            if result is False:
+                return False, []
+            if result is not None and result is not True:
+                welcome.append(result)
+        return True, welcome
+
+    async def disconnected(self, ws: Any) -> None:
+        """Run the disconnect handlers; their errors are logged, never raised."""
+        available = self._available(ws, None, None)
+        for handler in self.disconnect_handlers:
+            try:
+                await handler.call(available, ws)
+            except Exception:
+                logger.exception("socket_disconnect handler failed for %s", ws.id)
+
+    async def handle(self, ws: Any, frame: str | bytes) -> str | None:
+        """Handle one frame.
+
+        Returns:
+            The text to send back (a response or an error envelope), or None.
+        """
+        try:
+            envelope = parse_envelope(frame)
+        except EnvelopeError as exc:
+            return encode_error(exc.code, exc.message, exc.request_id)
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            return encode_error(
+                "unknown_type", f"no handler for message type {envelope.type!r}", envelope.id
+            )
+        data = envelope.data
+        try:
+            if handler.schema is not None:
+                data = validate_data(handler.schema, data)
+        except EnvelopeError as exc:
+            return encode_error(exc.code, exc.message, envelope.id)
+        try:
+            result = await handler.call(self._available(ws, envelope, data), ws)
+            if result is None:
+                return None
+            return encode_response(result, envelope.id)
+        except EnvelopeError as exc:
+            return encode_error(exc.code, exc.message, envelope.id)
+        except Exception:
+            logger.exception("socket handler %r failed", envelope.type)
+            if ws.hub is not None:
+                ws.hub.counters.errors += 1
+            return encode_error("handler_error", "the handler failed", envelope.id)
+
+
+def welcome_message(value: Any) -> str:
+    """The envelope sent to a client with what a connect handler returned."""
+    return encode_envelope("welcome", value)

@@ -1,0 +1,574 @@
+"""The hub: every live WebSocket of an app, rooms, delivery, limits and shutdown.
+
+This is the asyncio layer that drives the pure parts (``registry``, ``rooms``,
+``limits``, ``envelope``) and the outboxes. It does not know about HTTP or the
+``WebSocket`` class: a connection registers with its ASGI ``send``, its codec and a
+``close`` callback.
+
+Delivery never awaits a client: ``send`` and ``broadcast`` encode the payload once per
+codec, hand the ASGI message to each recipient's bounded outbox and return how many
+recipients took it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import InvalidState, UnknownConnection
+from ..types import ConnectionId, JSONValue, Message, Send
+from .backends import HubBackend, backend_from_url
+from .envelope import encode_envelope
+from .limits import RateLimiter
+from .outbox import Outbox, OverflowPolicy
+from .registry import ConnectionInfo, Counters, Registry
+from .rooms import RoomFull, Rooms
+
+__all__ = ["Connection", "Hub", "HubLimits", "MessageCodec", "RoomFull", "encode_for"]
+
+logger = logging.getLogger("bocadillo.hub")
+MessageCodec = Literal["text", "bytes", "json", "envelope"]
+CloseCallback = Callable[[int, str], Awaitable[None]]
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_GOING_AWAY = 1001
+_TRY_AGAIN_LATER = 1013
+
+
+@dataclass
+class HubLimits:
+    """Limits applied by the hub; ``None`` means no limit. See ``docs/realtime.md``."""
+
+    #: Accepted ``Origin`` values for WebSockets (``None``: any; ``[]``: none).
+    allowed_origins: list[str] | None = None
+    #: Live connections in this process; more are refused with 1013.
+    max_connections: int | None = None
+    #: Live connections from one client IP; more are refused with 1013.
+    max_connections_per_ip: int | None = None
+    #: Members of one room; a join over it is refused (``room_full``).
+    max_room_members: int | None = None
+    #: ``(messages, seconds)``: the rate limit per connection.
+    rate_limit: tuple[int, float] | None = None
+    #: Rate-limit violations after which the connection is closed with 1008.
+    rate_limit_violations: int | None = 10
+    #: Largest accepted frame in bytes; larger closes with 1009.
+    max_message_size: int | None = 64 * 1024
+    #: Seconds without a received message before closing with 1001.
+    idle_timeout: float | None = None
+    #: Messages queued for a slow client before the overflow policy applies.
+    outbox_limit: int = 256
+    #: What to do when an outbox is full: drop_oldest, drop_newest or close (1013).
+    overflow: OverflowPolicy = "drop_oldest"
+
+
+def encode_for(codec: MessageCodec, data: JSONValue, kind: str | None) -> Message:
+    """The ASGI ``websocket.send`` message carrying ``data`` for a connection's codec.
+
+    ``envelope`` connections get ``{"type": kind or "message", "data": data}``; ``json``
+    gets the data as JSON; ``text`` and ``bytes`` send ``str``/``bytes`` as they are and
+    anything else as JSON.
+
+    Raises:
+        TypeError: if ``data`` is not JSON-serialisable where JSON is needed.
+    """
+    if codec == "envelope":
+        return {"type": "websocket.send", "text": encode_envelope(kind or "message", data)}
+    if codec == "json":
+        return {"type": "websocket.send", "text": _json.encode(data)}
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return {"type": "websocket.send", "bytes": bytes(data)}
+    text = data if isinstance(data, str) else _json.encode(data)
+    if codec == "bytes":
+        return {"type": "websocket.send", "bytes": text.encode("utf-8")}
+    return {"type": "websocket.send", "text": text}
+
+
+def _size(message: Message) -> int:
+    payload = message.get("text")
+    if payload is not None:
+        return len(payload)
+    return len(message.get("bytes") or b"")
+
+
+class Connection:
+    """The hub's handle on one live connection."""
+
+    __slots__ = ("_close", "codec", "id", "info", "outbox", "rate", "task")
+
+    def __init__(
+        self,
+        conn_id: ConnectionId,
+        info: ConnectionInfo,
+        outbox: Outbox,
+        codec: MessageCodec,
+        close: CloseCallback,
+        rate: RateLimiter | None,
+    ) -> None:
+        self.id = conn_id
+        self.info = info
+        self.outbox = outbox
+        self.codec = codec
+        self._close = close
+        self.rate = rate
+        self.task: asyncio.Task[Any] | None = None
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close the connection (errors of a dead transport are ignored)."""
+        try:
+            await self._close(code, reason)
+        except Exception:  # the client is gone or already closed: nothing left to do
+            logger.debug("closing %s failed", self.id, exc_info=True)
+
+
+class Hub:
+    """Every live WebSocket connection of one app.
+
+    Args:
+        backend: A ``HubBackend``, or a URL (``"redis://..."``); ``None`` for memory.
+        limits: Connection, room, rate, size and idle limits.
+        id_generator: Makes connection ids (default: 16 random URL-safe characters).
+        clock: Returns the time in seconds (``time.time`` by default).
+    """
+
+    def __init__(
+        self,
+        backend: HubBackend | str | None = None,
+        *,
+        limits: HubLimits | None = None,
+        id_generator: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._backend_spec = backend
+        self.backend: HubBackend = (
+            backend if isinstance(backend, HubBackend) else backend_from_url(backend)
+        )
+        self.limits = limits or HubLimits()
+        self.id_generator = id_generator
+        self.clock = clock
+        self.counters = Counters()
+        self.encodes = 0
+        self._registry: Registry[Connection] = Registry()
+        self._rooms: Rooms[str] = Rooms()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._accepting = True
+        self._idle_task: asyncio.Task[None] | None = None
+
+    # Lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown has begun: new connections are refused."""
+        return self._accepting
+
+    async def startup(self) -> None:
+        """Start the backend and the idle sweeper. Called at app startup."""
+        if self._started:
+            return
+        await self.backend.start(self._deliver_remote)
+        self._started = True
+        self._accepting = True
+        if self.limits.idle_timeout is not None:
+            self._idle_task = asyncio.get_running_loop().create_task(self._sweep_idle())
+
+    async def shutdown(
+        self, message: JSONValue = None, timeout: float = 5.0, *, kind: str = "shutdown"
+    ) -> None:
+        """Close every connection gracefully.
+
+        New connections are refused from now on; every client gets ``message`` (if
+        given, as a ``kind`` event); outboxes drain for up to ``timeout`` seconds; then
+        every connection is closed with 1001 (going away).
+        """
+        self._accepting = False
+        connections = list(self._registry.values())
+        if message is not None:
+            for conn in connections:
+                self._put(conn, encode_for(conn.codec, message, kind), 1)
+        if connections:
+            drains = [conn.outbox.wait_drained(timeout) for conn in connections]
+            await asyncio.gather(*drains, return_exceptions=True)
+            closes = [
+                asyncio.wait_for(conn.close(_GOING_AWAY, "server shutdown"), timeout)
+                for conn in connections
+            ]
+            await asyncio.gather(*closes, return_exceptions=True)
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            await asyncio.gather(self._idle_task, return_exceptions=True)
+            self._idle_task = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._started:
+            await self.backend.stop()
+        self._started = False
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Admission and registration -------------------------------------------------------------
+
+    def check_origin(self, origin: str | None) -> bool:
+        """Whether a handshake with this ``Origin`` header may proceed."""
+        allowed = self.limits.allowed_origins
+        if allowed is None or "*" in allowed:
+            return True
+        return origin is not None and origin in allowed
+
+    def admission(self, ip: str | None) -> int | None:
+        """The close code refusing a new connection from ``ip``, or None to admit it."""
+        limits = self.limits
+        if not self._accepting:
+            return _GOING_AWAY
+        if limits.max_connections is not None and len(self._registry) >= limits.max_connections:
+            return _TRY_AGAIN_LATER
+        if (
+            ip is not None
+            and limits.max_connections_per_ip is not None
+            and self._registry.count_for_ip(ip) >= limits.max_connections_per_ip
+        ):
+            return _TRY_AGAIN_LATER
+        return None
+
+    def new_id(self) -> ConnectionId:
+        """A new connection id from the id generator (None if there is no custom one)."""
+        if self.id_generator is None:
+            raise LookupError("no custom id generator")
+        return ConnectionId(str(self.id_generator()))
+
+    def register(
+        self,
+        conn_id: ConnectionId,
+        send: Send,
+        *,
+        codec: MessageCodec,
+        close: CloseCallback,
+        path: str,
+        remote_address: str | None,
+        user_data: dict[str, Any] | None = None,
+        outbox_limit: int | None = None,
+        overflow: OverflowPolicy | None = None,
+    ) -> Connection:
+        """Register an accepted connection.
+
+        Raises:
+            InvalidState: if the id is already registered.
+        """
+        now = self.clock()
+        info = ConnectionInfo(
+            id=conn_id,
+            path=path,
+            remote_address=remote_address,
+            connected_at=now,
+            last_activity=now,
+            user_data=user_data if user_data is not None else {},
+        )
+        holder: list[Connection] = []
+        outbox = Outbox(
+            send,
+            limit=outbox_limit or self.limits.outbox_limit,
+            policy=overflow or self.limits.overflow,
+            on_overflow=lambda _box: self._overflowed(holder[0]),
+            on_error=lambda exc: self._send_failed(holder[0], exc),
+        )
+        rate = None
+        if self.limits.rate_limit is not None:
+            count, window = self.limits.rate_limit
+            rate = RateLimiter(count, window, self.limits.rate_limit_violations)
+        conn = Connection(conn_id, info, outbox, codec, close, rate)
+        holder.append(conn)
+        try:
+            self._registry.add(conn_id, conn, remote_address)
+        except KeyError:
+            raise InvalidState(f"connection id {conn_id!r} is already registered") from None
+        conn.task = asyncio.current_task()
+        self.counters.connections_total += 1
+        self.backend.connection_added(conn_id)
+        return conn
+
+    def unregister(self, conn_id: str) -> None:
+        """Forget a connection and leave all its rooms (called when it ends)."""
+        conn = self._registry.remove(conn_id)
+        if conn is None:
+            return
+        conn.outbox.close()
+        for room in self._rooms.rooms_of(conn_id):
+            self._rooms.leave(conn_id, room)
+        self.backend.connection_removed(conn_id)
+        if not conn.outbox.idle:
+            self._spawn(conn.outbox.aclose())
+
+    def _overflowed(self, conn: Connection) -> None:
+        self.counters.dropped += 1
+        logger.info("closing slow client %s: its outbox is full", conn.id)
+        self._spawn(self._force_close(conn, _TRY_AGAIN_LATER, "too slow"))
+
+    async def _force_close(self, conn: Connection, code: int, reason: str) -> None:
+        await conn.outbox.aclose()
+        try:
+            await asyncio.wait_for(conn.close(code, reason), 1.0)
+        except asyncio.TimeoutError:
+            # The client reads nothing, so not even the close frame gets through:
+            # end its handler; the server drops the TCP connection.
+            if conn.task is not None and not conn.task.done():
+                conn.task.cancel()
+        self.unregister(conn.id)
+
+    def _send_failed(self, conn: Connection, exc: BaseException) -> None:
+        self.counters.errors += 1
+        logger.debug("send to %s failed: %r", conn.id, exc)
+
+    # Bookkeeping from the connection side ---------------------------------------------------
+
+    def received(self, conn: Connection, size: int) -> None:
+        """Count a received message (called by the connection's receive path)."""
+        info = conn.info
+        info.messages_received += 1
+        info.bytes_received += size
+        info.last_activity = self.clock()
+        counters = self.counters
+        counters.messages_received += 1
+        counters.bytes_received += size
+
+    # Queries --------------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        """Live connections in this process."""
+        return len(self._registry)
+
+    @property
+    def ids(self) -> list[ConnectionId]:
+        """Ids of the live connections in this process."""
+        return [ConnectionId(i) for i in self._registry.ids]
+
+    def is_connected(self, conn_id: str) -> bool:
+        """Whether ``conn_id`` is a live connection of this process."""
+        return conn_id in self._registry
+
+    def connection(self, conn_id: str) -> Connection:
+        """The handle of a live connection.
+
+        Raises:
+            UnknownConnection: if there is none with that id.
+        """
+        conn = self._registry.get(conn_id)
+        if conn is None:
+            raise UnknownConnection(f"no connection with id {conn_id!r}")
+        return conn
+
+    def info(self, conn_id: str) -> ConnectionInfo:
+        """What the hub knows about a connection (rooms included).
+
+        Raises:
+            UnknownConnection: if there is none with that id.
+        """
+        info = self.connection(conn_id).info
+        info.rooms = self._rooms.rooms_of(conn_id)
+        return info
+
+    def filter(self, predicate: Callable[[ConnectionInfo], bool]) -> list[ConnectionId]:
+        """Ids of the connections whose info satisfies ``predicate``."""
+        result = []
+        for conn in self._registry.values():
+            conn.info.rooms = self._rooms.rooms_of(conn.id)
+            if predicate(conn.info):
+                result.append(conn.id)
+        return result
+
+    async def connection_count(self) -> int:
+        """Live connections across every process (through the backend)."""
+        return await self.backend.connection_count()
+
+    # Rooms ----------------------------------------------------------------------------------
+
+    def join(self, conn_id: str, room: str) -> None:
+        """Put a connection in ``room`` (created on first join).
+
+        Raises:
+            UnknownConnection: if there is no such connection.
+            RoomFull: if the room has ``max_room_members`` members.
+        """
+        self.connection(conn_id)
+        self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
+        self.backend.room_joined(conn_id, room)
+
+    def leave(self, conn_id: str, room: str) -> None:
+        """Take a connection out of ``room`` (no-op if it is not in it)."""
+        self._rooms.leave(conn_id, room)
+        self.backend.room_left(conn_id, room)
+
+    def members(self, room: str) -> frozenset[str]:
+        """Members of ``room`` in this process."""
+        return self._rooms.members(room)
+
+    def rooms_of(self, conn_id: str) -> frozenset[str]:
+        """Rooms of a connection of this process."""
+        return self._rooms.rooms_of(conn_id)
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """Non-empty rooms in this process."""
+        return self._rooms.names
+
+    async def room_members(self, room: str) -> set[str]:
+        """Members of ``room`` across every process (through the backend)."""
+        return await self.backend.room_members(room)
+
+    # Delivery -------------------------------------------------------------------------------
+
+    def _put(self, conn: Connection, message: Message, size: int) -> bool:
+        if conn.outbox.put(message):
+            info = conn.info
+            info.messages_sent += 1
+            info.bytes_sent += size
+            return True
+        self.counters.dropped += 1
+        return False
+
+    def _deliver(
+        self,
+        targets: Iterable[Connection],
+        data: JSONValue,
+        kind: str | None,
+        exclude: Iterable[str] | None,
+    ) -> int:
+        excluded = set(exclude) if exclude else None
+        cache: dict[str, tuple[Message, int]] = {}
+        delivered = 0
+        bytes_sent = 0
+        for conn in targets:
+            if excluded is not None and conn.id in excluded:
+                continue
+            encoded = cache.get(conn.codec)
+            if encoded is None:
+                message = encode_for(conn.codec, data, kind)
+                self.encodes += 1
+                encoded = cache[conn.codec] = (message, _size(message))
+            if self._put(conn, encoded[0], encoded[1]):
+                delivered += 1
+                bytes_sent += encoded[1]
+        counters = self.counters
+        counters.messages_sent += delivered
+        counters.bytes_sent += bytes_sent
+        return delivered
+
+    def send(self, conn_id: str, data: JSONValue, *, type: str | None = None) -> bool:
+        """Hand ``data`` to one connection (never waits for the client).
+
+        Returns:
+            True if the connection took it; False if it is not here or dropped it.
+        """
+        conn = self._registry.get(conn_id)
+        if conn is None:
+            return False
+        return self._deliver((conn,), data, type, None) == 1
+
+    def broadcast(
+        self,
+        data: JSONValue,
+        *,
+        type: str | None = None,
+        room: str | None = None,
+        to: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+    ) -> int:
+        """Hand ``data`` to many connections at once (never waits for a client).
+
+        Args:
+            data: The payload, encoded once per codec.
+            type: The event type for message-type (envelope) connections.
+            room: Only the members of this room.
+            to: Only these connection ids.
+            exclude: Not these connection ids.
+
+        Returns:
+            How many connections took the message.
+        """
+        targets: list[Connection]
+        registry = self._registry
+        if to is not None:
+            found = (registry.get(i) for i in to)
+            targets = [conn for conn in found if conn is not None]
+            if room is not None:
+                members = self._rooms.members(room)
+                targets = [conn for conn in targets if conn.id in members]
+        elif room is not None:
+            found = (registry.get(i) for i in list(self._rooms.members_view(room)))
+            targets = [conn for conn in found if conn is not None]
+        else:
+            targets = list(registry.values())
+        return self._deliver(targets, data, type, exclude)
+
+    async def disconnect(
+        self,
+        conn_id: str,
+        code: int = 1000,
+        reason: str = "",
+        *,
+        message: JSONValue = None,
+        type: str | None = None,
+        timeout: float = 5.0,
+    ) -> bool:
+        """Close a connection, optionally after a last message.
+
+        Returns:
+            False if there is no such connection in this process.
+        """
+        conn = self._registry.get(conn_id)
+        if conn is None:
+            return False
+        if message is not None:
+            self._deliver((conn,), message, type, None)
+        await conn.outbox.wait_drained(timeout)
+        await conn.close(code, reason)
+        return True
+
+    def _deliver_remote(self, frame: bytes) -> None:
+        """Deliver a frame published by another process (the backend calls this).
+
+        The in-memory backend has no other process, so it never calls this.
+        """
+        logger.warning("ignoring a frame from another process: no wire codec yet")
+
+    # Idle sweeper ---------------------------------------------------------------------------
+
+    async def _sweep_idle(self) -> None:
+        timeout = self.limits.idle_timeout
+        assert timeout is not None
+        period = max(min(timeout / 4, 1.0), 0.01)
+        while True:
+            await asyncio.sleep(period)
+            now = self.clock()
+            for conn in list(self._registry.values()):
+                if now - conn.info.last_activity >= timeout:
+                    logger.info("closing idle connection %s", conn.id)
+                    self._spawn(self._close_idle(conn))
+                    conn.info.last_activity = now  # do not schedule it twice
+
+    async def _close_idle(self, conn: Connection) -> None:
+        await conn.close(_GOING_AWAY, "idle timeout")
+
+    # Stats ----------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for monitoring: connections, rooms, messages and bytes, drops..."""
+        return {
+            "connections": len(self._registry),
+            "rooms": len(self._rooms),
+            **self.counters.as_dict(),
+            "encodes": self.encodes,
+            "backend": self.backend.stats(),
+        }
