@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from starlette.datastructures import State, URLPath
 from starlette.exceptions import HTTPException
@@ -90,6 +90,9 @@ class App(RouteRegistry):
         self._router = None
         self._stack = None
 
+    def _provider_names(self) -> frozenset[str]:
+        return frozenset(self.providers.definitions)
+
     # Settings -------------------------------------------------------------------------------
 
     @property
@@ -104,18 +107,33 @@ class App(RouteRegistry):
         """Called once by ``configure()``: store settings and run plugins."""
         self._settings = settings
         self._configured = True
-        for func in plugins:
-            func(self)
+        try:
+            for func in plugins:
+                func(self)
+            if settings["sessions"] and not settings["secret_key"]:
+                raise ConfigurationError(
+                    "sessions are on but no secret key is set: pass secret_key=... to "
+                    "configure() or set the SECRET_KEY environment variable"
+                )
+        except BaseException:
+            # A failed configuration leaves the app unconfigured, so it fails again
+            # (instead of serving half-configured) the next time it is used.
+            self._settings = None
+            self._configured = False
+            raise
         self.debug = bool(settings["debug"])
-        if settings["sessions"] and not settings["secret_key"]:
-            raise ConfigurationError(
-                "sessions are on but no secret key is set: pass secret_key=... to "
-                "configure() or set the SECRET_KEY environment variable"
-            )
         static_dir = settings["static_dir"]
         if static_dir and os.path.isdir(static_dir):
             self.mount(settings["static_root"], static(static_dir), name="static")
         self._changed()
+
+    @overload
+    def provider(self, func: F, *, scope: ScopeName = ..., name: str | None = ...) -> F: ...
+
+    @overload
+    def provider(
+        self, func: None = None, *, scope: ScopeName = ..., name: str | None = ...
+    ) -> Callable[[F], F]: ...
 
     def provider(
         self, func: F | None = None, *, scope: ScopeName = "request", name: str | None = None

@@ -13,10 +13,11 @@ scripts; in an app, prefer ``app.settings``).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
@@ -48,6 +49,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 Plugin = Callable[[Any], None]
+AppT = TypeVar("AppT")
 _PLUGINS: list[Plugin] = []
 
 
@@ -122,7 +124,11 @@ def load_settings(
 ) -> Settings:
     """Merge the defaults, ``explicit`` settings and the environment (which wins)."""
     env = os.environ if environ is None else environ
-    values = {**DEFAULTS, **{key.lower(): value for key, value in explicit.items()}}
+    # A deep copy: apps must not share (and mutate) the default lists.
+    values = {
+        **copy.deepcopy(DEFAULTS),
+        **{key.lower(): value for key, value in explicit.items()},
+    }
     for name, default in DEFAULTS.items():
         if name == "plugins":
             continue
@@ -168,7 +174,7 @@ class _SettingsProxy(Mapping[str, Any]):
 settings = _SettingsProxy()
 
 
-def configure(app: Any, settings_obj: Any = None, **values: Any) -> Any:
+def configure(app: AppT, settings_obj: Any = None, **values: Any) -> AppT:
     """Configure ``app`` once: store its settings, run plugins, apply built-in middleware.
 
     Args:
@@ -185,15 +191,16 @@ def configure(app: Any, settings_obj: Any = None, **values: Any) -> Any:
         ConfigurationError: if the app is already configured, or a setting is invalid
             (for example ``sessions=True`` without a secret key).
     """
-    if getattr(app, "_configured", False):
+    target: Any = app  # an App (typed loosely: config.py must not import applications.py)
+    if getattr(target, "_configured", False):
         raise ConfigurationError(f"{app!r} is already configured: configure() runs once per app")
-    explicit: dict[str, Any] = dict(getattr(app, "_initial_settings", {}))
+    explicit: dict[str, Any] = dict(getattr(target, "_initial_settings", {}))
     if settings_obj is not None:
         explicit.update(
             {k.lower(): getattr(settings_obj, k) for k in dir(settings_obj) if k.isupper()}
         )
     explicit.update(values)
     loaded = load_settings(explicit)
-    app._apply_settings(loaded, [*_PLUGINS, *loaded["plugins"]])
+    target._apply_settings(loaded, [*_PLUGINS, *loaded["plugins"]])
     settings._current = loaded
     return app

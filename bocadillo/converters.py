@@ -247,6 +247,8 @@ class ParameterPlan:
                 f"{name} must accept {leading} positional argument(s) "
                 f"({'req, res' if leading == 2 else 'ws'}) before its parameters"
             )
+        #: The view's parameters left to something else (providers).
+        self.excluded = frozenset(p.name for p in params if p.name in exclude)
         skipped = {p.name for p in positional[:leading]}
         #: The names of the leading parameters the framework fills itself.
         self.skipped = frozenset(skipped)

@@ -71,7 +71,9 @@ def _decorate(kind: Literal["before", "after"], hook: Hook, args: Any, kw: Any) 
     def decorate(view: T) -> T:
         if inspect.isclass(view):
             for name in (*HTTP_METHODS, "handle"):
-                method = view.__dict__.get(name)
+                # getattr, not __dict__: handlers inherited from a base class are hooked too
+                # (the wrapper is set on this class only, so the base class is unchanged).
+                method = getattr(view, name, None)
                 if method is not None:
                     setattr(view, name, _wrap(kind, method, hook, args, kw))
             return view

@@ -29,7 +29,7 @@ import asyncio
 import inspect
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +40,7 @@ __all__ = [
     "ProviderRegistry",
     "ProviderScope",
     "Resolver",
+    "global_provider_names",
     "provider",
     "useprovider",
 ]
@@ -105,6 +106,16 @@ async def _finish_gen(gen: Any) -> None:
 _GLOBAL: dict[str, Provider] = {}
 
 
+@overload
+def provider(func: F, *, scope: ScopeName = ..., name: str | None = ...) -> F: ...
+
+
+@overload
+def provider(
+    func: None = None, *, scope: ScopeName = ..., name: str | None = ...
+) -> Callable[[F], F]: ...
+
+
 def provider(
     func: Callable[..., Any] | None = None,
     *,
@@ -129,6 +140,11 @@ def provider(
         return f
 
     return register(func) if func is not None else register
+
+
+def global_provider_names() -> frozenset[str]:
+    """The names of the providers declared with ``@provider`` so far."""
+    return frozenset(_GLOBAL)
 
 
 def useprovider(*names: str) -> Callable[[F], F]:

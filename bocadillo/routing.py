@@ -25,7 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from .converters import ParameterError, ParameterPlan
 from .errors import ConfigurationError, HTTPError
-from .injection import ProviderRegistry, ProviderScope, Resolver
+from .injection import ProviderRegistry, ProviderScope, Resolver, global_provider_names
 from .request import Request
 from .response import Response
 from .types import ASGIApp, Receive, Scope, Send
@@ -97,6 +97,7 @@ class HTTPRoute:
         *,
         methods: Collection[str] | None = None,
         name: str | None = None,
+        providers: Collection[str] = (),
     ) -> None:
         self.pattern = pattern
         self.path = expand_pattern(pattern)
@@ -107,8 +108,13 @@ class HTTPRoute:
         self._route_params = route_params(self.path)
         self._plans: dict[Handler, ParameterPlan] = {}
         for handler in self._all_handlers():
+            # Parameters named after providers are not planned as query parameters, so
+            # their annotation need not be convertible from a string.
             self._plans[handler] = ParameterPlan(
-                handler, leading=2, route_params=self._route_params
+                handler,
+                leading=2,
+                route_params=self._route_params,
+                exclude=providers or global_provider_names(),
             )
         self._inject: dict[Handler, ProviderScope] = {}
         self._providers: ProviderRegistry | None = None
@@ -135,7 +141,8 @@ class HTTPRoute:
             plan = self._plans[handler]
             where = f"view {callable_name(handler)!r}"
             scope = ProviderScope.of(handler, providers, skip=plan.skipped, where=where)
-            if set(scope.injected) & plan.names:
+            injected = frozenset(scope.injected)
+            if injected & plan.names or not plan.excluded <= injected:
                 self._plans[handler] = ParameterPlan(
                     handler, leading=2, route_params=self._route_params, exclude=scope.injected
                 )
@@ -220,6 +227,7 @@ class WebSocketRoute:
         send_type: Codec = "text",
         caught_close_codes: CaughtCloseCodes = (1000, 1001),
         name: str | None = None,
+        providers: Collection[str] = (),
     ) -> None:
         ensure_async(view, "WebSocket view")
         self.pattern = pattern
@@ -233,7 +241,12 @@ class WebSocketRoute:
         self.send_type = check_codec("send_type", send_type)
         self.auto_accept = auto_accept
         self.caught_close_codes = caught_close_codes
-        self.plan = ParameterPlan(view, leading=1, route_params=route_params(self.path))
+        self.plan = ParameterPlan(
+            view,
+            leading=1,
+            route_params=route_params(self.path),
+            exclude=providers or global_provider_names(),
+        )
         self._inject: ProviderScope | None = None
         self._providers: ProviderRegistry | None = None
         self._on_connect: list[Hook] = []
@@ -250,7 +263,8 @@ class WebSocketRoute:
         self._providers = providers if providers.definitions else None
         where = f"WebSocket view {self.name!r}"
         scope = ProviderScope.of(self.view, providers, skip=self.plan.skipped, where=where)
-        if set(scope.injected) & self.plan.names:
+        injected = frozenset(scope.injected)
+        if injected & self.plan.names or not self.plan.excluded <= injected:
             self.plan = ParameterPlan(
                 self.view,
                 leading=1,
@@ -396,6 +410,10 @@ class RouteRegistry:
     def _changed(self) -> None:
         """Called after every registration (the app drops its compiled router)."""
 
+    def _provider_names(self) -> frozenset[str]:
+        """The provider names known when a route is registered."""
+        return global_provider_names()
+
     # HTTP -----------------------------------------------------------------------------------
 
     def route(
@@ -429,7 +447,9 @@ class RouteRegistry:
         name: str | None = None,
     ) -> HTTPRoute:
         """Register ``view`` for ``pattern`` (the non-decorator form of ``route``)."""
-        route = HTTPRoute(pattern, view, methods=methods, name=name)
+        route = HTTPRoute(
+            pattern, view, methods=methods, name=name, providers=self._provider_names()
+        )
         self._http_routes.append(route)
         self._changed()
         return route
@@ -509,6 +529,7 @@ class RouteRegistry:
                 send_type=send_type,
                 caught_close_codes=caught_close_codes,
                 name=name,
+                providers=self._provider_names(),
             )
             self._ws_routes.append(route)
             self._changed()

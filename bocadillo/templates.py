@@ -45,19 +45,28 @@ class Templates:
             loader=loader, autoescape=autoescape, enable_async=True
         )
         self._sync_env = jinja2.Environment(loader=loader, autoescape=autoescape)
-        shared: dict[str, Any] = dict(context or {})
         if app is not None:
-            shared.setdefault("url_for", lambda name, **params: str(app.url_for(name, **params)))
-        self._async_env.globals.update(shared)
-        self._sync_env.globals.update(shared)
+            self._sync_env.globals["url_for"] = lambda name, /, **params: str(
+                app.url_for(name, **params)
+            )
+        self._sync_env.globals.update(context or {})
+        # One globals dict for both environments, so that ``context`` changes reach both.
+        self._async_env.globals = self._sync_env.globals
 
     @property
     def context(self) -> dict[str, Any]:
         """The globals shared by every template (mutable)."""
         return self._sync_env.globals
 
-    async def render(self, name: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+    async def render(
+        self, name: str, context: dict[str, Any] | None = None, /, **kwargs: Any
+    ) -> str:
         """Render the template ``name`` without blocking the event loop.
+
+        Args:
+            name: The template's path in the directory.
+            context: A dict of values (positional, so that a template variable may be
+                called ``name`` or ``context``); ``**kwargs`` are merged on top.
 
         Raises:
             jinja2.TemplateNotFound: if there is no such template.
@@ -65,12 +74,14 @@ class Templates:
         template = self._async_env.get_template(name)
         return await template.render_async({**(context or {}), **kwargs})
 
-    def render_sync(self, name: str, context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+    def render_sync(
+        self, name: str, context: dict[str, Any] | None = None, /, **kwargs: Any
+    ) -> str:
         """Render the template ``name`` synchronously."""
         return self._sync_env.get_template(name).render({**(context or {}), **kwargs})
 
     def render_string(
-        self, source: str, context: dict[str, Any] | None = None, **kwargs: Any
+        self, source: str, context: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> str:
         """Render a template given as a string (autoescaped)."""
         return self._sync_env.from_string(source).render({**(context or {}), **kwargs})

@@ -6,6 +6,10 @@ app is then not called. ``after_dispatch(req, res)`` runs when the app starts it
 response: ``res.status_code`` and ``res.headers`` hold what the app answered and may be
 changed; the body passes through untouched. Both may be sync or async.
 
+``before_dispatch`` may also raise ``HTTPError`` or ``Redirect``: the app's error handlers
+answer, as they would for a view. It may read the body (``await req.json()``): the view
+can read it again.
+
 Order: the last middleware added with ``app.add_middleware`` is the outermost, so its
 ``before_dispatch`` runs first and its ``after_dispatch`` runs last.
 """
@@ -17,9 +21,12 @@ from typing import Any
 
 from starlette.datastructures import MutableHeaders
 
+from ..errors import HTTPError
+from ..redirection import Redirect, redirect_handler
 from ..request import Request
 from ..response import Response
 from ..types import ASGIApp, Message, Receive, Scope, Send
+from .errors import ErrorHandler, ErrorMiddleware, http_error_handler
 
 __all__ = ["Middleware"]
 
@@ -28,6 +35,19 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+_DEFAULT_HANDLERS: dict[type[BaseException], ErrorHandler] = {
+    HTTPError: http_error_handler,
+    Redirect: redirect_handler,
+}
+
+
+def _raising(exc: Exception) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise exc
+
+    return app
 
 
 class Middleware:
@@ -55,11 +75,33 @@ class Middleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        req = Request(scope, receive, send)
+        # Body messages read by ``before_dispatch`` (``await req.json()``...) are kept and
+        # replayed to the app, so that the view can read the body too.
+        received: list[Message] = []
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                received.append(message)
+            return message
+
+        async def replaying_receive() -> Message:
+            if received:
+                return received.pop(0)
+            return await receive()
+
+        req = Request(scope, recording_receive, send)
         early = Response()
-        answer = await _maybe_await(self.before_dispatch(req, early))
+        try:
+            answer = await _maybe_await(self.before_dispatch(req, early))
+        except Exception as exc:
+            # The user middleware sits outside the app's ErrorMiddleware: answer with the
+            # app's handlers (an unhandled error goes on to the 500 handler).
+            handlers = getattr(scope.get("app"), "_error_handlers", None) or _DEFAULT_HANDLERS
+            await ErrorMiddleware(_raising(exc), dict(handlers))(scope, replaying_receive, send)
+            return
         if answer is not None:
-            await answer(scope, receive, send)
+            await answer(scope, replaying_receive, send)
             return
 
         async def send_wrapper(message: Message) -> None:
@@ -70,4 +112,4 @@ class Middleware:
                 message = {**message, "status": res.status_code, "headers": res.headers.raw}
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        await self.app(scope, replaying_receive, send_wrapper)
