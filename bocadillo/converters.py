@@ -329,5 +329,6 @@ class ParameterPlan:
             raise ParameterError(errors)
         if self.accepts_extra:
             for key, value in path_params.items():
-                kwargs.setdefault(key, value)
+                if key != "__wildcard__":
+                    kwargs.setdefault(key, value)
         return kwargs

@@ -174,17 +174,21 @@ class HTTPRoute:
             kwargs = self._plans[handler].resolve(scope.get("path_params", {}), req.query_params)
         except ParameterError as exc:
             raise HTTPError(400, detail=exc.errors) from None
-        if self._providers is None:
-            await self._respond(handler, req, res, kwargs, scope, receive, send)
-            return
-        resolver = req.providers = Resolver(self._providers)
         try:
-            injection = self._inject.get(handler)
-            if injection is not None:
-                kwargs.update(await injection.kwargs(resolver))
-            await self._respond(handler, req, res, kwargs, scope, receive, send)
+            if self._providers is None:
+                await self._respond(handler, req, res, kwargs, scope, receive, send)
+                return
+            resolver = req.providers = Resolver(self._providers)
+            try:
+                injection = self._inject.get(handler)
+                if injection is not None:
+                    kwargs.update(await injection.kwargs(resolver))
+                await self._respond(handler, req, res, kwargs, scope, receive, send)
+            finally:
+                await resolver.aclose()
         finally:
-            await resolver.aclose()
+            if req._form is not None:
+                await req.close()  # uploaded files are temporary files: close them
 
     @staticmethod
     async def _respond(
@@ -570,38 +574,71 @@ def compile_routes(
     registry: RouteRegistry,
     *,
     providers: ProviderRegistry | None = None,
-    prefix: str = "",
-    qualify: Callable[[str], str] | None = None,
     configure_ws: Callable[[WebSocketRoute], None] | None = None,
-    _seen: tuple[int, ...] = (),
 ) -> list[BaseRoute]:
     """Flatten a registry and its recipes into Starlette routes.
 
+    Order: exact routes (the app's, then each recipe's), then mounts, then wildcard
+    routes, the longest literal prefix first, so a wildcard never shadows a more
+    specific route, mount or recipe.
+
     Raises:
-        ConfigurationError: if a recipe includes itself, directly or not.
+        ConfigurationError: if recipes include each other in a cycle.
     """
-    if id(registry) in _seen:
+    routes: list[BaseRoute] = []
+    wildcards: list[tuple[int, int, BaseRoute]] = []
+    _collect(registry, routes, wildcards, providers, configure_ws, "", None, ())
+    wildcards.sort(key=lambda item: (-item[0], item[1]))
+    return routes + [route for _, _, route in wildcards]
+
+
+def _collect(
+    registry: RouteRegistry,
+    routes: list[BaseRoute],
+    wildcards: list[tuple[int, int, BaseRoute]],
+    providers: ProviderRegistry | None,
+    configure_ws: Callable[[WebSocketRoute], None] | None,
+    prefix: str,
+    qualify: Callable[[str], str] | None,
+    seen: tuple[int, ...],
+) -> None:
+    if id(registry) in seen:
         raise ConfigurationError("recipes include each other in a cycle")
-    seen = (*_seen, id(registry))
+    seen = (*seen, id(registry))
 
     def name_of(name: str) -> str:
         local = registry._qualify(name)
         return qualify(local) if qualify else local
 
-    routes: list[BaseRoute] = []
-    # Wildcard routes go last so that they never shadow a more specific route.
-    http_routes = sorted(registry._http_routes, key=lambda r: _WILDCARD in r.path)
-    for route in http_routes:
+    # Function views sharing a path are served by one Starlette route, so a 405 lists
+    # every method of the path in its Allow header.
+    groups: dict[str, list[HTTPRoute]] = {}
+    for route in registry._http_routes:
         if providers is not None:
             route.prepare(providers)
-        routes.append(
+        groups.setdefault(route.path, []).append(route)
+    for path, group in groups.items():
+        full_path = _join(prefix, path)
+        first, *others = group
+        endpoint: Any = first if not others else _MethodDispatch(group)
+        methods: list[str] | None = None
+        if all(route.methods is not None for route in group):
+            methods = sorted({m for route in group for m in route.methods or ()})
+        compiled = [
+            _StarletteRoute(full_path, endpoint=endpoint, methods=methods, name=name_of(first.name))
+        ]
+        # The other views keep their names for url_for (they never match first).
+        compiled += [
             _StarletteRoute(
-                _join(prefix, route.path),
-                endpoint=route,
-                methods=route.methods,
-                name=name_of(route.name),
+                full_path, endpoint=route, methods=route.methods, name=name_of(route.name)
             )
-        )
+            for route in others
+        ]
+        if _WILDCARD in path:
+            literal = len(full_path.split("{" + _WILDCARD)[0])
+            wildcards.extend((literal, len(wildcards), item) for item in compiled)
+        else:
+            routes.extend(compiled)
     for ws_route in registry._ws_routes:
         if providers is not None:
             ws_route.prepare(providers)
@@ -615,19 +652,38 @@ def compile_routes(
             )
         )
     for sub_prefix, recipe in registry._recipes:
-        routes.extend(
-            compile_routes(
-                recipe,
-                providers=providers,
-                prefix=prefix + sub_prefix,
-                qualify=name_of,
-                configure_ws=configure_ws,
-                _seen=seen,
-            )
+        _collect(
+            recipe,
+            routes,
+            wildcards,
+            providers,
+            configure_ws,
+            prefix + sub_prefix,
+            name_of,
+            seen,
         )
     for mount in registry._mounts:
         routes.append(_StarletteMount(_join(prefix, mount.prefix), app=mount.app, name=mount.name))
-    return routes
+
+
+class _MethodDispatch:
+    """Serve several function views registered on one path, by method."""
+
+    def __init__(self, routes: list[HTTPRoute]) -> None:
+        self.by_method: dict[str, HTTPRoute] = {}
+        self.catch_all: HTTPRoute | None = None
+        for route in routes:
+            if route.methods is None:
+                self.catch_all = self.catch_all or route
+            for method in route.handlers:
+                self.by_method.setdefault(method, route)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.by_method.get(scope["method"]) or self.catch_all
+        if route is None:
+            allow = ", ".join(sorted(self.by_method))
+            raise HTTPError(405, headers={"Allow": allow})
+        await route(scope, receive, send)
 
 
 def _join(prefix: str, path: str) -> str:

@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 Codec = Literal["text", "bytes", "json"]
-CaughtCloseCodes = Iterable[int] | type[all]  # type: ignore[valid-type]
+#: An iterable of close codes, or the built-in ``all`` (typed as the function it is).
+CaughtCloseCodes = Iterable[int] | Callable[[Iterable[object]], bool]
 _CODECS = ("text", "bytes", "json")
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -69,10 +70,24 @@ class _CatchAll:
 
 
 def normalize_caught_codes(codes: Any) -> Any:
-    """Turn the ``caught_close_codes`` argument into a container of ints."""
-    if codes is all:
+    """Turn the ``caught_close_codes`` argument into a container of ints.
+
+    Idempotent, so a route can normalize once at registration.
+
+    Raises:
+        ConfigurationError: unless ``codes`` is ``all`` or an iterable of ``int`` codes.
+    """
+    if codes is all or isinstance(codes, _CatchAll):
         return _CatchAll()
-    return frozenset(int(code) for code in codes)
+    if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
+        raise ConfigurationError(
+            f"caught_close_codes must be an iterable of close codes or all, not {codes!r}"
+        )
+    members = tuple(codes)
+    for code in members:
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise ConfigurationError(f"caught_close_codes holds {code!r}, not a close code")
+    return frozenset(int(code) for code in members)
 
 
 AcceptCallback = Callable[["WebSocket"], Awaitable[None]]
@@ -118,6 +133,7 @@ class WebSocket(HTTPConnection):
         self._accepted = False
         self._closed = False
         self.closed_by_server = False
+        self._close_called = False
         self.close_code: int | None = None
         self.close_reason = ""
         self.subprotocol: str | None = None
@@ -243,13 +259,14 @@ class WebSocket(HTTPConnection):
         """Close the connection with ``code`` (before accept: reject with HTTP 403).
 
         Raises:
-            InvalidState: if the server already closed this connection.
+            InvalidState: if ``close()`` was already called on this connection.
         """
-        if self.closed_by_server:
+        if self.closed_by_server or self._close_called:
             raise InvalidState(f"WebSocket already closed with code {self.close_code}")
+        self._close_called = True
         if self._closed:
-            # The client left first: there is nobody to send a close frame to.
-            self.closed_by_server = True
+            # The client left first: there is nobody to send a close frame to. This is
+            # not a server-side close, so the client's code still decides `silences()`.
             return
         try:
             await self.send_event({"type": "websocket.close", "code": int(code), "reason": reason})

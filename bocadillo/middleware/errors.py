@@ -63,12 +63,18 @@ def as_http_error(exc: HTTPException) -> HTTPError:
 
 
 def internal_error_response(request: _StarletteRequest, exc: Exception) -> _StarletteResponse:
-    """The 500 answer when debug is off: no traceback, JSON or text."""
+    """The 500 answer when debug is off: no traceback, JSON or text.
+
+    The error is re-raised to the server after this response, and servers (uvicorn) then
+    close the connection: ``Connection: close`` tells the client not to reuse it.
+    """
+    headers = {"connection": "close"}
     if wants_text(request):
-        return PlainTextResponse("Internal Server Error", status_code=500)
+        return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)
     return JSONResponse(
         {"error": "Internal Server Error", "status": 500, "detail": "Internal Server Error"},
         status_code=500,
+        headers=headers,
     )
 
 
