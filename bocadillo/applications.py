@@ -8,6 +8,7 @@ any order.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -22,7 +23,8 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.routing import Router
+from starlette.responses import JSONResponse
+from starlette.routing import Route, Router
 
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
@@ -34,6 +36,9 @@ from .middleware.errors import (
     internal_error_response,
 )
 from .middleware.hsts import HSTSMiddleware
+from .realtime.drain import install_drain_handlers
+from .realtime.hub import Hub, HubLimits
+from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
 from .routing import RouteRegistry, compile_routes
 from .staticfiles import static
@@ -85,6 +90,10 @@ class App(RouteRegistry):
         self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
         self._router: Router | None = None
         self._stack: ASGIApp | None = None
+        self._hub: Hub | None = None
+        self._id_generator: Callable[[], str] | None = None
+        self.jobs = Jobs()
+        self._uninstall_drain: Callable[[], None] | None = None
 
     def _changed(self) -> None:
         self._router = None
@@ -174,14 +183,76 @@ class App(RouteRegistry):
 
     @asynccontextmanager
     async def _lifespan(self, _app: Any) -> AsyncIterator[None]:
+        hub = self.hub
+        await hub.startup()
+        self._uninstall_drain = install_drain_handlers(self._drain, asyncio.get_running_loop())
         await self._run_handlers("startup")
+        self.jobs.start({"app": self, "hub": hub})
         try:
             yield
         finally:
             try:
+                await self.jobs.stop()
+                await self._drain()
                 await self._run_handlers("shutdown")
             finally:
+                if self._uninstall_drain is not None:
+                    self._uninstall_drain()
+                    self._uninstall_drain = None
                 await self.providers.aclose()
+
+    async def _drain(self) -> None:
+        settings = self.settings
+        await self.hub.shutdown(
+            message=settings["shutdown_message"], timeout=float(settings["shutdown_timeout"])
+        )
+
+    # Real-time hub ----------------------------------------------------------------------------
+
+    @property
+    def hub(self) -> Hub:
+        """The app's hub: every live WebSocket, rooms, delivery (see ``docs/realtime.md``)."""
+        if self._hub is None:
+            settings = self.settings
+            rate = settings["rate_limit"]
+            limits = HubLimits(
+                allowed_origins=settings["allowed_origins"],
+                max_connections=settings["max_connections"],
+                max_connections_per_ip=settings["max_connections_per_ip"],
+                max_room_members=settings["max_room_members"],
+                rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
+                rate_limit_violations=settings["rate_limit_violations"],
+                max_message_size=settings["max_message_size"],
+                idle_timeout=settings["idle_timeout"],
+                outbox_limit=int(settings["outbox_limit"]),
+                overflow=settings["overflow"],
+            )
+            self._hub = Hub(settings["hub_backend"], limits=limits, id_generator=self._id_generator)
+        return self._hub
+
+    def id_generator(self, func: F) -> F:
+        """Use ``func()`` to make connection ids (it must return unique strings).
+
+        Raises:
+            InvalidState: if the hub already exists (set it before the app serves).
+        """
+        if self._hub is not None:
+            self._hub.id_generator = func
+        self._id_generator = func
+        return func
+
+    def every(self, seconds: float, *, immediately: bool = False) -> Callable[[F], F]:
+        """Run the decorated function every ``seconds`` while the app runs.
+
+        The function may be sync (run in a thread) or async, and may take ``app``
+        and/or ``hub`` parameters. Errors are logged; the job keeps running.
+        """
+
+        def register(func: F) -> F:
+            self.jobs.add(Job(func, seconds, immediately=immediately))
+            return func
+
+        return register
 
     # Errors ---------------------------------------------------------------------------------
 
@@ -219,15 +290,32 @@ class App(RouteRegistry):
         """The compiled Starlette router."""
         if self._router is None:
             self._router = Router(
-                routes=compile_routes(
-                    self, providers=self.providers, configure_ws=self._configure_ws
+                routes=self._stats_routes()
+                + compile_routes(
+                    self,
+                    providers=self.providers,
+                    configure_ws=self._configure_ws,
+                    socket_path=self.settings["socket_path"],
                 ),
                 lifespan=self._lifespan,
+                default=_not_found,
             )
         return self._router
 
+    def _stats_routes(self) -> list[Any]:
+        path = self.settings["stats_endpoint"]
+        if not path:
+            return []
+        hub_stats = self.hub.stats
+
+        async def stats(request: Any) -> JSONResponse:
+            return JSONResponse(hub_stats())
+
+        return [Route(path, stats, methods=["GET"], name="hub_stats")]
+
     def _configure_ws(self, route: Any) -> None:
-        """Hook for the realtime layer to attach itself to WebSocket routes."""
+        """Attach the hub to a WebSocket route."""
+        route.hub = self.hub
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).
@@ -269,3 +357,12 @@ class App(RouteRegistry):
 
     def __repr__(self) -> str:
         return f"<App {self.name}>"
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """No route matched: 404 for HTTP; for a WebSocket, close before accept with 403,
+    which the server turns into an HTTP 403 answer to the handshake."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 403, "reason": ""})
+        return
+    raise HTTPException(status_code=404)

@@ -36,6 +36,33 @@ DEFAULTS: dict[str, Any] = {
     "static_dir": "static",
     "static_root": "/static",
     "plugins": [],
+    # Real-time hub (see docs/realtime.md).
+    "hub_backend": None,
+    "allowed_origins": None,
+    "max_connections": None,
+    "max_connections_per_ip": None,
+    "max_room_members": None,
+    "rate_limit": None,
+    "rate_limit_violations": 10,
+    "max_message_size": 65536,
+    "idle_timeout": None,
+    "outbox_limit": 256,
+    "overflow": "drop_oldest",
+    "socket_path": "/ws",
+    "shutdown_timeout": 5.0,
+    "shutdown_message": None,
+    "stats_endpoint": None,
+}
+
+#: How environment values are parsed for settings whose default is ``None``.
+_ENV_TYPES: dict[str, Any] = {
+    "allowed_origins": list,
+    "max_connections": int,
+    "max_connections_per_ip": int,
+    "max_room_members": int,
+    "idle_timeout": float,
+    "shutdown_timeout": float,
+    "rate_limit": "rate",
 }
 
 #: Options used for ``cors=True`` (a dict given as ``cors=`` is merged on top).
@@ -64,6 +91,25 @@ def plugin(func: Plugin) -> Plugin:
 
 def _parse_env(name: str, raw: str, default: Any) -> Any:
     text = raw.strip()
+    kind = _ENV_TYPES.get(name)
+    if kind == "rate":
+        # "20/1.5": 20 messages per 1.5 seconds.
+        try:
+            count, _, window = text.partition("/")
+            return (int(count), float(window or 1))
+        except ValueError:
+            raise ConfigurationError(
+                f"BOCADILLO_{name.upper()}={raw!r} is not 'messages/seconds'"
+            ) from None
+    if kind is float or isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigurationError(f"BOCADILLO_{name.upper()}={raw!r} is not a number") from None
+    if kind is int:
+        default = 0
+    if kind is list:
+        default = []
     if isinstance(default, bool) or name in ("cors", "sessions"):
         if text.startswith("{"):
             return json.loads(text)
@@ -135,6 +181,8 @@ def load_settings(
         raw = env.get(f"BOCADILLO_{name.upper()}")
         if raw is not None:
             values[name] = _parse_env(name, raw, default)
+    if values.get("hub_backend") is None and env.get("BOCADILLO_HUB_URL"):
+        values["hub_backend"] = env["BOCADILLO_HUB_URL"]
     if values.get("secret_key") is None and env.get("SECRET_KEY"):
         values["secret_key"] = env["SECRET_KEY"]
     return Settings(values)

@@ -26,11 +26,20 @@ from starlette.websockets import WebSocketDisconnect
 from .converters import ParameterError, ParameterPlan
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ProviderScope, Resolver, global_provider_names
+from .realtime.dispatch import Dispatcher, SocketHandler, welcome_message
+from .realtime.hub import Hub, MessageCodec
+from .realtime.outbox import OverflowPolicy
 from .request import Request
 from .response import Response
 from .types import ASGIApp, Receive, Scope, Send
 from .views import Handler, callable_name, ensure_async, is_sync_callable, view_handlers
-from .websockets import CaughtCloseCodes, Codec, WebSocket, check_codec
+from .websockets import (
+    CaughtCloseCodes,
+    Codec,
+    WebSocket,
+    check_codec,
+    normalize_caught_codes,
+)
 
 __all__ = ["HTTPRoute", "RouteRegistry", "WebSocketRoute", "compile_routes", "expand_pattern"]
 
@@ -232,6 +241,9 @@ class WebSocketRoute:
         caught_close_codes: CaughtCloseCodes = (1000, 1001),
         name: str | None = None,
         providers: Collection[str] = (),
+        overflow: OverflowPolicy | None = None,
+        outbox_limit: int | None = None,
+        hub_codec: MessageCodec | None = None,
     ) -> None:
         ensure_async(view, "WebSocket view")
         self.pattern = pattern
@@ -244,7 +256,14 @@ class WebSocketRoute:
         self.receive_type = check_codec("receive_type", receive_type)
         self.send_type = check_codec("send_type", send_type)
         self.auto_accept = auto_accept
-        self.caught_close_codes = caught_close_codes
+        self.caught_close_codes = normalize_caught_codes(caught_close_codes)
+        #: Overflow policy and outbox size for this route (``None``: the app's settings).
+        self.overflow = overflow
+        self.outbox_limit = outbox_limit
+        #: How hub deliveries are encoded for this route's connections.
+        self.hub_codec: MessageCodec = hub_codec or self.send_type
+        #: Set by the app when it compiles its routes.
+        self.hub: Hub | None = None
         self.plan = ParameterPlan(
             view,
             leading=1,
@@ -256,9 +275,9 @@ class WebSocketRoute:
         self._on_connect: list[Hook] = []
         self._on_disconnect: list[Hook] = []
         #: Set by the app: called with each new ``WebSocket`` before the view runs.
-        self.connection_factory: Callable[[Scope, Receive, Send, WebSocketRoute], WebSocket] = (
-            _default_factory
-        )
+        self.connection_factory: Callable[
+            [Scope, Receive, Send, WebSocketRoute, str | None], WebSocket
+        ] = _default_factory
         self.__name__ = self.name
         self.__doc__ = getattr(view, "__doc__", None)
 
@@ -317,13 +336,29 @@ class WebSocketRoute:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one connection: convert parameters, accept, run hooks and the view, close."""
-        ws = self.connection_factory(scope, receive, send, self)
+        hub = self.hub
+        conn_id = hub.new_id() if hub is not None and hub.id_generator is not None else None
+        ws = self.connection_factory(scope, receive, send, self, conn_id)
         try:
             kwargs = self.plan.resolve(scope.get("path_params", {}), ws.query_params)
         except ParameterError as exc:
             logger.info("rejecting WebSocket %s: %s", scope.get("path"), exc)
             await ws.reject()
             return
+        if hub is not None:
+            if not hub.check_origin(ws.headers.get("origin")):
+                hub.counters.rejected += 1
+                logger.info("rejecting WebSocket from origin %r", ws.headers.get("origin"))
+                await ws.reject()
+                return
+            refusal = hub.admission(ws.client.host if ws.client else None)
+            if refusal is not None:
+                hub.counters.rejected += 1
+                await ws.accept()
+                await ws.close(refusal, "server busy" if refusal == 1013 else "shutting down")
+                return
+            ws.hub = hub
+            ws.on_accept(self._register)
         if self._on_connect:
             ws.on_accept(self._after_accept)
         resolver: Resolver | None = None
@@ -349,8 +384,26 @@ class WebSocketRoute:
                 if ws.accepted:
                     await self._disconnected(ws)
             finally:
+                if hub is not None and ws.connection is not None:
+                    hub.unregister(ws.id)
                 if resolver is not None:
                     await resolver.aclose()
+
+    async def _register(self, ws: WebSocket) -> None:
+        hub = self.hub
+        assert hub is not None
+        conn = hub.register(
+            ws.id,
+            ws.raw_send,
+            codec=self.hub_codec,
+            close=ws.close_from_hub,
+            path=ws.url.path,
+            remote_address=ws.client.host if ws.client else None,
+            user_data=ws.state._state,
+            outbox_limit=self.outbox_limit,
+            overflow=self.overflow,
+        )
+        ws.attach(conn)
 
     async def _disconnected(self, ws: WebSocket) -> None:
         for hook in self._on_disconnect:
@@ -383,7 +436,7 @@ def _takes_argument(func: Callable[..., Any]) -> bool:
 
 
 def _default_factory(
-    scope: Scope, receive: Receive, send: Send, route: WebSocketRoute
+    scope: Scope, receive: Receive, send: Send, route: WebSocketRoute, conn_id: str | None
 ) -> WebSocket:
     return WebSocket(
         scope,
@@ -392,6 +445,7 @@ def _default_factory(
         receive_type=route.receive_type,
         send_type=route.send_type,
         caught_close_codes=route.caught_close_codes,
+        id=conn_id,
     )
 
 
@@ -410,6 +464,8 @@ class RouteRegistry:
         self._ws_routes: list[WebSocketRoute] = []
         self._mounts: list[_MountEntry] = []
         self._recipes: list[tuple[str, RouteRegistry]] = []
+        #: Message-type endpoints by path (``None``: the app's ``socket_path``).
+        self._dispatchers: dict[str | None, Dispatcher] = {}
 
     def _changed(self) -> None:
         """Called after every registration (the app drops its compiled router)."""
@@ -501,6 +557,8 @@ class RouteRegistry:
         send_type: Codec = "text",
         caught_close_codes: CaughtCloseCodes = (1000, 1001),
         name: str | None = None,
+        overflow: OverflowPolicy | None = None,
+        outbox_limit: int | None = None,
     ) -> Callable[[Callable[..., Any]], WebSocketRoute]:
         """Register an async WebSocket view ``view(ws, **params)`` for ``pattern``.
 
@@ -513,6 +571,9 @@ class RouteRegistry:
             caught_close_codes: Client close codes that end the view silently; ``all``
                 for every code, ``()`` for none.
             name: The route's name for ``url_for``.
+            overflow: What to do when a slow client's outbox is full: ``"drop_oldest"``,
+                ``"drop_newest"`` or ``"close"`` (1013). Default: the app's setting.
+            outbox_limit: Messages queued for a slow client (default: the app's setting).
 
         Returns:
             A decorator returning the ``WebSocketRoute`` (it has ``on_connect`` and
@@ -534,12 +595,78 @@ class RouteRegistry:
                 caught_close_codes=caught_close_codes,
                 name=name,
                 providers=self._provider_names(),
+                overflow=overflow,
+                outbox_limit=outbox_limit,
             )
             self._ws_routes.append(route)
             self._changed()
             return route
 
         return decorate
+
+    # Message-type routing ---------------------------------------------------------------------
+
+    def _dispatcher(self, endpoint: str | None) -> Dispatcher:
+        if endpoint is not None and not endpoint.startswith("/"):
+            raise ConfigurationError(f"socket endpoint {endpoint!r} must start with '/'")
+        dispatcher = self._dispatchers.get(endpoint)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[endpoint] = Dispatcher(endpoint or "")
+            self._changed()
+        return dispatcher
+
+    def socket(
+        self, type: str, *, schema: Any = None, endpoint: str | None = None
+    ) -> Callable[[F], F]:
+        """Handle client messages ``{"type": type, "data": ..., "id": ...}``.
+
+        The handler (sync or async) gets its parameters by name: ``data``, ``ws``,
+        ``client_id``, ``message``, ``type``, ``id``, ``hub``, or a provider. What it
+        returns is sent back as ``{"type": "response", "data": ..., "id": ...}``.
+
+        Args:
+            type: The message type.
+            schema: Validate ``data`` first: a typesystem ``Schema`` instance or field,
+                or a dataclass (``data`` is then an instance of it).
+            endpoint: The WebSocket path (default: the ``socket_path`` setting, ``/ws``).
+
+        Raises:
+            ConfigurationError: if the type already has a handler on that endpoint.
+        """
+
+        def register(func: F) -> F:
+            self._dispatcher(endpoint).add(type, func, schema)
+            self._changed()
+            return func
+
+        return register
+
+    def socket_connect(self, *, endpoint: str | None = None) -> Callable[[F], F]:
+        """Run the decorated function (sync or async) when a client connects, before
+        accept. Returning ``False`` refuses the client (HTTP 403); another non-None value
+        is sent to it as ``{"type": "welcome", "data": value}``."""
+
+        def register(func: F) -> F:
+            dispatcher = self._dispatcher(endpoint)
+            dispatcher.connect_handlers.append(
+                SocketHandler(func, what=f"socket_connect handler {callable_name(func)!r}")
+            )
+            return func
+
+        return register
+
+    def socket_disconnect(self, *, endpoint: str | None = None) -> Callable[[F], F]:
+        """Run the decorated function (sync or async) once when a client's connection
+        ends, however it ended."""
+
+        def register(func: F) -> F:
+            dispatcher = self._dispatcher(endpoint)
+            dispatcher.disconnect_handlers.append(
+                SocketHandler(func, what=f"socket_disconnect handler {callable_name(func)!r}")
+            )
+            return func
+
+        return register
 
     # Composition ----------------------------------------------------------------------------
 
@@ -575,6 +702,7 @@ def compile_routes(
     *,
     providers: ProviderRegistry | None = None,
     configure_ws: Callable[[WebSocketRoute], None] | None = None,
+    socket_path: str = "/ws",
 ) -> list[BaseRoute]:
     """Flatten a registry and its recipes into Starlette routes.
 
@@ -587,7 +715,7 @@ def compile_routes(
     """
     routes: list[BaseRoute] = []
     wildcards: list[tuple[int, int, BaseRoute]] = []
-    _collect(registry, routes, wildcards, providers, configure_ws, "", None, ())
+    _collect(registry, routes, wildcards, providers, configure_ws, "", None, (), socket_path)
     wildcards.sort(key=lambda item: (-item[0], item[1]))
     return routes + [route for _, _, route in wildcards]
 
@@ -601,6 +729,7 @@ def _collect(
     prefix: str,
     qualify: Callable[[str], str] | None,
     seen: tuple[int, ...],
+    socket_path: str,
 ) -> None:
     if id(registry) in seen:
         raise ConfigurationError("recipes include each other in a cycle")
@@ -639,7 +768,12 @@ def _collect(
             wildcards.extend((literal, len(wildcards), item) for item in compiled)
         else:
             routes.extend(compiled)
-    for ws_route in registry._ws_routes:
+    ws_routes = list(registry._ws_routes)
+    for endpoint, dispatcher in registry._dispatchers.items():
+        if providers is not None:
+            dispatcher.prepare(providers)
+        ws_routes.append(_dispatcher_route(dispatcher, endpoint or socket_path))
+    for ws_route in ws_routes:
         if providers is not None:
             ws_route.prepare(providers)
         if configure_ws is not None:
@@ -661,9 +795,45 @@ def _collect(
             prefix + sub_prefix,
             name_of,
             seen,
+            socket_path,
         )
     for mount in registry._mounts:
         routes.append(_StarletteMount(_join(prefix, mount.prefix), app=mount.app, name=mount.name))
+
+
+def _dispatcher_route(dispatcher: Dispatcher, path: str) -> WebSocketRoute:
+    """The WebSocket route serving a message-type endpoint (made once per dispatcher)."""
+    route: WebSocketRoute | None = getattr(dispatcher, "route", None)
+    if route is not None and route.pattern == path:
+        return route
+
+    async def serve(ws: WebSocket) -> None:
+        admitted, welcome = await dispatcher.connect(ws)
+        if not admitted:
+            await ws.reject()
+            return
+        await ws.accept()
+        for value in welcome:
+            await ws.send_text(welcome_message(value))
+        while True:
+            frame = await ws.receive_frame()
+            if frame is None:
+                continue  # refused by a limit; the client got an error envelope
+            reply = await dispatcher.handle(ws, frame)
+            if reply is not None:
+                await ws.send_text(reply)
+
+    route = WebSocketRoute(
+        path,
+        serve,
+        auto_accept=False,
+        caught_close_codes=all,
+        name=f"socket:{path}",
+        hub_codec="envelope",
+    )
+    route.on_disconnect(dispatcher.disconnected)
+    dispatcher.route = route  # type: ignore[attr-defined]
+    return route
 
 
 class _MethodDispatch:

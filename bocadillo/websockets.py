@@ -26,6 +26,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from .closecodes import CloseCode
 from .errors import ConfigurationError, InvalidState
+from .realtime.envelope import encode_error
+from .realtime.hub import Connection, Hub
 from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
 
 __all__ = [
@@ -141,6 +143,10 @@ class WebSocket(HTTPConnection):
         self._accept_callbacks: list[AcceptCallback] = []
         #: The provider values of this connection (set when the app has providers).
         self.providers: Any = None
+        #: The app's hub, once the route hands the connection to it.
+        self.hub: Hub | None = None
+        #: The hub's handle on this connection, once accepted and registered.
+        self.connection: Connection | None = None
 
     # Connection data -----------------------------------------------------------------------
 
@@ -314,12 +320,67 @@ class WebSocket(HTTPConnection):
             )
         if not self._accepted:
             raise InvalidState("call accept() before receiving (or use auto_accept=True)")
-        message = await self._receive()
-        if message["type"] == "websocket.disconnect":
-            code = message.get("code", CloseCode.NORMAL_CLOSURE)
-            self._mark_closed(code, message.get("reason"))
-            raise WebSocketDisconnect(code, message.get("reason"))
-        return message
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                code = message.get("code", CloseCode.NORMAL_CLOSURE)
+                self._mark_closed(code, message.get("reason"))
+                raise WebSocketDisconnect(code, message.get("reason"))
+            if self.connection is None or await self._admit(self.connection, message):
+                return message
+
+    async def _admit(self, conn: Connection, message: Message) -> bool:
+        """Count a received frame and apply the hub's size and rate limits.
+
+        Returns:
+            False if the frame must be skipped (rate limited).
+
+        Raises:
+            WebSocketDisconnect: after closing with 1009 (too large) or 1008 (too many
+                rate-limit violations).
+        """
+        hub = self.hub
+        assert hub is not None
+        payload = message.get("text")
+        size = len(payload) if payload is not None else len(message.get("bytes") or b"")
+        hub.received(conn, size)
+        limits = hub.limits
+        envelope = conn.codec == "envelope"
+        if limits.max_message_size is not None and size > limits.max_message_size:
+            if envelope:
+                await self._send_quietly(
+                    encode_error(
+                        "message_too_large",
+                        f"frames are limited to {limits.max_message_size} bytes",
+                    )
+                )
+            raise await self._invalid(CloseCode.MESSAGE_TOO_BIG, "message too large")
+        if conn.rate is not None:
+            verdict = conn.rate.check(hub.clock())
+            if not verdict.allowed:
+                hub.counters.dropped += 1
+                if verdict.close:
+                    raise await self._invalid(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                if envelope:
+                    await self._send_quietly(
+                        encode_error("rate_limited", "too many messages: slow down")
+                    )
+                return False
+        return True
+
+    async def _send_quietly(self, text: str) -> None:
+        try:
+            await self._send_data({"type": "websocket.send", "text": text})
+        except (WebSocketDisconnect, OSError):
+            pass
+
+    async def receive_frame(self) -> str | bytes | None:
+        """Receive one frame as it came: ``str`` for text, ``bytes`` for binary."""
+        message = await self._receive_data()
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        return bytes(message.get("bytes") or b"")
 
     async def _invalid(self, code: CloseCode, reason: str) -> WebSocketDisconnect:
         await self.close(code, reason)
@@ -391,11 +452,21 @@ class WebSocket(HTTPConnection):
             )
         if not self._accepted:
             raise InvalidState("call accept() before sending (or use auto_accept=True)")
+        conn = self.connection
         try:
-            await self._send(message)
+            if conn is None:
+                await self._send(message)
+                return
+            # Through the outbox, so the view's own sends keep their order with what the
+            # hub delivers to this connection.
+            await conn.outbox.send(message)
         except OSError:
             self._mark_closed(CloseCode.ABNORMAL_CLOSURE, "connection lost")
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
+        payload = message.get("text")
+        size = len(payload) if payload is not None else len(message.get("bytes") or b"")
+        conn.info.messages_sent += 1
+        conn.info.bytes_sent += size
 
     async def send_text(self, data: str) -> None:
         """Send a text frame."""
@@ -421,6 +492,68 @@ class WebSocket(HTTPConnection):
             WebSocketDisconnect: if the connection is closed.
         """
         await self._send_data(encode_message(value, self.send_type))
+
+    # The hub ---------------------------------------------------------------------------------
+
+    @property
+    def raw_send(self) -> Send:
+        """The connection's ASGI ``send`` (what the hub's outbox writes to)."""
+        return self._send
+
+    def attach(self, connection: Connection) -> None:
+        """Called by the route once the hub has registered this connection."""
+        self.connection = connection
+
+    async def close_from_hub(self, code: int, reason: str) -> None:
+        """Close on the hub's behalf (limits, ``hub.disconnect``, shutdown)."""
+        if not self.closed_by_server:
+            await self.close(code, reason)
+
+    def _require_hub(self) -> Hub:
+        if self.hub is None or self.connection is None:
+            raise InvalidState("this WebSocket is not registered with a hub (accept it first)")
+        return self.hub
+
+    def join(self, room: str) -> None:
+        """Join ``room`` (created on first join); left automatically on disconnect.
+
+        Raises:
+            InvalidState: before the connection is accepted.
+            RoomFull: if the room has reached ``max_room_members``.
+        """
+        self._require_hub().join(self.id, room)
+
+    def leave(self, room: str) -> None:
+        """Leave ``room`` (a no-op if not in it)."""
+        self._require_hub().leave(self.id, room)
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this connection is in."""
+        if self.hub is None:
+            return frozenset()
+        return self.hub.rooms_of(self.id)
+
+    def broadcast(
+        self,
+        data: JSONValue,
+        *,
+        type: str | None = None,
+        room: str | None = None,
+        to: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+        exclude_self: bool = False,
+    ) -> int:
+        """Broadcast through the app's hub (see ``Hub.broadcast``); never waits.
+
+        Returns:
+            How many connections took the message.
+        """
+        hub = self._require_hub()
+        excluded = list(exclude or ())
+        if exclude_self:
+            excluded.append(self.id)
+        return hub.broadcast(data, type=type, room=room, to=to, exclude=excluded or None)
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.id} {self.url.path}>"

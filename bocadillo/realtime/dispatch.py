@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import ConfigurationError, EnvelopeError
 from ..injection import ProviderRegistry, ProviderScope
 from .envelope import Envelope, encode_envelope, encode_error, encode_response, parse_envelope
+from .rooms import RoomFull
 
 __all__ = ["Dispatcher", "SocketHandler", "validate_data", "welcome_message"]
 
@@ -226,6 +227,8 @@ class Dispatcher:
             return encode_response(result, envelope.id)
         except EnvelopeError as exc:
             return encode_error(exc.code, exc.message, envelope.id)
+        except RoomFull as exc:
+            return encode_error("room_full", str(exc), envelope.id)
         except Exception:
             logger.exception("socket handler %r failed", envelope.type)
             if ws.hub is not None:

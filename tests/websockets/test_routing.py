@@ -1,0 +1,171 @@
+"""WebSocket routes: typed route and query parameters, unmatched paths, registration."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from bocadillo import App, ConfigurationError, ExpectedAsync, WebSocketRoute, create_client
+
+
+def test_websocket_route_converts_route_and_query_parameters():
+    app = App()
+
+    @app.websocket_route("/chat/{channel}", value_type="json")
+    async def chat(ws, channel: str, anonymous: bool = False):
+        async for message in ws:
+            await ws.send({"channel": channel, "anonymous": anonymous, "message": message})
+
+    with create_client(app) as client:
+        with client.websocket_connect("/chat/general?anonymous=yes") as ws:
+            ws.send_json({"text": "hi"})
+            assert ws.receive_json() == {
+                "channel": "general",
+                "anonymous": True,
+                "message": {"text": "hi"},
+            }
+        with client.websocket_connect("/chat/random") as ws:
+            ws.send_json("hello")
+            assert ws.receive_json() == {
+                "channel": "random",
+                "anonymous": False,
+                "message": "hello",
+            }
+
+
+def test_websocket_route_typed_route_parameter():
+    app = App()
+
+    @app.websocket_route("/rooms/{pk}")
+    async def room(ws, pk: int):
+        await ws.send_json({"pk": pk, "type": type(pk).__name__})
+
+    with create_client(app) as client:
+        with client.websocket_connect("/rooms/42") as ws:
+            assert ws.receive_json() == {"pk": 42, "type": "int"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/chat/general?anonymous=maybe", "/rooms/abc", "/numbers?count=lots"]
+)
+def test_websocket_route_conversion_failure_rejects_with_403(path):
+    app = App()
+    called: list[str] = []
+
+    @app.websocket_route("/chat/{channel}")
+    async def chat(ws, channel: str, anonymous: bool = False):
+        called.append("chat")
+
+    @app.websocket_route("/rooms/{pk}")
+    async def room(ws, pk: int):
+        called.append("room")
+
+    @app.websocket_route("/numbers")
+    async def numbers(ws, count: int):
+        called.append("numbers")
+
+    with create_client(app) as client:
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            with client.websocket_connect(path):
+                pass
+    assert excinfo.value.code == 403
+    assert called == []
+
+
+def test_websocket_route_missing_required_query_parameter_rejects_with_403():
+    app = App()
+
+    @app.websocket_route("/numbers")
+    async def numbers(ws, count: int):
+        await ws.send(str(count))
+
+    with create_client(app) as client:
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            with client.websocket_connect("/numbers"):
+                pass
+        assert excinfo.value.code == 403
+        with client.websocket_connect("/numbers?count=3") as ws:
+            assert ws.receive_text() == "3"
+
+
+def test_websocket_unknown_path_rejects_with_403():
+    app = App()
+
+    @app.websocket_route("/echo")
+    async def echo(ws):
+        await ws.send("never")
+
+    with create_client(app) as client:
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            with client.websocket_connect("/nowhere"):
+                pass
+    assert excinfo.value.code == 403
+
+
+def test_websocket_on_http_only_path_rejects_and_never_calls_http_view():
+    app = App()
+    http_calls: list[str] = []
+
+    @app.route("/same")
+    async def same(req, res):
+        http_calls.append(req.method)
+        res.text = "http"
+
+    with create_client(app) as client:
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            with client.websocket_connect("/same"):
+                pass
+        assert excinfo.value.code == 403
+        assert http_calls == []
+        # The flag does flip for a real HTTP request, so the assertion above means something.
+        assert client.get("/same").text == "http"
+    assert http_calls == ["GET"]
+
+
+def test_websocket_route_refuses_sync_view_at_registration():
+    app = App()
+
+    with pytest.raises(ExpectedAsync) as excinfo:
+
+        @app.websocket_route("/sync")
+        def sync_view(ws):
+            pass
+
+    assert isinstance(excinfo.value, TypeError)
+    assert isinstance(excinfo.value, ConfigurationError)
+    assert "async def" in str(excinfo.value)
+
+
+def test_websocket_route_refuses_unknown_codec_at_registration():
+    app = App()
+
+    with pytest.raises(ConfigurationError):
+
+        @app.websocket_route("/bad", receive_type="xml")  # type: ignore[arg-type]
+        async def bad(ws):
+            pass
+
+
+@pytest.mark.parametrize("codes", [1006, "1000", [1000, "nope"]])
+def test_websocket_route_refuses_bad_caught_close_codes_at_registration(codes):
+    app = App()
+
+    # A mistake in registration fails at import time, never on each connection.
+    with pytest.raises(ConfigurationError):
+
+        @app.websocket_route("/bad", caught_close_codes=codes)
+        async def bad(ws):
+            pass
+
+
+def test_websocket_route_decorator_returns_the_route_object():
+    app = App()
+
+    @app.websocket_route("/echo", value_type="bytes")
+    async def echo(ws):
+        pass
+
+    assert isinstance(echo, WebSocketRoute)
+    assert echo.receive_type == "bytes"
+    assert echo.send_type == "bytes"
+    assert echo.pattern == "/echo"
