@@ -10,6 +10,7 @@ for the type runs with parameters injected by name:
 ``message``    the whole decoded envelope (a dict, extra fields included)
 ``type``       the message type; ``id``: the request id (or None)
 ``hub``        the app's hub
+``req``        a ``SocketRequest`` bundling the above (Daebus style)
 (providers)    any provider, by its name
 =============  ================================================================
 
@@ -35,10 +36,24 @@ from ..injection import ProviderRegistry, ProviderScope
 from .envelope import Envelope, encode_envelope, encode_error, encode_response, parse_envelope
 from .rooms import RoomFull
 
-__all__ = ["Dispatcher", "SocketHandler", "validate_data", "welcome_message"]
+__all__ = ["Dispatcher", "SocketHandler", "SocketRequest", "validate_data", "welcome_message"]
 
 logger = logging.getLogger("bocadillo.dispatch")
-_BUILTIN_NAMES = frozenset({"data", "ws", "client_id", "message", "type", "id", "hub"})
+_BUILTIN_NAMES = frozenset({"data", "ws", "client_id", "message", "type", "id", "hub", "req"})
+
+
+@dataclasses.dataclass(frozen=True)
+class SocketRequest:
+    """One received message, for handlers written ``def handler(req)``."""
+
+    client_id: str
+    message_type: str | None
+    data: Any
+    #: The whole decoded envelope.
+    payload: dict[str, Any] | None
+    #: The connection's ``WebSocket``.
+    websocket: Any
+    id: str | int | None
 
 
 def validate_data(schema: Any, data: Any) -> Any:
@@ -123,7 +138,7 @@ class SocketHandler:
             if not known and param.default is param.empty:
                 raise ConfigurationError(
                     f"{self.what}: cannot fill parameter {param.name!r}; use data, ws, "
-                    "client_id, message, type, id, hub, or a provider name"
+                    "client_id, message, type, id, hub, req, or a provider name"
                 )
 
     async def call(self, available: dict[str, Any], ws: Any) -> Any:
@@ -164,14 +179,18 @@ class Dispatcher:
 
     @staticmethod
     def _available(ws: Any, envelope: Envelope | None, data: Any) -> dict[str, Any]:
+        message = envelope.message if envelope else None
+        kind = envelope.type if envelope else None
+        request_id = envelope.id if envelope else None
         return {
             "data": data,
             "ws": ws,
             "client_id": ws.id,
-            "message": envelope.message if envelope else None,
-            "type": envelope.type if envelope else None,
-            "id": envelope.id if envelope else None,
+            "message": message,
+            "type": kind,
+            "id": request_id,
             "hub": ws.hub,
+            "req": SocketRequest(ws.id, kind, data, message, ws, request_id),
         }
 
     async def connect(self, ws: Any) -> tuple[bool, list[Any]]:
