@@ -52,7 +52,7 @@ def test_websocket_manual_accept_and_close():
     assert states == [(False, False), (True, False), (True, True)]
 
 
-def test_websocket_manual_view_must_accept_before_sending():
+def test_websocket_manual_view_must_accept_before_sending_or_receiving():
     app = App()
     errors: list[Exception] = []
 
@@ -62,13 +62,17 @@ def test_websocket_manual_view_must_accept_before_sending():
             await ws.send("too early")
         except InvalidState as exc:
             errors.append(exc)
+        try:
+            await ws.receive()
+        except InvalidState as exc:
+            errors.append(exc)
         await ws.accept()
         await ws.send("ok")
 
     with create_client(app) as client:
         with client.websocket_connect("/early") as ws:
             assert ws.receive_text() == "ok"
-    assert len(errors) == 1
+    assert len(errors) == 2
 
 
 def test_websocket_context_manager_accepts_and_closes_1000():
@@ -357,3 +361,24 @@ def test_websocket_on_accept_callbacks_stop_once_one_closes():
         with client.websocket_connect("/gate") as ws:
             assert ws.receive()["code"] == 4001
     assert calls == ["first", "accept returned closed=True"]
+
+
+def test_websocket_send_after_server_close_ends_view_quietly():
+    app = App()
+    codes: list[int] = []
+
+    @app.websocket_route("/closed", caught_close_codes=())
+    async def closed(ws):
+        await ws.close(4005)
+        try:
+            await ws.send("too late")
+        except WebSocketDisconnect as exc:
+            codes.append(exc.code)
+            raise
+
+    recorder = SentEvents(app)
+    with create_client(recorder) as client:
+        with client.websocket_connect("/closed") as ws:
+            assert ws.receive()["code"] == 4005
+    assert codes == [4005]
+    assert [e for e in recorder.events if e["type"] == "websocket.send"] == []
