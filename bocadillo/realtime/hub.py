@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import InvalidState, UnknownConnection
 from ..types import ConnectionId, JSONValue, Message, Send
@@ -37,6 +37,7 @@ CloseCallback = Callable[[int, str], Awaitable[None]]
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _GOING_AWAY = 1001
 _TRY_AGAIN_LATER = 1013
+T = TypeVar("T")
 
 
 @dataclass
@@ -87,10 +88,14 @@ def encode_for(codec: MessageCodec, data: JSONValue, kind: str | None) -> Messag
     return {"type": "websocket.send", "text": text}
 
 
+async def _call(func: Callable[[], T]) -> T:
+    return func()
+
+
 def _size(message: Message) -> int:
     payload = message.get("text")
     if payload is not None:
-        return len(payload)
+        return len(payload.encode("utf-8"))  # bytes on the wire, not characters
     return len(message.get("bytes") or b"")
 
 
@@ -157,6 +162,9 @@ class Hub:
         self._started = False
         self._accepting = True
         self._idle_task: asyncio.Task[None] | None = None
+        #: The loop the hub runs on (set at startup), so that sync code running in a
+        #: worker thread (sync socket handlers and jobs) can still use the hub.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # Lifecycle ------------------------------------------------------------------------------
 
@@ -173,6 +181,7 @@ class Hub:
         """Start the backend and the idle sweeper. Called at app startup."""
         if self._started:
             return
+        self._loop = asyncio.get_running_loop()
         await self.backend.start(self._deliver_remote)
         self._started = True
         self._accepting = True
@@ -212,6 +221,23 @@ class Hub:
         if self._started:
             await self.backend.stop()
         self._started = False
+        self._loop = None
+
+    def _in_worker_thread(self) -> bool:
+        """Whether the caller runs outside the hub's loop (a sync handler's or job's thread)."""
+        loop = self._loop
+        if loop is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is not loop
+        except RuntimeError:  # no running loop in this thread
+            return True
+
+    def _call_in_loop(self, func: Callable[[], T]) -> T:
+        """Run ``func()`` on the hub's loop, from another thread, and return its result:
+        the tables and outboxes are not thread-safe, and outboxes write through the loop."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(_call(func), self._loop).result()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -311,7 +337,6 @@ class Hub:
             self._spawn(conn.outbox.aclose())
 
     def _overflowed(self, conn: Connection) -> None:
-        self.counters.dropped += 1
         logger.info("closing slow client %s: its outbox is full", conn.id)
         self._spawn(self._force_close(conn, _TRY_AGAIN_LATER, "too slow"))
 
@@ -401,12 +426,16 @@ class Hub:
             UnknownConnection: if there is no such connection.
             RoomFull: if the room has ``max_room_members`` members.
         """
+        if self._in_worker_thread():
+            return self._call_in_loop(lambda: self.join(conn_id, room))
         self.connection(conn_id)
         self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
         self.backend.room_joined(conn_id, room)
 
     def leave(self, conn_id: str, room: str) -> None:
         """Take a connection out of ``room`` (no-op if it is not in it)."""
+        if self._in_worker_thread():
+            return self._call_in_loop(lambda: self.leave(conn_id, room))
         self._rooms.leave(conn_id, room)
         self.backend.room_left(conn_id, room)
 
@@ -430,13 +459,17 @@ class Hub:
     # Delivery -------------------------------------------------------------------------------
 
     def _put(self, conn: Connection, message: Message, size: int) -> bool:
-        if conn.outbox.put(message):
+        outbox = conn.outbox
+        dropped = outbox.dropped
+        taken = outbox.put(message)
+        if outbox.dropped != dropped:
+            # drop_oldest takes the new message but forgets an old one; count it.
+            self.counters.dropped += outbox.dropped - dropped
+        if taken:
             info = conn.info
             info.messages_sent += 1
             info.bytes_sent += size
-            return True
-        self.counters.dropped += 1
-        return False
+        return taken
 
     def _deliver(
         self,
@@ -471,6 +504,8 @@ class Hub:
         Returns:
             True if the connection took it; False if it is not here or dropped it.
         """
+        if self._in_worker_thread():
+            return self._call_in_loop(lambda: self.send(conn_id, data, type=type))
         conn = self._registry.get(conn_id)
         if conn is None:
             return False
@@ -497,10 +532,15 @@ class Hub:
         Returns:
             How many connections took the message.
         """
+        if self._in_worker_thread():
+            return self._call_in_loop(
+                lambda: self.broadcast(data, type=type, room=room, to=to, exclude=exclude)
+            )
         targets: list[Connection]
         registry = self._registry
         if to is not None:
-            found = (registry.get(i) for i in to)
+            # Each id once, even if ``to`` repeats it.
+            found = (registry.get(i) for i in dict.fromkeys(to))
             targets = [conn for conn in found if conn is not None]
             if room is not None:
                 members = self._rooms.members(room)

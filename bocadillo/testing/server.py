@@ -40,6 +40,8 @@ class LiveServer:
         app: The ASGI application.
         host: The loopback address to bind (``127.0.0.1`` or ``::1``).
         timeout: Seconds to wait for startup and for shutdown.
+        socket_options: ``(level, option, value)`` for ``setsockopt`` on the listening
+            socket (accepted connections inherit most of them, e.g. ``SO_SNDBUF``).
         **config: More ``uvicorn.Config`` options (``ws="wsproto"``, ``log_level``...).
 
     Example::
@@ -49,9 +51,16 @@ class LiveServer:
     """
 
     def __init__(
-        self, app: ASGIApp, *, host: str = "127.0.0.1", timeout: float = 10.0, **config: Any
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        timeout: float = 10.0,
+        socket_options: list[tuple[int, int, int]] | None = None,
+        **config: Any,
     ) -> None:
         self.app = app
+        self.socket_options = list(socket_options or [])
         self.host = host
         self.timeout = timeout
         config.setdefault("log_level", "warning")
@@ -85,6 +94,8 @@ class LiveServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for level, option, value in self.socket_options:
+            sock.setsockopt(level, option, value)
         sock.bind((self.host, 0))
         sock.listen(2048)
         self._socket = sock
