@@ -233,8 +233,7 @@ class App(RouteRegistry):
     def id_generator(self, func: F) -> F:
         """Use ``func()`` to make connection ids (it must return unique strings).
 
-        Raises:
-            InvalidState: if the hub already exists (set it before the app serves).
+        Takes effect for connections made after the call.
         """
         if self._hub is not None:
             self._hub.id_generator = func

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 from .closecodes import CloseCode
 from .errors import ConfigurationError, InvalidState
 from .realtime.envelope import encode_error
-from .realtime.hub import Connection, Hub
+from .realtime.hub import Connection, Hub, message_size
 from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
 
 __all__ = [
@@ -341,8 +341,7 @@ class WebSocket(HTTPConnection):
         """
         hub = self.hub
         assert hub is not None
-        payload = message.get("text")
-        size = len(payload) if payload is not None else len(message.get("bytes") or b"")
+        size = message_size(message)
         hub.received(conn, size)
         limits = hub.limits
         envelope = conn.codec == "envelope"
@@ -463,10 +462,12 @@ class WebSocket(HTTPConnection):
         except OSError:
             self._mark_closed(CloseCode.ABNORMAL_CLOSURE, "connection lost")
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
-        payload = message.get("text")
-        size = len(payload) if payload is not None else len(message.get("bytes") or b"")
+        size = message_size(message)
         conn.info.messages_sent += 1
         conn.info.bytes_sent += size
+        if self.hub is not None:
+            self.hub.counters.messages_sent += 1
+            self.hub.counters.bytes_sent += size
 
     async def send_text(self, data: str) -> None:
         """Send a text frame."""

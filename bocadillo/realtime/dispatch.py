@@ -36,7 +36,14 @@ from ..injection import ProviderRegistry, ProviderScope
 from .envelope import Envelope, encode_envelope, encode_error, encode_response, parse_envelope
 from .rooms import RoomFull
 
-__all__ = ["Dispatcher", "SocketHandler", "SocketRequest", "validate_data", "welcome_message"]
+__all__ = [
+    "Dispatcher",
+    "SocketHandler",
+    "SocketRequest",
+    "check_schema",
+    "validate_data",
+    "welcome_message",
+]
 
 logger = logging.getLogger("bocadillo.dispatch")
 _BUILTIN_NAMES = frozenset({"data", "ws", "client_id", "message", "type", "id", "hub", "req"})
@@ -57,8 +64,8 @@ class SocketRequest:
 
 
 def validate_data(schema: Any, data: Any) -> Any:
-    """Validate ``data`` with a typesystem ``Schema`` (class or instance), a typesystem
-    field, or a dataclass.
+    """Validate ``data`` with a typesystem ``Schema`` instance, a typesystem field, or a
+    dataclass.
 
     Returns:
         The validated value (a dict for typesystem schemas, an instance for dataclasses).
@@ -76,6 +83,23 @@ def validate_data(schema: Any, data: Any) -> Any:
         details = {".".join(str(i) for i in m.index) or "data": m.text for m in error.messages()}
         raise EnvelopeError("invalid_data", _describe(details))
     return value
+
+
+def check_schema(schema: Any, what: str) -> None:
+    """Refuse, at registration, a schema that ``validate_data`` cannot use.
+
+    Raises:
+        ConfigurationError: unless ``schema`` is None, a dataclass, or a typesystem
+            ``Schema`` instance or field.
+    """
+    if schema is None or (dataclasses.is_dataclass(schema) and isinstance(schema, type)):
+        return
+    if isinstance(schema, type) and issubclass(schema, typesystem.Schema):
+        raise ConfigurationError(f"{what}: pass a typesystem Schema instance, not the class")
+    if not callable(getattr(schema, "validate_or_error", None)):
+        raise ConfigurationError(
+            f"{what}: schema must be a typesystem Schema instance or field, or a dataclass"
+        )
 
 
 def _describe(details: dict[str, str]) -> str:
@@ -167,10 +191,12 @@ class Dispatcher:
         """Register the handler of ``kind`` (replacing none: a duplicate is an error).
 
         Raises:
-            ConfigurationError: if ``kind`` already has a handler on this endpoint.
+            ConfigurationError: if ``kind`` already has a handler on this endpoint, or
+                ``schema`` cannot validate (see ``check_schema``).
         """
         if kind in self.handlers:
             raise ConfigurationError(f"message type {kind!r} already has a handler on {self.path}")
+        check_schema(schema, f"socket handler {kind!r}")
         self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
 
     def prepare(self, registry: ProviderRegistry) -> None:

@@ -29,7 +29,15 @@ from .outbox import Outbox, OverflowPolicy
 from .registry import ConnectionInfo, Counters, Registry
 from .rooms import RoomFull, Rooms
 
-__all__ = ["Connection", "Hub", "HubLimits", "MessageCodec", "RoomFull", "encode_for"]
+__all__ = [
+    "Connection",
+    "Hub",
+    "HubLimits",
+    "MessageCodec",
+    "RoomFull",
+    "encode_for",
+    "message_size",
+]
 
 logger = logging.getLogger("bocadillo.hub")
 MessageCodec = Literal["text", "bytes", "json", "envelope"]
@@ -92,10 +100,12 @@ async def _call(func: Callable[[], T]) -> T:
     return func()
 
 
-def _size(message: Message) -> int:
+def message_size(message: Message) -> int:
+    """The payload size of a ``websocket.send``/``receive`` message, in bytes."""
     payload = message.get("text")
     if payload is not None:
-        return len(payload.encode("utf-8"))  # bytes on the wire, not characters
+        # Bytes on the wire, not characters; ASCII text (checked in O(1)) needs no encode.
+        return len(payload) if payload.isascii() else len(payload.encode("utf-8"))
     return len(message.get("bytes") or b"")
 
 
@@ -489,7 +499,7 @@ class Hub:
             if encoded is None:
                 message = encode_for(conn.codec, data, kind)
                 self.encodes += 1
-                encoded = cache[conn.codec] = (message, _size(message))
+                encoded = cache[conn.codec] = (message, message_size(message))
             if self._put(conn, encoded[0], encoded[1]):
                 delivered += 1
                 bytes_sent += encoded[1]

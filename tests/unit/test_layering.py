@@ -1,0 +1,198 @@
+"""Imports flow one way: checked on the source with ``ast`` (see STYLE.md, section 1)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+import bocadillo
+
+PACKAGE_DIR = Path(bocadillo.__file__).parent
+REALTIME_DIR = PACKAGE_DIR / "realtime"
+BACKENDS_DIR = REALTIME_DIR / "backends"
+
+PURE_MODULES = ["envelope.py", "rooms.py", "registry.py", "limits.py"]
+PURE_FORBIDDEN = {"asyncio", "starlette", "redis", "uvicorn"}
+HTTP_MODULES = {
+    "bocadillo.request",
+    "bocadillo.response",
+    "bocadillo.routing",
+    "bocadillo.applications",
+    "bocadillo.websockets",
+}
+BACKEND_ALLOWED = {
+    "bocadillo.realtime.backends.base",
+    "bocadillo.realtime.backends._wire",
+    "bocadillo.errors",
+    "bocadillo.types",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(source: str, name: str, *, is_package: bool = False) -> set[str]:
+    """Absolute names of every module imported by ``source`` (module ``name``).
+
+    Relative imports are resolved; ``from pkg import name`` yields both ``pkg`` and
+    ``pkg.name`` (``name`` may be a submodule). Imports under ``if TYPE_CHECKING:``
+    count too.
+    """
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                if node.level > 1:
+                    base_parts = base_parts[: -(node.level - 1)]
+                base = ".".join(base_parts)
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                assert node.module is not None
+                target = node.module
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    return imported_modules(
+        path.read_text(encoding="utf-8"), module_name(path), is_package=path.name == "__init__.py"
+    )
+
+
+def top_level(name: str) -> str:
+    return name.partition(".")[0]
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+# The checker itself -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "is_package", "expected"),
+    [
+        ("import asyncio", "bocadillo.realtime.rooms", False, {"asyncio"}),
+        ("import asyncio.tasks as t", "bocadillo.realtime.rooms", False, {"asyncio.tasks"}),
+        (
+            "from starlette.types import Send",
+            "bocadillo.realtime.rooms",
+            False,
+            {"starlette.types", "starlette.types.Send"},
+        ),
+        (
+            "from ..routing import Router",
+            "bocadillo.realtime.hub",
+            False,
+            {"bocadillo.routing", "bocadillo.routing.Router"},
+        ),
+        (
+            "from .. import websockets",
+            "bocadillo.realtime.hub",
+            False,
+            {"bocadillo", "bocadillo.websockets"},
+        ),
+        (
+            "from ...errors import HubError",
+            "bocadillo.realtime.backends.memory",
+            False,
+            {"bocadillo.errors", "bocadillo.errors.HubError"},
+        ),
+        (
+            "from .base import HubBackend",
+            "bocadillo.realtime.backends",
+            True,
+            {"bocadillo.realtime.backends.base", "bocadillo.realtime.backends.base.HubBackend"},
+        ),
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..request import R\n",
+            "bocadillo.realtime.dispatch",
+            False,
+            {"typing", "typing.TYPE_CHECKING", "bocadillo.request", "bocadillo.request.R"},
+        ),
+        (
+            "def f():\n    import redis.asyncio\n",
+            "bocadillo.realtime.limits",
+            False,
+            {"redis.asyncio"},
+        ),
+    ],
+)
+def test_layering_checker_resolves_imports(source, name, is_package, expected):
+    assert imported_modules(source, name, is_package=is_package) == expected
+
+
+def test_layering_checker_sees_the_files_it_checks():
+    for filename in PURE_MODULES:
+        assert (REALTIME_DIR / filename).is_file(), filename
+    assert {path.name for path in BACKENDS_DIR.glob("*.py")} >= {
+        "__init__.py",
+        "base.py",
+        "memory.py",
+    }
+    assert module_name(REALTIME_DIR / "rooms.py") == "bocadillo.realtime.rooms"
+    assert module_name(BACKENDS_DIR / "__init__.py") == "bocadillo.realtime.backends"
+
+
+# The rules --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("filename", PURE_MODULES)
+def test_pure_modules_import_no_io_libraries(filename):
+    imports = imports_of(REALTIME_DIR / filename)
+    offending = sorted(name for name in imports if top_level(name) in PURE_FORBIDDEN)
+    assert offending == []
+
+
+@pytest.mark.parametrize("filename", PURE_MODULES)
+def test_pure_modules_import_only_stdlib_and_pure_bocadillo_modules(filename):
+    # Stdlib, and within bocadillo only errors, types and the other PURE modules.
+    pure = {f"bocadillo.realtime.{name.removesuffix('.py')}" for name in PURE_MODULES}
+    allowed = pure | {"bocadillo.errors", "bocadillo.types"}
+    for name in imports_of(REALTIME_DIR / filename):
+        if top_level(name) == "bocadillo":
+            assert any(under(name, module) for module in allowed), name
+        else:
+            assert top_level(name) in sys.stdlib_module_names, name
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(REALTIME_DIR.rglob("*.py")),
+    ids=lambda path: str(path.relative_to(REALTIME_DIR)),
+)
+def test_realtime_never_imports_the_http_modules(path):
+    imports = imports_of(path)
+    offending = sorted(
+        name for name in imports if any(under(name, module) for module in HTTP_MODULES)
+    )
+    assert offending == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(BACKENDS_DIR.glob("*.py")),
+    ids=lambda path: path.name,
+)
+def test_backends_import_only_base_wire_errors_types_and_their_driver(path):
+    # A backend module may import its own driver package, named like the module
+    # (backends/redis.py -> redis); nothing else outside the stdlib.
+    driver = path.stem
+    for name in imports_of(path):
+        if top_level(name) == "bocadillo":
+            assert any(under(name, module) for module in BACKEND_ALLOWED), name
+        else:
+            assert top_level(name) in sys.stdlib_module_names or top_level(name) == driver, name
