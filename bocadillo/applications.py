@@ -158,6 +158,12 @@ class App(RouteRegistry):
 
     # Lifespan -------------------------------------------------------------------------------
 
+    @overload
+    def on(self, event: Event) -> Callable[[F], F]: ...
+
+    @overload
+    def on(self, event: Event, handler: F) -> F: ...
+
     def on(self, event: Event, handler: F | None = None) -> Any:
         """Register a ``startup`` or ``shutdown`` handler (sync or async).
 

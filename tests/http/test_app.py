@@ -84,7 +84,7 @@ def test_app_on_unknown_event_raises_configuration_error():
 
     with pytest.raises(ConfigurationError, match="unknown event"):
 
-        @app.on("boot")  # type: ignore[arg-type]
+        @app.on("boot")  # type: ignore[call-overload]
         async def boot():
             pass
 
