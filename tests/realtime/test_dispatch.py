@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-import os
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import typesystem
-from starlette.testclient import TestClient, WebSocketTestSession
+from starlette.testclient import WebSocketTestSession
 
 from bocadillo import (
     App,
@@ -26,23 +23,7 @@ from bocadillo import (
 from bocadillo.realtime.dispatch import SocketRequest
 from bocadillo.realtime.envelope import ERROR_CODES
 from bocadillo.realtime.hub import Hub
-
-T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No BOCADILLO_* variable of the outer environment leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BOCADILLO_"):
-            monkeypatch.delenv(name)
-
-
-def on_loop(client: TestClient, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``func(*args, **kwargs)`` on the app's loop."""
-    portal = client.portal
-    assert portal is not None, "use `with create_client(app) as client:`"
-    return portal.call(functools.partial(func, *args, **kwargs))
+from tests.realtime.helpers import on_loop
 
 
 def request(session: WebSocketTestSession, kind: str, data: Any = None, **extra: Any) -> Any:

@@ -7,13 +7,10 @@ app's event loop, as they would inside a view.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
-import os
 import threading
-from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient, WebSocketTestSession
@@ -30,34 +27,7 @@ from bocadillo.realtime.hub import Hub, HubLimits
 from bocadillo.realtime.registry import ConnectionInfo
 from bocadillo.realtime.rooms import RoomFull
 from bocadillo.types import ASGIApp, Receive, Scope, Send
-
-T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No BOCADILLO_* variable of the outer environment leaks into these tests."""
-    for name in list(os.environ):
-        if name.startswith("BOCADILLO_"):
-            monkeypatch.delenv(name)
-
-
-def on_loop(client: TestClient, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``func(*args, **kwargs)`` on the app's loop."""
-    portal = client.portal
-    assert portal is not None, "use `with create_client(app) as client:`"
-    return portal.call(functools.partial(func, *args, **kwargs))
-
-
-def awaited(client: TestClient, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Await ``func(*args, **kwargs)`` on the app's loop."""
-    portal = client.portal
-    assert portal is not None, "use `with create_client(app) as client:`"
-
-    async def call() -> T:
-        return await func(*args, **kwargs)
-
-    return portal.call(call)
+from tests.realtime.helpers import awaited, on_loop
 
 
 def member_app(**settings: Any) -> App:
