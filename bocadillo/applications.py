@@ -233,7 +233,17 @@ class App(RouteRegistry):
                 outbox_limit=int(settings["outbox_limit"]),
                 overflow=settings["overflow"],
             )
-            self._hub = Hub(settings["hub_backend"], limits=limits, id_generator=self._id_generator)
+            options = {
+                "prefix": settings["hub_prefix"],
+                "heartbeat_ttl": float(settings["hub_heartbeat_ttl"]),
+                "publish_queue": int(settings["hub_publish_queue"]),
+            }
+            self._hub = Hub(
+                settings["hub_backend"],
+                backend_options=options,
+                limits=limits,
+                id_generator=self._id_generator,
+            )
         return self._hub
 
     def id_generator(self, func: F) -> F:

@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "plugins": [],
     # Real-time hub (see docs/realtime.md).
     "hub_backend": None,
+    # Shared (Redis) backend: key/channel prefix, heartbeat expiry, publish queue size.
+    "hub_prefix": "bocadillo",
+    "hub_heartbeat_ttl": 15.0,
+    "hub_publish_queue": 10000,
     "allowed_origins": None,
     "max_connections": None,
     "max_connections_per_ip": None,

@@ -1,29 +1,36 @@
 """The hub: every live WebSocket of an app, rooms, delivery, limits and shutdown.
 
 This is the asyncio layer that drives the pure parts (``registry``, ``rooms``,
-``limits``, ``envelope``) and the outboxes. It does not know about HTTP or the
-``WebSocket`` class: a connection registers with its ASGI ``send``, its codec and a
-``close`` callback.
+``limits``, ``envelope``, ``_wire``) and the outboxes. It does not know about HTTP or
+the ``WebSocket`` class: a connection registers with its ASGI ``send``, its codec and a
+``close`` callback (see ``connection.py``).
 
 Delivery never awaits a client: ``send`` and ``broadcast`` encode the payload once per
 codec, hand the ASGI message to each recipient's bounded outbox and return how many
-recipients took it.
+recipients took it. With a shared backend (Redis), what may concern connections of
+other processes is also published once, as a frame, for their hubs to deliver.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import InvalidState, UnknownConnection
 from ..types import ConnectionId, JSONValue, Message, Send
+from ._wire import BroadcastFrame, DisconnectFrame, WireError, decode_frame, encode_frame
 from .backends import HubBackend, backend_from_url
-from .envelope import encode_envelope
+from .connection import (
+    CloseCallback,
+    Connection,
+    HubLimits,
+    MessageCodec,
+    encode_for,
+    message_size,
+)
 from .limits import RateLimiter
 from .outbox import Outbox, OverflowPolicy
 from .registry import ConnectionInfo, Counters, Registry
@@ -40,103 +47,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger("bocadillo.hub")
-MessageCodec = Literal["text", "bytes", "json", "envelope"]
-CloseCallback = Callable[[int, str], Awaitable[None]]
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _GOING_AWAY = 1001
 _TRY_AGAIN_LATER = 1013
 T = TypeVar("T")
 
 
-@dataclass
-class HubLimits:
-    """Limits applied by the hub; ``None`` means no limit. See ``docs/realtime.md``."""
-
-    #: Accepted ``Origin`` values for WebSockets (``None``: any; ``[]``: none).
-    allowed_origins: list[str] | None = None
-    #: Live connections in this process; more are refused with 1013.
-    max_connections: int | None = None
-    #: Live connections from one client IP; more are refused with 1013.
-    max_connections_per_ip: int | None = None
-    #: Members of one room; a join over it is refused (``room_full``).
-    max_room_members: int | None = None
-    #: ``(messages, seconds)``: the rate limit per connection.
-    rate_limit: tuple[int, float] | None = None
-    #: Rate-limit violations after which the connection is closed with 1008.
-    rate_limit_violations: int | None = 10
-    #: Largest accepted frame in bytes; larger closes with 1009.
-    max_message_size: int | None = 64 * 1024
-    #: Seconds without a received message before closing with 1001.
-    idle_timeout: float | None = None
-    #: Messages queued for a slow client before the overflow policy applies.
-    outbox_limit: int = 256
-    #: What to do when an outbox is full: drop_oldest, drop_newest or close (1013).
-    overflow: OverflowPolicy = "drop_oldest"
-
-
-def encode_for(codec: MessageCodec, data: JSONValue, kind: str | None) -> Message:
-    """The ASGI ``websocket.send`` message carrying ``data`` for a connection's codec.
-
-    ``envelope`` connections get ``{"type": kind or "message", "data": data}``; ``json``
-    gets the data as JSON; ``text`` and ``bytes`` send ``str``/``bytes`` as they are and
-    anything else as JSON.
-
-    Raises:
-        TypeError: if ``data`` is not JSON-serialisable where JSON is needed.
-    """
-    if codec == "envelope":
-        return {"type": "websocket.send", "text": encode_envelope(kind or "message", data)}
-    if codec == "json":
-        return {"type": "websocket.send", "text": _json.encode(data)}
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return {"type": "websocket.send", "bytes": bytes(data)}
-    text = data if isinstance(data, str) else _json.encode(data)
-    if codec == "bytes":
-        return {"type": "websocket.send", "bytes": text.encode("utf-8")}
-    return {"type": "websocket.send", "text": text}
-
-
 async def _call(func: Callable[[], T]) -> T:
     return func()
-
-
-def message_size(message: Message) -> int:
-    """The payload size of a ``websocket.send``/``receive`` message, in bytes."""
-    payload = message.get("text")
-    if payload is not None:
-        # Bytes on the wire, not characters; ASCII text (checked in O(1)) needs no encode.
-        return len(payload) if payload.isascii() else len(payload.encode("utf-8"))
-    return len(message.get("bytes") or b"")
-
-
-class Connection:
-    """The hub's handle on one live connection."""
-
-    __slots__ = ("_close", "codec", "id", "info", "outbox", "rate", "task")
-
-    def __init__(
-        self,
-        conn_id: ConnectionId,
-        info: ConnectionInfo,
-        outbox: Outbox,
-        codec: MessageCodec,
-        close: CloseCallback,
-        rate: RateLimiter | None,
-    ) -> None:
-        self.id = conn_id
-        self.info = info
-        self.outbox = outbox
-        self.codec = codec
-        self._close = close
-        self.rate = rate
-        self.task: asyncio.Task[Any] | None = None
-
-    async def close(self, code: int, reason: str = "") -> None:
-        """Close the connection (errors of a dead transport are ignored)."""
-        try:
-            await self._close(code, reason)
-        except Exception:  # the client is gone or already closed: nothing left to do
-            logger.debug("closing %s failed", self.id, exc_info=True)
 
 
 class Hub:
@@ -144,6 +61,8 @@ class Hub:
 
     Args:
         backend: A ``HubBackend``, or a URL (``"redis://..."``); ``None`` for memory.
+        backend_options: Keyword options for a backend made from a URL (for Redis:
+            ``prefix``, ``heartbeat_ttl``...); ignored when ``backend`` is an instance.
         limits: Connection, room, rate, size and idle limits.
         id_generator: Makes connection ids (default: 16 random URL-safe characters).
         clock: Returns the time in seconds (``time.time`` by default).
@@ -153,14 +72,19 @@ class Hub:
         self,
         backend: HubBackend | str | None = None,
         *,
+        backend_options: dict[str, Any] | None = None,
         limits: HubLimits | None = None,
         id_generator: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._backend_spec = backend
         self.backend: HubBackend = (
-            backend if isinstance(backend, HubBackend) else backend_from_url(backend)
+            backend
+            if isinstance(backend, HubBackend)
+            else backend_from_url(backend, **(backend_options or {}))
         )
+        #: Whether other processes share this hub's connections (frames are published).
+        self.distributed = not self.backend.local_only
         self.limits = limits or HubLimits()
         self.id_generator = id_generator
         self.clock = clock
@@ -512,13 +436,18 @@ class Hub:
         """Hand ``data`` to one connection (never waits for the client).
 
         Returns:
-            True if the connection took it; False if it is not here or dropped it.
+            True if a connection of this process took it, or, with a shared backend,
+            if the id is not local and the message was published for the others;
+            False if it is not here (memory backend) or its outbox dropped it.
         """
         if self._in_worker_thread():
             return self._call_in_loop(lambda: self.send(conn_id, data, type=type))
         conn = self._registry.get(conn_id)
         if conn is None:
-            return False
+            if not self.distributed:
+                return False
+            self._publish(BroadcastFrame(data, type, None, (conn_id,)))
+            return True
         return self._deliver((conn,), data, type, None) == 1
 
     def broadcast(
@@ -540,27 +469,37 @@ class Hub:
             exclude: Not these connection ids.
 
         Returns:
-            How many connections took the message.
+            How many connections of this process took the message. With a shared
+            backend the frame is also published for the other processes, whose
+            deliveries are not counted here.
         """
         if self._in_worker_thread():
             return self._call_in_loop(
                 lambda: self.broadcast(data, type=type, room=room, to=to, exclude=exclude)
             )
-        targets: list[Connection]
+        wanted = None if to is None else tuple(dict.fromkeys(to))  # each id once
+        excluded = tuple(exclude) if exclude else ()
+        targets = self._targets(room, wanted)
+        if self.distributed and (wanted is None or any(i not in self._registry for i in wanted)):
+            # Some recipients may live in other processes: publish once for all of them.
+            # Encoded before the local delivery so that bad data fails before any send.
+            self._publish(BroadcastFrame(data, type, room, wanted, excluded))
+        return self._deliver(targets, data, type, excluded)
+
+    def _targets(self, room: str | None, to: tuple[str, ...] | None) -> list[Connection]:
+        """The local connections a broadcast to ``room`` and/or ``to`` is for."""
         registry = self._registry
         if to is not None:
-            # Each id once, even if ``to`` repeats it.
-            found = (registry.get(i) for i in dict.fromkeys(to))
+            found = (registry.get(i) for i in to)
             targets = [conn for conn in found if conn is not None]
             if room is not None:
                 members = self._rooms.members(room)
                 targets = [conn for conn in targets if conn.id in members]
-        elif room is not None:
+            return targets
+        if room is not None:
             found = (registry.get(i) for i in list(self._rooms.members_view(room)))
-            targets = [conn for conn in found if conn is not None]
-        else:
-            targets = list(registry.values())
-        return self._deliver(targets, data, type, exclude)
+            return [conn for conn in found if conn is not None]
+        return list(registry.values())
 
     async def disconnect(
         self,
@@ -575,23 +514,59 @@ class Hub:
         """Close a connection, optionally after a last message.
 
         Returns:
-            False if there is no such connection in this process.
+            False if there is no such connection in this process; with a shared
+            backend, a non-local id is published for the process that has it, and the
+            result is True.
         """
         conn = self._registry.get(conn_id)
         if conn is None:
-            return False
+            if not self.distributed:
+                return False
+            self._publish(DisconnectFrame(conn_id, code, reason, message, type, timeout))
+            return True
         if message is not None:
             self._deliver((conn,), message, type, None)
         await conn.outbox.wait_drained(timeout)
         await conn.close(code, reason)
         return True
 
-    def _deliver_remote(self, frame: bytes) -> None:
-        """Deliver a frame published by another process (the backend calls this).
+    # Other processes -----------------------------------------------------------------------
 
-        The in-memory backend has no other process, so it never calls this.
-        """
-        logger.warning("ignoring a frame from another process: no wire codec yet")
+    def _publish(self, frame: BroadcastFrame | DisconnectFrame) -> None:
+        self.backend.publish(encode_frame(frame))
+        self.counters.published += 1
+
+    def _deliver_remote(self, raw: bytes) -> None:
+        """Deliver a frame published by another process (the backend calls this)."""
+        try:
+            frame = decode_frame(raw)
+        except WireError as exc:
+            self.counters.invalid_frames += 1
+            logger.warning("ignoring an undecodable frame from the bus: %s", exc)
+            return
+        self.counters.remote_frames += 1
+        if isinstance(frame, BroadcastFrame):
+            targets = self._targets(frame.room, frame.to)
+            if targets:
+                self._deliver(targets, frame.data, frame.type, frame.exclude)
+        elif frame.conn_id in self._registry:
+            self._spawn(
+                self.disconnect(
+                    frame.conn_id,
+                    frame.code,
+                    frame.reason,
+                    message=frame.message,
+                    type=frame.type,
+                    timeout=frame.timeout,
+                )
+            )
+
+    async def connection_rooms(self, conn_id: str) -> set[str]:
+        """Rooms of a connection wherever it lives (through the backend)."""
+        conn = self._registry.get(conn_id)
+        if conn is not None:
+            return set(self._rooms.rooms_of(conn_id))
+        return await self.backend.rooms_of(conn_id)
 
     # Idle sweeper ---------------------------------------------------------------------------
 

@@ -60,7 +60,10 @@ class Counters:
     dropped: int = 0
     rejected: int = 0
     errors: int = 0
-    backend_failures: int = 0
+    #: Frames published for other processes, received from them, and undecodable.
+    published: int = 0
+    remote_frames: int = 0
+    invalid_frames: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

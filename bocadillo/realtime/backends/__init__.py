@@ -7,6 +7,7 @@ optional packages load only when chosen.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import ConfigurationError
@@ -22,8 +23,10 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def backend_from_url(url: str | None) -> HubBackend:
+def backend_from_url(url: str | None, **options: Any) -> HubBackend:
     """Make the backend for ``url`` (``None`` or ``"memory://"``: in-process memory).
+
+    ``options`` go to the backend (for Redis: ``prefix``, ``heartbeat_ttl``...).
 
     Raises:
         ConfigurationError: for an unknown scheme.
@@ -37,5 +40,5 @@ def backend_from_url(url: str | None) -> HubBackend:
     module_name, attr = target.split(":")
     module = importlib.import_module(module_name)
     cls = getattr(module, attr)
-    backend: HubBackend = cls.from_url(url or "memory://")
+    backend: HubBackend = cls.from_url(url or "memory://", **options)
     return backend

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Deliver", "HubBackend"]
 
@@ -27,8 +28,8 @@ class HubBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def from_url(cls, url: str) -> HubBackend:
-        """Make the backend from its URL."""
+    def from_url(cls, url: str, **options: Any) -> HubBackend:
+        """Make the backend from its URL and options (unknown options are ignored)."""
 
     @abstractmethod
     async def start(self, deliver: Deliver) -> None:

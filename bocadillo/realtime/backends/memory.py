@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Deliver, HubBackend
 
 __all__ = ["MemoryBackend"]
@@ -18,7 +20,7 @@ class MemoryBackend(HubBackend):
         self._rooms: dict[str, set[str]] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> MemoryBackend:
+    def from_url(cls, url: str, **options: Any) -> MemoryBackend:
         return cls()
 
     async def start(self, deliver: Deliver) -> None:

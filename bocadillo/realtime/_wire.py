@@ -1,0 +1,170 @@
+"""Frames on the bus between processes: what one hub asks the others to deliver.
+
+A frame is compact JSON in UTF-8. The payload of a broadcast travels as JSON, or, for
+``bytes`` data (which only ``text``/``bytes`` routes can carry), as base64. Frames have
+a version field so that a newer process can refuse an older frame clearly.
+
+Pure code: no I/O, no asyncio; the backend treats frames as opaque ``bytes``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import HubError
+from ..types import JSONValue
+
+__all__ = [
+    "WIRE_VERSION",
+    "BroadcastFrame",
+    "DisconnectFrame",
+    "Frame",
+    "WireError",
+    "decode_frame",
+    "encode_frame",
+]
+
+WIRE_VERSION = 1
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+class WireError(HubError):
+    """A frame from the bus could not be decoded."""
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFrame:
+    """Deliver ``data`` to the matching local connections (``send`` is ``to=[id]``)."""
+
+    data: JSONValue
+    type: str | None = None
+    room: str | None = None
+    to: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectFrame:
+    """Close the connection ``conn_id`` wherever it lives, optionally after a notice."""
+
+    conn_id: str
+    code: int = 1000
+    reason: str = ""
+    message: JSONValue = None
+    type: str | None = None
+    timeout: float = 5.0
+
+
+Frame = BroadcastFrame | DisconnectFrame
+
+
+def _pack_data(data: JSONValue | bytes) -> dict[str, Any]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return {"raw": base64.b64encode(bytes(data)).decode("ascii")}
+    return {"data": data}
+
+
+def _unpack_data(body: dict[str, Any]) -> Any:
+    if "raw" in body:
+        raw = body["raw"]
+        if not isinstance(raw, str):
+            raise WireError("'raw' must be a base64 string")
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise WireError("'raw' is not valid base64") from None
+    return body.get("data")
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The bytes that carry ``frame`` on the bus.
+
+    Raises:
+        TypeError: if the payload is not JSON-serialisable.
+    """
+    body: dict[str, Any]
+    if isinstance(frame, BroadcastFrame):
+        body = {"v": WIRE_VERSION, "op": "broadcast", **_pack_data(frame.data)}
+        if frame.type is not None:
+            body["type"] = frame.type
+        if frame.room is not None:
+            body["room"] = frame.room
+        if frame.to is not None:
+            body["to"] = list(frame.to)
+        if frame.exclude:
+            body["exclude"] = list(frame.exclude)
+    else:
+        body = {
+            "v": WIRE_VERSION,
+            "op": "disconnect",
+            "id": frame.conn_id,
+            "code": frame.code,
+            "reason": frame.reason,
+            "timeout": frame.timeout,
+            **_pack_data(frame.message),
+        }
+        if frame.type is not None:
+            body["type"] = frame.type
+    return _encoder.encode(body).encode("utf-8")
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise WireError(f"{key!r} must be a string")
+    return value
+
+
+def _id_list(body: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+        raise WireError(f"{key!r} must be a list of connection ids")
+    return tuple(value)
+
+
+def decode_frame(raw: bytes) -> Frame:
+    """The frame carried by ``raw``.
+
+    Raises:
+        WireError: if ``raw`` is not a frame this version understands.
+    """
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise WireError("a frame must be JSON in UTF-8") from None
+    if not isinstance(body, dict):
+        raise WireError("a frame must be a JSON object")
+    if body.get("v") != WIRE_VERSION:
+        raise WireError(f"unsupported frame version {body.get('v')!r}")
+    op = body.get("op")
+    if op == "broadcast":
+        return BroadcastFrame(
+            data=_unpack_data(body),
+            type=_optional_str(body, "type"),
+            room=_optional_str(body, "room"),
+            to=_id_list(body, "to"),
+            exclude=_id_list(body, "exclude") or (),
+        )
+    if op == "disconnect":
+        conn_id, code, timeout = body.get("id"), body.get("code"), body.get("timeout")
+        if not isinstance(conn_id, str):
+            raise WireError("'id' must be a connection id")
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise WireError("'code' must be an integer")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise WireError("'timeout' must be a number")
+        return DisconnectFrame(
+            conn_id=conn_id,
+            code=code,
+            reason=_optional_str(body, "reason") or "",
+            message=_unpack_data(body),
+            type=_optional_str(body, "type"),
+            timeout=float(timeout),
+        )
+    raise WireError(f"unknown frame operation {op!r}")

@@ -1,0 +1,459 @@
+"""The Redis backend: one hub across many processes and hosts.
+
+Every process publishes its frames on one pub/sub channel, ``<prefix>:bus``, and
+subscribes to it once, so a frame reaches each process once however many connections
+it has. Each frame is prefixed with the publishing node's id, and a node ignores its
+own frames (it has delivered them locally already).
+
+Presence lives in ordinary keys (all under ``<prefix>:``):
+
+- ``nodes``: sorted set of node ids scored by their last heartbeat (Redis ``TIME``);
+- ``conns``: hash of connection id -> node id;
+- ``node:<node>``: set of the connection ids of a node;
+- ``room:<room>``: set of the connection ids in a room;
+- ``rooms:<conn>``: set of the rooms of a connection.
+
+Every node beats every ``min(heartbeat_ttl / 3, 1)`` seconds and removes the presence of
+nodes whose last beat is older than ``heartbeat_ttl`` (a worker killed without
+cleaning up). A node keeps a mirror of its own presence; whenever it finds itself
+missing from ``nodes`` (Redis restarted empty, or it was presumed dead after a long
+pause) it writes the mirror again.
+
+All writes go through one queue drained by one writer task, in order, batched into
+pipelines, so the hub's calls (``publish``, ``connection_added``...) never wait for
+Redis. When Redis is unreachable, frames are dropped and counted (``publish_failed``)
+and logged, presence writes are skipped (the mirror is written again on reconnection),
+and the backend reconnects with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
+from .base import Deliver, HubBackend
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependency(
+        "the Redis hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
+    ) from exc
+
+__all__ = ["RedisBackend"]
+
+logger = logging.getLogger("bocadillo.hub.redis")
+
+#: Errors that mean "Redis is unreachable or misbehaving": reconnect and carry on.
+_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+_Op = tuple[str, ...]  # a presence command, e.g. ("SADD", key, member)
+
+
+def _text(value: Any) -> str:
+    """A member or key as returned by redis-py (``bytes``) as ``str``."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBackend(HubBackend):
+    """A hub backend on Redis pub/sub and presence keys.
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` or ``rediss://`` for TLS.
+        prefix: Prefix of the channel and every key; apps sharing one Redis must use
+            different prefixes.
+        heartbeat_ttl: Seconds after which a silent node is presumed dead and its
+            connections and room memberships are removed.
+        publish_queue: Frames waiting for Redis beyond which new ones are dropped.
+        backoff: ``(first, max)`` reconnection delays in seconds (doubling, jittered).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "bocadillo",
+        heartbeat_ttl: float = 15.0,
+        publish_queue: int = 10_000,
+        backoff: tuple[float, float] = (0.1, 5.0),
+    ) -> None:
+        if heartbeat_ttl <= 0:
+            raise ConfigurationError("hub_heartbeat_ttl must be a positive number of seconds")
+        if not prefix:
+            raise ConfigurationError("hub_prefix must not be empty")
+        self.url = url
+        self.prefix = prefix
+        self.heartbeat_ttl = float(heartbeat_ttl)
+        self.heartbeat_interval = min(self.heartbeat_ttl / 3, 1.0)
+        self.publish_queue = publish_queue
+        self.backoff = backoff
+        #: This process's id on the bus and in the presence keys.
+        self.node = secrets.token_hex(8)
+        self.channel = f"{prefix}:bus"
+        self._tag = self.node.encode("ascii") + b" "
+        self._deliver: Deliver | None = None
+        self._client: aioredis.Redis | None = None
+        self._queue: deque[bytes | _Op] = deque()
+        self._frames_queued = 0
+        self._wakeup: asyncio.Event | None = None
+        self._resync = True
+        self._up = False
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connected: asyncio.Event | None = None
+        #: Connection id -> rooms, for the connections of this process.
+        self._local: dict[str, set[str]] = {}
+        self._lost_in_outage = 0
+        self._counters = {
+            "published": 0,
+            "publish_failed": 0,
+            "received": 0,
+            "reconnects": 0,
+            "resyncs": 0,
+            "dead_nodes_removed": 0,
+        }
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisBackend:
+        known = {"prefix", "heartbeat_ttl", "publish_queue", "backoff"}
+        return cls(url, **{k: v for k, v in options.items() if k in known})
+
+    # Keys ------------------------------------------------------------------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether Redis is reachable right now (as far as the last command knows)."""
+        return self._up
+
+    async def start(self, deliver: Deliver) -> None:
+        """Connect (waiting up to a few seconds) and keep the connection alive.
+
+        If Redis cannot be reached now, the app starts anyway: local delivery works,
+        the failure is logged, and the backend keeps trying in the background.
+        """
+        self._deliver = deliver
+        self._stopping = False
+        # Made here, on the loop that runs the app (an app may be started more than once).
+        self._wakeup = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 5.0)
+        if not self._up:
+            logger.error("Redis at %s is unreachable; retrying in the background", self.url)
+
+    async def stop(self) -> None:
+        """Flush queued frames, remove this node's presence and disconnect."""
+        self._stopping = True
+        was_up = self._up
+        if was_up and self._client is not None:
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(self._flush(self._client), 2.0)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
+        if was_up:
+            # With the heartbeat stopped, nothing can write this node back.
+            client = self._new_client()
+            try:
+                with contextlib.suppress(*_FAILURES):
+                    await asyncio.wait_for(self._remove_node(client, self.node), 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        self._local.clear()
+
+    def _new_client(self) -> aioredis.Redis:
+        # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
+        return aioredis.Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+        )
+
+    async def _supervise(self) -> None:
+        """Connect, run the writer/subscriber/heartbeat, and reconnect when they fail."""
+        delay = self.backoff[0]
+        first = True
+        while not self._stopping:
+            client = self._new_client()
+            tasks: list[asyncio.Task[None]] = []
+            try:
+                await client.ping()
+                pubsub = client.pubsub()
+                await pubsub.subscribe(self.channel)
+                self._client = client
+                self._up = True
+                self._resync = True
+                if not first:
+                    self._counters["reconnects"] += 1
+                    logger.warning(
+                        "reconnected to Redis; %d frames were lost while it was unreachable",
+                        self._lost_in_outage,
+                    )
+                self._lost_in_outage = 0
+                first = False
+                delay = self.backoff[0]
+                self._signal(self._wakeup)
+                self._signal(self._connected)
+                loop = asyncio.get_running_loop()
+                tasks = [
+                    loop.create_task(self._write(client)),
+                    loop.create_task(self._subscribe(pubsub)),
+                    loop.create_task(self._beat(client)),
+                ]
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()  # re-raise the failure
+            except _FAILURES as exc:
+                if self._up or first:
+                    logger.warning("Redis at %s failed: %r; reconnecting", self.url, exc)
+                first = False
+            finally:
+                self._down()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._client = None
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            if self._stopping:
+                break
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.backoff[1])
+
+    def _down(self) -> None:
+        """Redis is unreachable: drop queued frames (counted) and presence writes."""
+        self._up = False
+        if self._connected is not None:
+            self._connected.clear()
+        lost = self._frames_queued
+        self._queue.clear()
+        self._frames_queued = 0
+        self._lose(lost)
+
+    def _lose(self, count: int) -> None:
+        if count:
+            self._counters["publish_failed"] += count
+            if self._lost_in_outage == 0:
+                logger.warning("Redis is unreachable: frames for other processes are lost")
+            self._lost_in_outage += count
+
+    # The writer ------------------------------------------------------------------------------
+
+    def _enqueue(self, item: bytes | _Op) -> None:
+        if not self._up:
+            return  # presence is rewritten from the mirror on reconnection
+        self._queue.append(item)
+        self._signal(self._wakeup)
+
+    @staticmethod
+    def _signal(event: asyncio.Event | None) -> None:
+        if event is not None:
+            event.set()
+
+    async def _write(self, client: aioredis.Redis) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            if self._resync:
+                self._resync = False
+                await self._write_presence(client)
+            await self._flush(client)
+
+    async def _flush(self, client: aioredis.Redis) -> None:
+        """Send everything queued, in order, in pipelines."""
+        while self._queue:
+            batch: list[bytes | _Op] = []
+            while self._queue and len(batch) < 1000:
+                batch.append(self._queue.popleft())
+            frames = sum(1 for item in batch if isinstance(item, bytes))
+            self._frames_queued -= frames
+            pipe: Any = client.pipeline(transaction=False)
+            for item in batch:
+                if isinstance(item, bytes):
+                    pipe.publish(self.channel, item)
+                else:
+                    pipe.execute_command(*item)
+            try:
+                await pipe.execute()
+            except _FAILURES:
+                self._lose(frames)
+                raise
+            self._counters["published"] += frames
+
+    async def _write_presence(self, client: aioredis.Redis) -> None:
+        """Replace this node's presence in Redis by the mirror."""
+        await self._remove_node(client, self.node, forget=False)
+        local = {conn_id: set(rooms) for conn_id, rooms in self._local.items()}
+        pipe: Any = client.pipeline(transaction=True)
+        pipe.zadd(self._key("nodes"), {self.node: await self._now(client)})
+        if local:
+            pipe.hset(self._key("conns"), mapping=dict.fromkeys(local, self.node))
+            pipe.sadd(self._key("node", self.node), *local)
+        for conn_id, rooms in local.items():
+            if rooms:
+                pipe.sadd(self._key("rooms", conn_id), *rooms)
+            for room in rooms:
+                pipe.sadd(self._key("room", room), conn_id)
+        await pipe.execute()
+        self._counters["resyncs"] += 1
+
+    async def _remove_node(self, client: aioredis.Redis, node: str, *, forget: bool = True) -> None:
+        """Remove the presence of every connection of ``node`` (and ``node`` itself)."""
+        members = await client.smembers(self._key("node", node))
+        conn_ids = [_text(c) for c in members]
+        rooms_of: list[set[bytes]] = []
+        if conn_ids:
+            pipe: Any = client.pipeline(transaction=False)
+            for conn_id in conn_ids:
+                pipe.smembers(self._key("rooms", conn_id))
+            rooms_of = await pipe.execute()
+        pipe = client.pipeline(transaction=True)
+        for conn_id, rooms in zip(conn_ids, rooms_of, strict=True):
+            for room in rooms:
+                pipe.srem(self._key("room", _text(room)), conn_id)
+            pipe.delete(self._key("rooms", conn_id))
+            pipe.hdel(self._key("conns"), conn_id)
+        pipe.delete(self._key("node", node))
+        if forget:
+            pipe.zrem(self._key("nodes"), node)
+        await pipe.execute()
+
+    @staticmethod
+    async def _now(client: aioredis.Redis) -> float:
+        """The Redis server's clock: one clock for every host."""
+        seconds, micros = await client.time()
+        return seconds + micros / 1e6
+
+    # The subscriber and the heartbeat --------------------------------------------------------
+
+    async def _subscribe(self, pubsub: Any) -> None:
+        tag = self._tag
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None or message["type"] != "message":
+                    continue
+                data: bytes = message["data"]
+                if data.startswith(tag):
+                    continue  # our own frame: delivered locally already
+                _, _, frame = data.partition(b" ")
+                self._counters["received"] += 1
+                assert self._deliver is not None
+                try:
+                    self._deliver(frame)
+                except Exception:  # one bad frame must not stop the bus
+                    logger.exception("delivering a frame from the bus failed")
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _beat(self, client: aioredis.Redis) -> None:
+        while True:
+            now = await self._now(client)
+            added = await client.zadd(self._key("nodes"), {self.node: now})
+            if added:
+                # We were missing: Redis lost its data, or presumed us dead.
+                self._resync = True
+                self._signal(self._wakeup)
+            dead = await client.zrangebyscore(self._key("nodes"), "-inf", now - self.heartbeat_ttl)
+            for node in dead:
+                name = _text(node)
+                if name != self.node:
+                    await self._remove_node(client, name)
+                    self._counters["dead_nodes_removed"] += 1
+                    logger.info("removed the presence of dead node %s", name)
+            await asyncio.sleep(self.heartbeat_interval)
+
+    # The hub's side --------------------------------------------------------------------------
+
+    def publish(self, frame: bytes) -> None:
+        if not self._up:
+            self._lose(1)
+            return
+        if self._frames_queued >= self.publish_queue:
+            self._lose(1)
+            return
+        self._frames_queued += 1
+        self._enqueue(self._tag + frame)
+
+    def connection_added(self, conn_id: str) -> None:
+        self._local[conn_id] = set()
+        self._enqueue(("HSET", self._key("conns"), conn_id, self.node))
+        self._enqueue(("SADD", self._key("node", self.node), conn_id))
+
+    def connection_removed(self, conn_id: str) -> None:
+        rooms = self._local.pop(conn_id, set())
+        for room in rooms:
+            self._enqueue(("SREM", self._key("room", room), conn_id))
+        self._enqueue(("DEL", self._key("rooms", conn_id)))
+        self._enqueue(("SREM", self._key("node", self.node), conn_id))
+        self._enqueue(("HDEL", self._key("conns"), conn_id))
+
+    def room_joined(self, conn_id: str, room: str) -> None:
+        rooms = self._local.get(conn_id)
+        if rooms is None or room in rooms:
+            return
+        rooms.add(room)
+        self._enqueue(("SADD", self._key("room", room), conn_id))
+        self._enqueue(("SADD", self._key("rooms", conn_id), room))
+
+    def room_left(self, conn_id: str, room: str) -> None:
+        rooms = self._local.get(conn_id)
+        if rooms is None or room not in rooms:
+            return
+        rooms.discard(room)
+        self._enqueue(("SREM", self._key("room", room), conn_id))
+        self._enqueue(("SREM", self._key("rooms", conn_id), room))
+
+    # Queries ---------------------------------------------------------------------------------
+
+    async def _query(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
+        client = self._client
+        if client is None or not self._up:
+            raise BackendUnavailable(f"Redis at {self.url} is unreachable")
+        try:
+            return await command(client)
+        except _FAILURES as exc:
+            raise BackendUnavailable(f"Redis at {self.url} failed: {exc!r}") from exc
+
+    async def connection_count(self) -> int:
+        count: int = await self._query(lambda c: c.hlen(self._key("conns")))
+        return count
+
+    async def room_members(self, room: str) -> set[str]:
+        members: Iterable[bytes] = await self._query(lambda c: c.smembers(self._key("room", room)))
+        return {_text(m) for m in members}
+
+    async def rooms_of(self, conn_id: str) -> set[str]:
+        rooms: Iterable[bytes] = await self._query(
+            lambda c: c.smembers(self._key("rooms", conn_id))
+        )
+        return {_text(r) for r in rooms}
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **self._counters,
+            "connected": int(self._up),
+            "queued": len(self._queue),
+        }
