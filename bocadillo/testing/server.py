@@ -39,6 +39,9 @@ class LiveServer:
     Args:
         app: The ASGI application.
         host: The loopback address to bind (``127.0.0.1`` or ``::1``).
+        port: The port to bind; ``0`` (the default) picks a free one. Give the ``port``
+            of a stopped server to restart the app on the same address (clients that
+            reconnect find it there).
         timeout: Seconds to wait for startup and for shutdown.
         socket_options: ``(level, option, value)`` for ``setsockopt`` on the listening
             socket (accepted connections inherit most of them, e.g. ``SO_SNDBUF``).
@@ -55,6 +58,7 @@ class LiveServer:
         app: ASGIApp,
         *,
         host: str = "127.0.0.1",
+        port: int = 0,
         timeout: float = 10.0,
         socket_options: list[tuple[int, int, int]] | None = None,
         **config: Any,
@@ -69,7 +73,8 @@ class LiveServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
-        self.port = 0
+        self.port = port
+        self._requested_port = port
 
     @property
     def url(self) -> str:
@@ -96,7 +101,7 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for level, option, value in self.socket_options:
             sock.setsockopt(level, option, value)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self._requested_port))
         sock.listen(2048)
         self._socket = sock
         self.port = sock.getsockname()[1]
