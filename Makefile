@@ -1,13 +1,15 @@
-# Two entry points matter: `make run` (the example app on the in-memory hub) and
-# `make test` (ruff, mypy, pytest). Each creates .venv and installs what it needs.
+# Two entry points matter: `make run` (the example chat on the in-memory hub) and
+# `make test` (ruff, mypy, the docs build, pytest). Each creates .venv and installs what it
+# needs. `make docs` serves the documentation site locally.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DOCS_PORT ?= 8001
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest docs docs-build clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +24,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/uvicorn examples.demo:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn example_chat.app:app --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
@@ -35,7 +37,15 @@ pytest: $(VENV)/.installed-dev
 	PYTHONASYNCIODEBUG=1 $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
-test: lint typecheck pytest
+docs: $(VENV)/.installed-dev
+	$(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
+
+# --strict: any warning, such as a link to a missing page or anchor, fails the build
+# (not with --quiet, which hides the warnings from the strict check).
+docs-build: $(VENV)/.installed-dev
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: lint typecheck docs-build pytest
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache site artifacts
