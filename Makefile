@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DOCS_PORT ?= 8001
 
-.PHONY: run test lint typecheck pytest docs docs-build clean
+.PHONY: run test lint typecheck pytest docs docs-build bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,20 @@ docs-build: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict --site-dir site
 
 test: lint typecheck docs-build pytest
+
+# Benchmarks (bench/README.md): their own virtualenv, pinned peers, about 20 minutes.
+# `make bench BENCH_ARGS=--quick` checks the harness in about 3.
+BENCH_VENV ?= bench/.venv
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: bench/requirements.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt -e .
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache site artifacts

@@ -1,0 +1,1 @@
+"""Benchmarks: Bocadillo against raw ASGI, Starlette, FastAPI and Litestar (see README.md)."""

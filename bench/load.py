@@ -1,0 +1,648 @@
+"""The load generator: one process, one uvloop event loop, picows WebSocket clients.
+
+Run by ``bench/run.py`` on its own core (``taskset -c 1``), against a server on the
+other core. Each subcommand prints one JSON object on stdout:
+
+- ``echo``: ``--clients`` clients do sequential round trips of a ~100-byte JSON text
+  frame for ``--duration`` seconds (after ``--warmup``): messages/s, p50/p99 latency;
+- ``fanout``: ``--clients`` clients on ``/fanout`` (a ``--stalled`` fraction of them raw
+  sockets with a small receive buffer that never read); for each broadcast, the time
+  from sending the ``POST /broadcast`` trigger to the last healthy client receiving it;
+- ``memory``: server RSS per idle ``/echo`` connection;
+- ``http``: requests/s on ``GET /json`` (used only when ``wrk`` is not installed).
+
+Every phase is bounded in time and in count, and the process exits by itself. It also
+reports its own CPU use over the measured window (and the server's, by PID), so a
+saturated load generator is visible in the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import base64
+import fcntl
+import json
+import os
+import resource
+import socket
+import sys
+import termios
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import psutil
+import uvloop
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+_ECHO_EMPTY = b'{"type":"echo","seq":0,"text":""}'
+#: The echo message: exactly 100 bytes of JSON.
+ECHO_MESSAGE = _ECHO_EMPTY[:-2] + b"a" * (100 - len(_ECHO_EMPTY)) + _ECHO_EMPTY[-2:]
+_SEQ_PREFIX = b'{"seq":'
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft open-files limit to the hard one (5,000 clients need it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile (``q`` in 0..100) of ``values``, or None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+class CPUMeter:
+    """CPU use of this process and of the server process, in percent of one core, over
+    one or more measured windows (``start()`` ... ``pause()``)."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self._server = psutil.Process(server_pid) if server_pid else None
+        self._start = (0.0, 0.0, 0.0)
+        self._total = [0.0, 0.0, 0.0]
+
+    def _now(self) -> tuple[float, float, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        server = 0.0
+        if self._server is not None:
+            times = self._server.cpu_times()
+            server = times.user + times.system
+        return time.perf_counter(), usage.ru_utime + usage.ru_stime, server
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def pause(self) -> None:
+        now = self._now()
+        for index in range(3):
+            self._total[index] += now[index] - self._start[index]
+
+    def stop(self) -> dict[str, float | None]:
+        self.pause()
+        return self.result()
+
+    def result(self) -> dict[str, float | None]:
+        wall, own, server = self._total
+        if wall <= 0:
+            return {"load_cpu_pct": None, "server_cpu_pct": None}
+        return {
+            "load_cpu_pct": round(100 * own / wall, 1),
+            "server_cpu_pct": round(100 * server / wall, 1) if self._server else None,
+        }
+
+
+async def connect_many(
+    url: str,
+    count: int,
+    factory: Callable[[], WSListener],
+    *,
+    concurrency: int,
+    timeout: float,
+) -> list[tuple[WSTransport, WSListener]]:
+    """Open ``count`` picows connections, ``concurrency`` at a time, within ``timeout``."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> tuple[WSTransport, WSListener]:
+        async with gate:
+            return await ws_connect(factory, url, websocket_handshake_timeout=30)
+
+    return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), timeout)
+
+
+def close_all(connections: list[tuple[WSTransport, WSListener]]) -> None:
+    """Close every connection with 1000 (so no server logs an abnormal closure)."""
+    for transport, _ in connections:
+        try:
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        except Exception:  # already gone
+            pass
+
+
+# Echo -------------------------------------------------------------------------------------
+
+
+class EchoRun:
+    def __init__(self, clients: int) -> None:
+        self.clients = clients
+        self.running = False
+        self.recording = False
+        self.latencies = array.array("d")
+        self.count = 0
+        self.errors = 0
+        self.stopped = 0
+        self.all_stopped = asyncio.get_running_loop().create_future()
+
+    def client_stopped(self) -> None:
+        self.stopped += 1
+        if self.stopped == self.clients and not self.all_stopped.done():
+            self.all_stopped.set_result(None)
+
+
+class EchoClient(WSListener):  # type: ignore[misc]
+    def __init__(self, run: EchoRun) -> None:
+        super().__init__()
+        self.run = run
+        self.transport: WSTransport | None = None
+        self.sent_at = 0.0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def fire(self) -> None:
+        assert self.transport is not None
+        self.sent_at = time.perf_counter()
+        self.transport.send(WSMsgType.TEXT, ECHO_MESSAGE)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            return
+        now = time.perf_counter()
+        run = self.run
+        if frame.payload_size != len(ECHO_MESSAGE):
+            run.errors += 1
+        if run.recording:
+            run.latencies.append(now - self.sent_at)
+            run.count += 1
+        if run.running:
+            self.sent_at = now
+            transport.send(WSMsgType.TEXT, ECHO_MESSAGE)
+        else:
+            run.client_stopped()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.run.running:
+            self.run.errors += 1
+
+
+async def echo(args: argparse.Namespace) -> dict[str, Any]:
+    run = EchoRun(args.clients)
+    connections = await connect_many(
+        args.url + "/echo",
+        args.clients,
+        lambda: EchoClient(run),
+        concurrency=64,
+        timeout=args.connect_timeout,
+    )
+    meter = CPUMeter(args.server_pid)
+    run.running = True
+    for _, listener in connections:
+        assert isinstance(listener, EchoClient)
+        listener.fire()
+    await asyncio.sleep(args.warmup)
+    run.recording = True
+    meter.start()
+    started = time.perf_counter()
+    await asyncio.sleep(args.duration)
+    elapsed = time.perf_counter() - started
+    run.recording = False
+    cpu = meter.stop()
+    count = run.count
+    run.running = False
+    try:
+        await asyncio.wait_for(asyncio.shield(run.all_stopped), 5)
+    except asyncio.TimeoutError:
+        run.errors += 1
+    close_all(connections)
+    latencies = list(run.latencies)
+    return {
+        "clients": args.clients,
+        "duration_s": round(elapsed, 3),
+        "messages": count,
+        "msgs_per_s": round(count / elapsed, 1),
+        "p50_ms": _ms(percentile(latencies, 50)),
+        "p99_ms": _ms(percentile(latencies, 99)),
+        "errors": run.errors,
+        **cpu,
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+# Fan-out ----------------------------------------------------------------------------------
+
+
+class FanoutRun:
+    def __init__(self) -> None:
+        self.expected = 0
+        self.counts: dict[int, int] = {}
+        self.waiters: dict[int, asyncio.Future[float]] = {}
+        self.bad_frames = 0
+
+    def expect(self, seq: int) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiters[seq] = future
+        return future
+
+    def received(self, seq: int) -> None:
+        count = self.counts.get(seq, 0) + 1
+        self.counts[seq] = count
+        if count == self.expected:
+            future = self.waiters.get(seq)
+            if future is not None and not future.done():
+                future.set_result(time.perf_counter())
+
+
+class FanoutClient(WSListener):  # type: ignore[misc]
+    def __init__(self, run: FanoutRun) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            return
+        payload = frame.get_payload_as_bytes()
+        if not payload.startswith(_SEQ_PREFIX):
+            self.run.bad_frames += 1
+            return
+        self.run.received(int(payload[len(_SEQ_PREFIX) : payload.index(b",")]))
+
+
+async def open_stalled(host: str, port: int, rcvbuf: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Before connect(), so that the advertised window stays small.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /fanout?stalled=1 HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response and len(response) < 65536:
+        chunk = await loop.sock_recv(sock, 4096)
+        if not chunk:
+            raise ConnectionError("the server closed the stalled client's handshake")
+        response += chunk
+    if not response.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"handshake refused: {response[:40]!r}")
+    return sock
+
+
+def close_stalled(sock: socket.socket) -> None:
+    """Send a masked close frame (1000) and close, so no server logs an abnormal closure."""
+    try:
+        sock.send(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # a zero mask leaves the code as is
+    except OSError:  # the send buffer is full or the server is gone: just close
+        pass
+    sock.close()
+
+
+def queued_bytes(sock: socket.socket) -> int:
+    """Bytes waiting in the socket's receive queue (``FIONREAD``)."""
+    buf = bytearray(4)
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    return int.from_bytes(buf, sys.byteorder)
+
+
+async def http_post(host: str, port: int, path: str, timeout: float) -> bytes:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        return await asyncio.wait_for(reader.read(65536), timeout)
+    finally:
+        writer.close()
+
+
+async def fanout(args: argparse.Namespace) -> dict[str, Any]:
+    host, port = args.host, args.port
+    stalled_count = int(round(args.clients * args.stalled))
+    healthy_count = args.clients - stalled_count
+    run = FanoutRun()
+    run.expected = healthy_count
+    started = time.perf_counter()
+    # Stalled clients are spread evenly among the healthy ones, in connection order.
+    plan = [
+        (index + 1) * stalled_count // args.clients > index * stalled_count // args.clients
+        for index in range(args.clients)
+    ]
+    stalled_socks: list[socket.socket] = []
+    connections: list[tuple[WSTransport, WSListener]] = []
+    for first in range(0, args.clients, 500):  # bounded: clients / 500 batches
+        batch = plan[first : first + 500]
+        healthy, stalled = await asyncio.gather(
+            connect_many(
+                f"ws://{host}:{port}/fanout",
+                batch.count(False),
+                lambda: FanoutClient(run),
+                concurrency=128,
+                timeout=args.connect_timeout,
+            ),
+            asyncio.wait_for(
+                asyncio.gather(
+                    *(open_stalled(host, port, args.rcvbuf) for _ in range(batch.count(True)))
+                ),
+                args.connect_timeout,
+            ),
+        )
+        connections += healthy
+        stalled_socks += stalled
+    connect_s = time.perf_counter() - started
+
+    async def one_broadcast(seq: int) -> tuple[float | None, int]:
+        """Trigger broadcast ``seq``; the seconds until the last healthy client got it."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+        request = (
+            f"POST /broadcast?seq={seq} HTTP/1.1\r\nHost: {host}\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ).encode()
+        done = run.expect(seq)
+        sent_at = time.perf_counter()
+        writer.write(request)
+        try:
+            last = await asyncio.wait_for(done, args.timeout)
+            elapsed: float | None = last - sent_at
+            await asyncio.wait_for(reader.read(65536), args.timeout)
+        except asyncio.TimeoutError:
+            elapsed = None
+        finally:
+            writer.close()
+        return elapsed, run.counts.get(seq, 0)
+
+    # Every client is registered once one broadcast reaches them all (bounded retries).
+    registered = False
+    for attempt in range(20):
+        elapsed, _ = await one_broadcast(-1 - attempt)
+        if elapsed is not None:
+            registered = True
+            break
+        await asyncio.sleep(0.25)
+    fill: dict[str, Any] = {}
+    if stalled_socks and registered:
+        await http_post(
+            host, port, f"/fill?size={args.fill_size}&count={args.fill_count}", args.timeout
+        )
+        # Wait until the stalled receive queues stop growing (bounded).
+        previous, steady, deadline = -1, 0, time.perf_counter() + 10
+        while steady < 3 and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+            total = sum(queued_bytes(sock) for sock in stalled_socks)
+            steady = steady + 1 if total == previous else 0
+            previous = total
+        fill = {
+            "stalled_queued_kib_avg": round(previous / len(stalled_socks) / 1024, 1),
+            "fill_settled": steady >= 3,
+        }
+    times: list[float] = []
+    reached: list[int] = []
+    timeouts = 0
+    # CPU is measured over the broadcasts only, the gaps between them excluded.
+    meter = CPUMeter(args.server_pid)
+    stuck = 0  # broadcasts that timed out, warm-up included
+    if registered:
+        for seq in range(args.warmup):
+            elapsed, _ = await one_broadcast(100_000 + seq)
+            if elapsed is None:
+                stuck += 1
+                break
+            await asyncio.sleep(args.gap)
+        for seq in range(args.broadcasts):
+            meter.start()
+            elapsed, count = await one_broadcast(seq)
+            meter.pause()
+            reached.append(count)
+            if elapsed is None:
+                timeouts += 1
+                stuck += 1
+                if stuck >= 2:  # the server is stuck: later broadcasts would be too
+                    break
+            else:
+                times.append(elapsed)
+            await asyncio.sleep(args.gap)
+    cpu = meter.result()
+    close_all(connections)
+    for sock in stalled_socks:
+        close_stalled(sock)
+    return {
+        "clients": args.clients,
+        "healthy": healthy_count,
+        "stalled": stalled_count,
+        "connect_s": round(connect_s, 2),
+        "registered": registered,
+        "broadcasts": len(reached),
+        "timeouts": timeouts,
+        "timeout_s": args.timeout,
+        "min_reached": min(reached) if reached else 0,
+        "p50_ms": _ms(percentile(times, 50)) if not timeouts else None,
+        "p99_ms": _ms(percentile(times, 99)) if not timeouts else None,
+        "max_ms": _ms(max(times)) if times and not timeouts else None,
+        "bad_frames": run.bad_frames,
+        **fill,
+        **cpu,
+    }
+
+
+# Memory -----------------------------------------------------------------------------------
+
+
+class IdleRun:
+    def __init__(self) -> None:
+        self.replies = 0
+        self.expected = 0
+        self.all_replied = asyncio.get_running_loop().create_future()
+
+    def replied(self) -> None:
+        self.replies += 1
+        if self.replies == self.expected and not self.all_replied.done():
+            self.all_replied.set_result(None)
+
+
+class IdleClient(WSListener):  # type: ignore[misc]
+    def __init__(self, run: IdleRun) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.TEXT:
+            self.run.replied()
+
+
+async def memory(args: argparse.Namespace) -> dict[str, Any]:
+    server = psutil.Process(args.server_pid)
+    # Warm the server up (lazy imports, first-connection allocations), then measure.
+    warm_run = IdleRun()
+    warm = await connect_many(
+        args.url + "/echo", 10, lambda: IdleClient(warm_run), concurrency=10, timeout=30
+    )
+    for transport, _ in warm:
+        transport.send(WSMsgType.TEXT, ECHO_MESSAGE)
+    await asyncio.sleep(0.5)
+    close_all(warm)
+    await asyncio.sleep(args.settle)
+    before = server.memory_info().rss
+    run = IdleRun()
+    run.expected = args.clients
+    connections = await connect_many(
+        args.url + "/echo",
+        args.clients,
+        lambda: IdleClient(run),
+        concurrency=128,
+        timeout=args.connect_timeout,
+    )
+    for transport, _ in connections:  # one round trip each: the handler is running
+        transport.send(WSMsgType.TEXT, ECHO_MESSAGE)
+    try:
+        await asyncio.wait_for(asyncio.shield(run.all_replied), 30)
+    except asyncio.TimeoutError:
+        pass
+    await asyncio.sleep(args.settle)
+    after = server.memory_info().rss
+    close_all(connections)
+    return {
+        "clients": args.clients,
+        "echoed": run.replies,
+        "rss_before_mib": round(before / 2**20, 1),
+        "rss_after_mib": round(after / 2**20, 1),
+        "kib_per_conn": round((after - before) / args.clients / 1024, 2),
+    }
+
+
+# HTTP (fallback when wrk is missing) ------------------------------------------------------
+
+
+class _HTTPClient(asyncio.Protocol):
+    def __init__(self, request: bytes, state: dict[str, Any]) -> None:
+        self.request = request
+        self.state = state
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.sent_at = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def fire(self) -> None:
+        assert self.transport is not None
+        self.sent_at = time.perf_counter()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            length = 0
+            for line in self.buffer[:head_end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            self.buffer = self.buffer[end:]
+            state = self.state
+            if state["recording"]:
+                state["count"] += 1
+                state["latencies"].append(time.perf_counter() - self.sent_at)
+            if state["running"]:
+                self.fire()
+
+
+async def http(args: argparse.Namespace) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    request = f"GET /json HTTP/1.1\r\nHost: {args.host}\r\n\r\n".encode()
+    state: dict[str, Any] = {"running": True, "recording": False, "count": 0, "latencies": []}
+    clients = []
+    for _ in range(args.clients):
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: _HTTPClient(request, state), args.host, args.port), 10
+        )
+        clients.append(protocol)
+    for protocol in clients:
+        protocol.fire()
+    await asyncio.sleep(args.warmup)
+    meter = CPUMeter(args.server_pid)
+    state["recording"] = True
+    meter.start()
+    started = time.perf_counter()
+    await asyncio.sleep(args.duration)
+    elapsed = time.perf_counter() - started
+    state["recording"] = False
+    cpu = meter.stop()
+    state["running"] = False
+    for protocol in clients:
+        if protocol.transport is not None:
+            protocol.transport.close()
+    return {
+        "clients": args.clients,
+        "tool": "bench.load http",
+        "requests_per_s": round(state["count"] / elapsed, 1),
+        "p50_ms": _ms(percentile(state["latencies"], 50)),
+        "p99_ms": _ms(percentile(state["latencies"], 99)),
+        **cpu,
+    }
+
+
+# Entry point ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--server-pid", type=int, default=None)
+    parser.add_argument("--connect-timeout", type=float, default=60)
+    sub = parser.add_subparsers(dest="scenario", required=True)
+    p = sub.add_parser("echo")
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--duration", type=float, default=5)
+    p.add_argument("--warmup", type=float, default=1)
+    p = sub.add_parser("fanout")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--stalled", type=float, default=0.0, help="fraction of stalled clients")
+    p.add_argument("--broadcasts", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--gap", type=float, default=0.02, help="seconds between broadcasts")
+    p.add_argument("--timeout", type=float, default=5, help="seconds a broadcast may take")
+    p.add_argument("--rcvbuf", type=int, default=4096, help="SO_RCVBUF of stalled clients")
+    p.add_argument("--fill-size", type=int, default=65536)
+    p.add_argument("--fill-count", type=int, default=16)
+    p = sub.add_parser("memory")
+    p.add_argument("--clients", type=int, default=2000)
+    p.add_argument("--settle", type=float, default=1.0)
+    p = sub.add_parser("http")
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--duration", type=float, default=5)
+    p.add_argument("--warmup", type=float, default=1)
+    args = parser.parse_args(argv)
+    args.url = f"ws://{args.host}:{args.port}"
+    return args
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "echo": echo,
+    "fanout": fanout,
+    "memory": memory,
+    "http": http,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    raise_nofile_limit()
+    result = uvloop.run(SCENARIOS[args.scenario](args))
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

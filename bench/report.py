@@ -1,0 +1,566 @@
+"""Turn ``results.json`` into ``docs/benchmarks.md``, ``docs/benchmarks.png`` and the
+README summary: medians over repetitions, and ratios to raw ASGI from the same run.
+
+``python -m bench.report [results.json]`` regenerates them without measuring again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_ORDER = ["raw", "starlette", "fastapi", "litestar", "bocadillo"]
+LABELS = {
+    "raw": "raw ASGI",
+    "starlette": "Starlette",
+    "fastapi": "FastAPI",
+    "litestar": "Litestar",
+    "bocadillo": "Bocadillo",
+}
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+TIMED_OUT = "timed out"
+
+
+def one_line(scenario: str, result: dict[str, Any]) -> str:
+    """A short progress line for one measurement."""
+    if "error" in result:
+        return f"ERROR {result['error']}"
+    cpu = f"load CPU {result.get('load_cpu_pct')}%, server CPU {result.get('server_cpu_pct')}%"
+    if scenario == "echo":
+        return (
+            f"{result['msgs_per_s']:.0f} msg/s, p50 {result['p50_ms']} ms, "
+            f"p99 {result['p99_ms']} ms, {cpu}"
+        )
+    if scenario == "http":
+        return f"{result['requests_per_s']:.0f} req/s, p99 {result['p99_ms']} ms, {cpu}"
+    if scenario == "fanout":
+        if result.get("timeouts"):
+            return (
+                f"{TIMED_OUT} ({result['timeouts']} of {result['broadcasts']} broadcasts "
+                f"> {result['timeout_s']} s; {result['min_reached']}/{result['healthy']} "
+                f"reached), {cpu}"
+            )
+        return f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, {cpu}"
+    return (
+        f"{result['kib_per_conn']} KiB/conn "
+        f"({result['rss_before_mib']} -> {result['rss_after_mib']} MiB)"
+    )
+
+
+# Aggregation -------------------------------------------------------------------------------
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def aggregate(data: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{key: {target: {metric: median over repetitions}}}``.
+
+    A fan-out cell where most repetitions timed out is marked ``timed_out``.
+    """
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for run in data["runs"]:
+        grouped.setdefault(run["key"], {}).setdefault(run["target"], []).append(run["result"])
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, by_target in grouped.items():
+        for target, results in by_target.items():
+            good = [result for result in results if "error" not in result]
+            cell: dict[str, Any] = {"reps": len(results), "errors": len(results) - len(good)}
+            if good:
+                metrics = {name for result in good for name in result}
+                for name in metrics:
+                    values = [result.get(name) for result in good]
+                    numbers = [
+                        value
+                        for value in values
+                        if isinstance(value, (int, float)) and not isinstance(value, bool)
+                    ]
+                    if numbers:
+                        cell[name] = _median(list(numbers))
+                if key.startswith("fanout"):
+                    timed_out = sum(1 for result in good if result.get("timeouts"))
+                    cell["timed_out_reps"] = timed_out
+                    cell["timed_out"] = timed_out * 2 > len(good)
+                    reached = [r["min_reached"] for r in good if r.get("timeouts")]
+                    if reached:
+                        cell["min_reached"] = min(reached)
+                    if cell["timed_out"]:
+                        cell["p50_ms"] = cell["p99_ms"] = None
+            else:
+                cell["error"] = results[-1]["error"]
+            table.setdefault(key, {})[target] = cell
+    return table
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base == 0:
+        return None
+    return value / base
+
+
+# Formatting --------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _targets(table: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    present = {target for cells in table.values() for target in cells}
+    return [target for target in TARGET_ORDER if target in present]
+
+
+def _fanout_sizes(table: dict[str, dict[str, dict[str, Any]]]) -> list[int]:
+    sizes = {
+        int(key.split("-")[1])
+        for key in table
+        if key.startswith("fanout-") and "stalled" not in key
+    }
+    return sorted(sizes)
+
+
+def _stalled_key(table: dict[str, dict[str, dict[str, Any]]], size: int) -> str | None:
+    for key in sorted(table):
+        if key.startswith(f"fanout-{size}-stalled"):
+            return key
+    return None
+
+
+def _fanout_cell(cell: dict[str, Any] | None, healthy: int | None = None) -> tuple[str, str]:
+    if cell is None:
+        return "–", "–"
+    if "error" in cell:
+        return "error", "error"
+    if cell.get("timed_out"):
+        reached = cell.get("min_reached")
+        detail = f" ({reached:,}/{healthy:,} reached)" if reached is not None and healthy else ""
+        return f"{TIMED_OUT}{detail}", "–"
+    return _num(cell.get("p50_ms"), 1), _num(cell.get("p99_ms"), 1)
+
+
+def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, str, str]]:
+    """``(goal, value, target, status)`` rows for the issue's goals, same run."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def get(key: str, target: str, metric: str) -> float | None:
+        cell = table.get(key, {}).get(target, {})
+        value = cell.get(metric)
+        return value if isinstance(value, (int, float)) else None
+
+    def row(goal: str, value: float | None, limit: float, at_least: bool, what: str) -> None:
+        if value is None:
+            rows.append((goal, "–", what, "not measured"))
+            return
+        met = value >= limit if at_least else value <= limit
+        rows.append((goal, f"{value:.2f}", what, "met" if met else "**missed**"))
+
+    echo = "echo-64" if "echo-64" in table else None
+    if echo:
+        row(
+            "WebSocket echo, 64 clients: messages/s vs raw ASGI",
+            ratio(get(echo, "bocadillo", "msgs_per_s"), get(echo, "raw", "msgs_per_s")),
+            0.95,
+            True,
+            "≥ 0.95",
+        )
+    if "http" in table:
+        row(
+            "HTTP JSON: requests/s vs raw ASGI",
+            ratio(get("http", "bocadillo", "requests_per_s"), get("http", "raw", "requests_per_s")),
+            0.75,
+            True,
+            "≥ 0.75",
+        )
+    sizes = _fanout_sizes(table)
+    if sizes:
+        size = sizes[-1]
+        healthy_key = f"fanout-{size}"
+        stalled_key = _stalled_key(table, size)
+        raw_healthy = get(healthy_key, "raw", "p50_ms")
+        boc_healthy = get(healthy_key, "bocadillo", "p50_ms")
+        row(
+            f"Broadcast to {size:,} healthy clients: p50 vs raw ASGI",
+            ratio(boc_healthy, raw_healthy),
+            1.0,
+            False,
+            "≤ 1.0",
+        )
+        if stalled_key:
+            raw_stalled = get(stalled_key, "raw", "p50_ms")
+            base = raw_stalled if raw_stalled is not None else raw_healthy
+            which = "raw ASGI stalled" if raw_stalled is not None else "raw ASGI healthy"
+            row(
+                f"Broadcast, 10% stalled: p50 vs {which}",
+                ratio(get(stalled_key, "bocadillo", "p50_ms"), base),
+                1.5,
+                False,
+                "≤ 1.5",
+            )
+        row(
+            f"Hub (#5): broadcast to {size:,} healthy, p50 vs plain Starlette loop",
+            ratio(boc_healthy, get(healthy_key, "starlette", "p50_ms")),
+            1.1,
+            False,
+            "≤ 1.1",
+        )
+        if stalled_key:
+            row(
+                "Hub (#5): 10% stalled, p50 vs Bocadillo's own healthy p50",
+                ratio(get(stalled_key, "bocadillo", "p50_ms"), boc_healthy),
+                1.5,
+                False,
+                "≤ 1.5",
+            )
+    if "memory" in table:
+        row(
+            "Idle memory per connection vs Starlette",
+            ratio(
+                get("memory", "bocadillo", "kib_per_conn"),
+                get("memory", "starlette", "kib_per_conn"),
+            ),
+            1.0,
+            False,
+            "≤ 1.0",
+        )
+    return rows
+
+
+def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]]) -> str:
+    meta = data["meta"]
+    settings = meta["settings"]
+    host = meta["machine"]
+    targets = _targets(table)
+    out: list[str] = []
+    add = out.append
+    add("# Benchmarks")
+    add("")
+    add(
+        "Generated by `make bench` (`bench/run.py`); do not edit by hand. How to run it and "
+        "what each scenario means: `bench/README.md` in the repository."
+    )
+    add("")
+    add(
+        f"- **Date:** {meta['date']}; {meta['mode']} mode, {meta['reps']} repetition(s) per "
+        f"target, run took {meta['duration_s'] / 60:.1f} min."
+    )
+    add(
+        f"- **Machine:** {host['nproc']} cores ({host['cpu']}), {host['memory_gib']} GiB, "
+        f"Linux {host['kernel']}, Python {host['python']}. Server on core "
+        f"{settings['server_core']}, load generator on core {settings['load_core']}."
+    )
+    add(
+        f"- **Load average** before/after: {', '.join(map(str, meta['loadavg_before']))} / "
+        f"{', '.join(map(str, meta['loadavg_after']))} (anything else running on the machine "
+        "shows here; ratios to raw ASGI are more stable than absolute numbers)."
+    )
+    versions = ", ".join(f"{name} {version}" for name, version in meta["versions"].items())
+    add(f"- **Versions:** {versions}.")
+    add(f"- **Server:** {settings['server']}.")
+    add("")
+    add("Cells are medians over the repetitions; ratios are to raw ASGI in the same run.")
+    add("")
+    add("![Benchmark results](benchmarks.png)")
+    add("")
+    add("## Goals")
+    add("")
+    add("| goal | Bocadillo | target | status |")
+    add("| --- | ---: | --- | --- |")
+    for goal, value, limit, status in goals(table):
+        add(f"| {goal} | {value} | {limit} | {status} |")
+    add("")
+
+    echo_keys = sorted(
+        (key for key in table if key.startswith("echo-")), key=lambda k: int(k.split("-")[1])
+    )
+    if echo_keys:
+        add("## WebSocket echo")
+        add("")
+        add(
+            "Clients doing sequential round trips of a 100-byte JSON text frame for "
+            f"{settings['echo_duration_s']:g} s: messages/s (higher is better), round-trip "
+            "latency in ms."
+        )
+        add("")
+        for key in echo_keys:
+            clients = int(key.split("-")[1])
+            add(f"**{clients} client{'s' if clients > 1 else ''}**")
+            add("")
+            add("| target | messages/s | vs raw | p50 ms | p99 ms | load CPU % | server CPU % |")
+            add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+            base = table[key].get("raw", {}).get("msgs_per_s")
+            for target in targets:
+                cell = table[key].get(target)
+                if cell is None:
+                    continue
+                if "error" in cell:
+                    add(f"| {LABELS[target]} | error: {cell['error']} | | | | | |")
+                    continue
+                add(
+                    f"| {LABELS[target]} | {_num(cell.get('msgs_per_s'))} | "
+                    f"{_ratio(ratio(cell.get('msgs_per_s'), base))} | "
+                    f"{_num(cell.get('p50_ms'), 2)} | {_num(cell.get('p99_ms'), 2)} | "
+                    f"{_num(cell.get('load_cpu_pct'))} | {_num(cell.get('server_cpu_pct'))} |"
+                )
+            add("")
+
+    if "http" in table:
+        add("## HTTP JSON")
+        add("")
+        tool = next((c.get("tool") for c in table["http"].values() if c.get("tool")), "wrk")
+        add(
+            f'`GET /json` returning `{{"message": "Hello, world!"}}`, 64 keep-alive '
+            f"connections, {settings['http_duration_s']:g} s, load from {tool or 'wrk'} "
+            "(one thread)."
+        )
+        add("")
+        add("| target | requests/s | vs raw | p50 ms | p99 ms | load CPU % | server CPU % |")
+        add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        base = table["http"].get("raw", {}).get("requests_per_s")
+        for target in targets:
+            cell = table["http"].get(target)
+            if cell is None:
+                continue
+            if "error" in cell:
+                add(f"| {LABELS[target]} | error: {cell['error']} | | | | | |")
+                continue
+            add(
+                f"| {LABELS[target]} | {_num(cell.get('requests_per_s'))} | "
+                f"{_ratio(ratio(cell.get('requests_per_s'), base))} | "
+                f"{_num(cell.get('p50_ms'), 2)} | {_num(cell.get('p99_ms'), 2)} | "
+                f"{_num(cell.get('load_cpu_pct'))} | {_num(cell.get('server_cpu_pct'))} |"
+            )
+        add("")
+
+    sizes = _fanout_sizes(table)
+    if sizes:
+        add("## Broadcast fan-out")
+        add("")
+        add(
+            "Time from the `POST /broadcast` trigger to the last healthy client receiving the "
+            f"~100-byte frame, over {settings['broadcasts']} broadcasts (ms, lower is better). "
+            "Stalled: 10% of the clients are connected but never read, and their buffers are "
+            "full before the first measured broadcast. A broadcast that has not reached every "
+            f"healthy client after {settings['broadcast_timeout_s']:g} s is reported as "
+            f"*{TIMED_OUT}* (with how many healthy clients it reached): a plain loop blocks on "
+            "the first stalled client, until the connection dies. Stalled ratios are to raw "
+            "ASGI's healthy p50 when raw ASGI timed out."
+        )
+        add("")
+        for size in sizes:
+            healthy_key = f"fanout-{size}"
+            stalled_key = _stalled_key(table, size)
+            add(f"**{size:,} clients**")
+            add("")
+            header = "| target | p50 ms | p99 ms | vs raw | load CPU % |"
+            rule = "| --- | ---: | ---: | ---: | ---: |"
+            if stalled_key:
+                header += " 10% stalled: p50 ms | p99 ms | vs raw |"
+                rule += " ---: | ---: | ---: |"
+            add(header)
+            add(rule)
+            raw_healthy = table[healthy_key].get("raw", {}).get("p50_ms")
+            raw_stalled = table[stalled_key].get("raw", {}).get("p50_ms") if stalled_key else None
+            for target in targets:
+                cell = table[healthy_key].get(target)
+                p50, p99 = _fanout_cell(cell)
+                line = (
+                    f"| {LABELS[target]} | {p50} | {p99} | "
+                    f"{_ratio(ratio((cell or {}).get('p50_ms'), raw_healthy))} | "
+                    f"{_num((cell or {}).get('load_cpu_pct'))} |"
+                )
+                if stalled_key:
+                    stalled = table[stalled_key].get(target)
+                    healthy = (stalled or {}).get("healthy")
+                    s50, s99 = _fanout_cell(stalled, int(healthy) if healthy else None)
+                    base = raw_stalled if raw_stalled is not None else raw_healthy
+                    line += (
+                        f" {s50} | {s99} | {_ratio(ratio((stalled or {}).get('p50_ms'), base))} |"
+                    )
+                add(line)
+            add("")
+
+    if "memory" in table:
+        add("## Memory per idle connection")
+        add("")
+        add(
+            f"Server RSS growth with {settings['memory_clients']:,} idle `/echo` connections "
+            "(after one round trip each), divided by the number of connections."
+        )
+        add("")
+        add("| target | KiB per connection | vs raw | vs Starlette | RSS before → after MiB |")
+        add("| --- | ---: | ---: | ---: | --- |")
+        base = table["memory"].get("raw", {}).get("kib_per_conn")
+        starlette = table["memory"].get("starlette", {}).get("kib_per_conn")
+        for target in targets:
+            cell = table["memory"].get(target)
+            if cell is None:
+                continue
+            if "error" in cell:
+                add(f"| {LABELS[target]} | error: {cell['error']} | | | |")
+                continue
+            add(
+                f"| {LABELS[target]} | {_num(cell.get('kib_per_conn'), 1)} | "
+                f"{_ratio(ratio(cell.get('kib_per_conn'), base))} | "
+                f"{_ratio(ratio(cell.get('kib_per_conn'), starlette))} | "
+                f"{_num(cell.get('rss_before_mib'), 1)} → {_num(cell.get('rss_after_mib'), 1)} |"
+            )
+        add("")
+    return "\n".join(out)
+
+
+def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = _targets(table)
+    labels = [LABELS[target] for target in targets]
+    colors = ["#9e9e9e", "#4c72b0", "#55a868", "#8172b2", "#dd8452"][: len(targets)]
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
+    figure.suptitle(title, fontsize=11)
+
+    def bars(axis: Any, values: list[float | None], heading: str, unit: str) -> None:
+        heights = [value or 0 for value in values]
+        drawn = axis.bar(labels, heights, color=colors)
+        for bar, value in zip(drawn, values, strict=True):
+            text = "–" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+            axis.annotate(
+                text,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        axis.set_title(heading, fontsize=10)
+        axis.set_ylabel(unit)
+        axis.tick_params(axis="x", labelsize=8)
+
+    echo_keys = [key for key in ("echo-64", "echo-1") if key in table]
+    if echo_keys:
+        key = echo_keys[0]
+        values = [table[key].get(target, {}).get("msgs_per_s") for target in targets]
+        bars(axes[0][0], values, f"WebSocket echo, {key.split('-')[1]} clients", "messages/s")
+    if "http" in table:
+        values = [table["http"].get(target, {}).get("requests_per_s") for target in targets]
+        bars(axes[0][1], values, "HTTP JSON", "requests/s")
+    sizes = _fanout_sizes(table)
+    axis = axes[1][0]
+    if sizes:
+        size = sizes[-1]
+        healthy_key, stalled_key = f"fanout-{size}", _stalled_key(table, size)
+        width = 0.4
+        positions = list(range(len(targets)))
+        healthy = [table[healthy_key].get(target, {}).get("p50_ms") for target in targets]
+        axis.bar(
+            [p - width / 2 for p in positions],
+            [value or 0 for value in healthy],
+            width,
+            label="healthy",
+            color="#4c72b0",
+        )
+        if stalled_key:
+            stalled_cells = [table[stalled_key].get(target, {}) for target in targets]
+            top = max([value or 0 for value in healthy] + [1.0])
+            stalled = [cell.get("p50_ms") for cell in stalled_cells]
+            heights = [
+                value if value is not None else top * 1.3 if cell.get("timed_out") else 0
+                for value, cell in zip(stalled, stalled_cells, strict=True)
+            ]
+            drawn = axis.bar(
+                [p + width / 2 for p in positions],
+                heights,
+                width,
+                label="10% stalled",
+                color="#dd8452",
+            )
+            for bar, cell in zip(drawn, stalled_cells, strict=True):
+                if cell.get("timed_out"):
+                    bar.set_hatch("//")
+                    bar.set_facecolor("white")
+                    bar.set_edgecolor("#dd8452")
+                    axis.annotate(
+                        "timed out",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height() / 2),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        rotation=90,
+                        backgroundcolor="white",
+                    )
+        axis.set_xticks(positions, labels, fontsize=8)
+        axis.set_title(f"Broadcast to {size:,} clients: p50 to the last one", fontsize=10)
+        axis.set_ylabel("ms (lower is better)")
+        axis.legend(fontsize=8)
+    if "memory" in table:
+        values = [table["memory"].get(target, {}).get("kib_per_conn") for target in targets]
+        bars(axes[1][1], values, "Memory per idle WebSocket", "KiB per connection")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def render_readme(data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]]) -> str:
+    meta = data["meta"]
+    host = meta["machine"]
+    lines = [
+        README_START,
+        f"Measured {meta['date']} on {host['nproc']} cores ({host['cpu']}) by `make bench`, "
+        "Bocadillo against raw ASGI on the same uvicorn; full tables, the other frameworks "
+        "and the plot in [docs/benchmarks.md](docs/benchmarks.md).",
+        "",
+        "| goal | Bocadillo | target | status |",
+        "| --- | ---: | --- | --- |",
+    ]
+    for goal, value, limit, status in goals(table):
+        lines.append(f"| {goal} | {value} | {limit} | {status} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def publish(data: dict[str, Any], *, docs_dir: Path, readme: Path | None) -> None:
+    """Write ``benchmarks.md`` and ``benchmarks.png`` into ``docs_dir``; update the block
+    between the bench markers in ``readme`` (if given and the markers are there)."""
+    table = aggregate(data)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    (docs_dir / "benchmarks.md").write_text(render_markdown(data, table) + "\n")
+    meta = data["meta"]
+    render_plot(
+        table,
+        docs_dir / "benchmarks.png",
+        f"Bocadillo benchmarks, {meta['date']}, {meta['machine']['nproc']} cores "
+        f"({meta['mode']} mode, medians of {meta['reps']})",
+    )
+    if readme is not None and readme.exists():
+        text = readme.read_text()
+        start, end = text.find(README_START), text.find(README_END)
+        if start >= 0 and end > start:
+            block = render_readme(data, table)
+            readme.write_text(text[:start] + block + text[end + len(README_END) :])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    parser.add_argument("results", nargs="?", default=str(ROOT / "bench/results/results.json"))
+    parser.add_argument("--docs", default=str(ROOT / "docs"))
+    parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    args = parser.parse_args(argv)
+    data = json.loads(Path(args.results).read_text())
+    publish(data, docs_dir=Path(args.docs), readme=Path(args.readme) if args.readme else None)
+
+
+if __name__ == "__main__":
+    main()

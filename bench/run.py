@@ -1,0 +1,449 @@
+"""Run the benchmarks: ``python -m bench.run [--quick]`` (``make bench`` runs the full set).
+
+For every scenario and every repetition, each target gets a fresh server: uvicorn on
+core 0 (``taskset -c 0``), the load generator on core 1 (``taskset -c 1``), loopback
+only. Targets alternate (A B C D E, then E D C B A, ...) so that drift of the machine hits
+them all alike. Each server is stopped by its PID once its load process has exited.
+
+Full mode writes ``bench/results/results.json``, ``docs/benchmarks.md``,
+``docs/benchmarks.png`` and the summary in ``README.md``. Quick mode (small sizes, short
+durations: it checks that the harness works) writes under ``bench/results/raw/`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import report
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+RAW = RESULTS / "raw"
+SERVER_CORE, LOAD_CORE = "0", "1"
+TARGETS = {
+    "raw": "bench.apps.raw:app",
+    "starlette": "bench.apps.starlette_app:app",
+    "fastapi": "bench.apps.fastapi_app:app",
+    "litestar": "bench.apps.litestar_app:app",
+    "bocadillo": "bench.apps.bocadillo_app:app",
+}
+PACKAGES = [
+    "bocadillo",
+    "starlette",
+    "fastapi",
+    "litestar",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "websockets",
+    "picows",
+]
+#: The fan-out server's SO_SNDBUF (see ``serve.py``); the kernel doubles it.
+FANOUT_SNDBUF = 128 * 1024
+
+
+@dataclass
+class Mode:
+    name: str
+    reps: int
+    echo_clients: list[int]
+    echo_duration: float
+    echo_warmup: float
+    http_duration: float
+    http_warmup: float
+    fanout_clients: list[int]
+    fanout_stalled: list[float]
+    broadcasts: int
+    broadcast_timeout: float
+    memory_clients: int
+    scenarios: list[str] = field(default_factory=lambda: ["echo", "http", "fanout", "memory"])
+
+
+FULL = Mode(
+    name="full",
+    reps=3,
+    echo_clients=[1, 64],
+    echo_duration=5,
+    echo_warmup=1,
+    http_duration=5,
+    http_warmup=1,
+    fanout_clients=[1000, 5000],
+    fanout_stalled=[0.0, 0.1],
+    broadcasts=20,
+    broadcast_timeout=3,
+    memory_clients=2000,
+)
+QUICK = Mode(
+    name="quick",
+    reps=1,
+    echo_clients=[1, 64],
+    echo_duration=1,
+    echo_warmup=0.3,
+    http_duration=1,
+    http_warmup=0.3,
+    fanout_clients=[200, 500],
+    fanout_stalled=[0.0, 0.1],
+    broadcasts=5,
+    broadcast_timeout=2,
+    memory_clients=300,
+)
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+# Server ------------------------------------------------------------------------------------
+
+
+class Server:
+    """One target on uvicorn, pinned to the server core, on a pre-bound loopback port."""
+
+    def __init__(self, target: str, *, sndbuf: int = 0, log_path: Path) -> None:
+        self.target = target
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4096)
+        self.port: int = listener.getsockname()[1]
+        command = ["taskset", "-c", SERVER_CORE, sys.executable, "-m", "bench.serve"]
+        command += [TARGETS[target], "--fd", str(listener.fileno()), "--sndbuf", str(sndbuf)]
+        self._log = open(log_path, "ab")  # closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            pass_fds=(listener.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        listener.close()  # the server holds its own copy
+        self.pid = self.process.pid  # taskset execs the server: same PID
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Wait until ``GET /json`` answers 200 (startup and lifespan done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.target} exited with {self.process.returncode}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                connection.request("GET", "/json")
+                if connection.getresponse().status == 200:
+                    connection.close()
+                    return
+                connection.close()
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.target} not ready after {timeout} s")
+
+    def stop(self) -> None:
+        """Stop the server by its PID: SIGTERM, then SIGKILL after 3 s (a graceful
+        shutdown may wait for stalled clients)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+# Load --------------------------------------------------------------------------------------
+
+
+def run_load(server: Server, scenario: str, options: list[str], timeout: float) -> dict[str, Any]:
+    """Run ``bench.load`` on the load core and return its JSON result."""
+    command = ["taskset", "-c", LOAD_CORE, sys.executable, "-m", "bench.load"]
+    command += ["--port", str(server.port), "--server-pid", str(server.pid), scenario, *options]
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"load generator timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_wrk(server: Server, duration: float, connections: int = 64) -> dict[str, Any]:
+    """``wrk`` on the load core; its CPU use comes from the kernel's rusage of the child."""
+    url = f"http://127.0.0.1:{server.port}/json"
+    command = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}"]
+    command += [f"-d{duration:g}s", "--latency", url]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(duration + 30, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        output = process.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        watchdog.cancel()
+    elapsed = time.perf_counter() - started
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if process.returncode != 0 or match is None:
+        return {"error": f"wrk failed: {output.strip()[-200:]}"}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", output)
+    return {
+        "tool": "wrk",
+        "clients": connections,
+        "requests_per_s": float(match.group(1)),
+        "p50_ms": _wrk_latency(output, "50%"),
+        "p99_ms": _wrk_latency(output, "99%"),
+        "errors": errors.group(0) if errors else None,
+        "load_cpu_pct": round(100 * (usage.ru_utime + usage.ru_stime) / elapsed, 1),
+    }
+
+
+def _wrk_latency(output: str, label: str) -> float | None:
+    match = re.search(rf"^\s*{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if match is None:
+        return None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+    return round(float(match.group(1)) * scale, 3)
+
+
+def server_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One measurement: a scenario with its parameters, for every target."""
+
+    scenario: str
+    key: str
+    params: dict[str, Any]
+    sndbuf: int = 0
+
+
+def cases(mode: Mode) -> list[Case]:
+    plan: list[Case] = []
+    if "echo" in mode.scenarios:
+        for clients in mode.echo_clients:
+            plan.append(Case("echo", f"echo-{clients}", {"clients": clients}))
+    if "http" in mode.scenarios:
+        plan.append(Case("http", "http", {"clients": 64}))
+    if "fanout" in mode.scenarios:
+        for clients in mode.fanout_clients:
+            for stalled in mode.fanout_stalled:
+                key = f"fanout-{clients}" + (f"-stalled{int(stalled * 100)}" if stalled else "")
+                params = {"clients": clients, "stalled": stalled}
+                plan.append(Case("fanout", key, params, sndbuf=FANOUT_SNDBUF))
+    if "memory" in mode.scenarios:
+        plan.append(Case("memory", "memory", {"clients": mode.memory_clients}))
+    return plan
+
+
+def measure(case: Case, target: str, mode: Mode, log_path: Path) -> dict[str, Any]:
+    server = Server(target, sndbuf=case.sndbuf, log_path=log_path)
+    try:
+        server.wait_ready()
+        clients = str(case.params["clients"])
+        if case.scenario == "echo":
+            options = ["--clients", clients, "--duration", f"{mode.echo_duration:g}"]
+            options += ["--warmup", f"{mode.echo_warmup:g}"]
+            return run_load(server, "echo", options, timeout=mode.echo_duration + 60)
+        if case.scenario == "http":
+            if shutil.which("wrk"):
+                run_wrk(server, mode.http_warmup)  # warm-up, not recorded
+                cpu_before = server_cpu(server.pid)
+                started = time.perf_counter()
+                result = run_wrk(server, mode.http_duration)
+                elapsed = time.perf_counter() - started
+                result["server_cpu_pct"] = round(
+                    100 * (server_cpu(server.pid) - cpu_before) / elapsed, 1
+                )
+                return result
+            options = ["--clients", clients, "--duration", f"{mode.http_duration:g}"]
+            options += ["--warmup", f"{mode.http_warmup:g}"]
+            return run_load(server, "http", options, timeout=mode.http_duration + 60)
+        if case.scenario == "fanout":
+            options = ["--clients", clients, "--stalled", f"{case.params['stalled']:g}"]
+            options += ["--broadcasts", str(mode.broadcasts)]
+            options += ["--timeout", f"{mode.broadcast_timeout:g}"]
+            return run_load(server, "fanout", options, timeout=240)
+        options = ["--clients", clients]
+        return run_load(server, "memory", options, timeout=120)
+    except Exception as exc:  # a broken target is reported, and the run goes on
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        server.stop()
+
+
+# Machine -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            memory_gib = round(int(meminfo.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": memory_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "missing"
+    wrk = shutil.which("wrk")
+    if wrk:
+        output = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+        first = (output.stdout or output.stderr).strip().splitlines()
+        found["wrk"] = first[0].split()[1] if first and len(first[0].split()) > 1 else "?"
+    return found
+
+
+# Main --------------------------------------------------------------------------------------
+
+
+def order(targets: list[str], rep: int) -> list[str]:
+    """A B C ... on even repetitions, ... C B A on odd ones."""
+    return targets if rep % 2 == 0 else list(reversed(targets))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, short durations")
+    parser.add_argument("--reps", type=int, help="repetitions (default: 3 full, 1 quick)")
+    parser.add_argument("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=["echo", "http", "fanout", "memory"], default=None
+    )
+    parser.add_argument("--no-publish", action="store_true", help="do not write docs/")
+    args = parser.parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    if args.reps:
+        mode.reps = args.reps
+    if args.scenarios:
+        mode.scenarios = args.scenarios
+    if not shutil.which("taskset"):
+        log("taskset is missing (util-linux): it pins the server and the load generator")
+        return 2
+    if (os.cpu_count() or 1) < 2:
+        log("two cores are needed: one for the server, one for the load generator")
+        return 2
+    if not shutil.which("wrk"):
+        log("wrk not found (apt-get install wrk): HTTP uses bench.load's own client")
+    RAW.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    log_path = RAW / f"servers-{mode.name}.log"
+    log_path.write_bytes(b"")
+    plan = cases(mode)
+    total = len(plan) * mode.reps * len(args.targets)
+    log(f"{mode.name} mode: {total} measurements; server logs in {log_path.relative_to(ROOT)}")
+    runs: list[dict[str, Any]] = []
+    started = time.monotonic()
+    done = 0
+    load_before = os.getloadavg()
+    for case in plan:
+        for rep in range(mode.reps):
+            for target in order(args.targets, rep):
+                done += 1
+                t0 = time.monotonic()
+                result = measure(case, target, mode, log_path)
+                runs.append(
+                    {
+                        "scenario": case.scenario,
+                        "key": case.key,
+                        "params": case.params,
+                        "target": target,
+                        "rep": rep,
+                        "result": result,
+                    }
+                )
+                log(
+                    f"[{done}/{total}] {case.key} {target} rep {rep + 1}: "
+                    f"{report.one_line(case.scenario, result)} ({time.monotonic() - t0:.1f} s)"
+                )
+    data = {
+        "meta": {
+            "date": stamp.strftime("%Y-%m-%d %H:%M UTC"),
+            "mode": mode.name,
+            "reps": mode.reps,
+            "duration_s": round(time.monotonic() - started, 1),
+            "loadavg_before": [round(value, 2) for value in load_before],
+            "loadavg_after": [round(value, 2) for value in os.getloadavg()],
+            "machine": machine(),
+            "versions": versions(),
+            "settings": {
+                "server": "uvicorn --loop uvloop --http httptools --ws websockets-sansio "
+                "--workers 1 --no-access-log --log-level warning, ws pings off",
+                "server_core": SERVER_CORE,
+                "load_core": LOAD_CORE,
+                "echo_duration_s": mode.echo_duration,
+                "http_duration_s": mode.http_duration,
+                "broadcasts": mode.broadcasts,
+                "broadcast_timeout_s": mode.broadcast_timeout,
+                "fanout_sndbuf": FANOUT_SNDBUF,
+                "memory_clients": mode.memory_clients,
+            },
+        },
+        "runs": runs,
+    }
+    if mode.name == "full" and not args.no_publish:
+        results_path = RESULTS / "results.json"
+        docs = ROOT / "docs"
+        readme: Path | None = ROOT / "README.md"
+    else:
+        results_path = RAW / f"results-{mode.name}.json"
+        docs = RAW
+        readme = None
+    results_path.write_text(json.dumps(data, indent=1) + "\n")
+    report.publish(data, docs_dir=docs, readme=readme)
+    log(f"done in {data['meta']['duration_s']:.0f} s: {results_path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
