@@ -31,11 +31,14 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import psutil
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from .profile import Profiler
 
 _ECHO_EMPTY = b'{"type":"echo","seq":0,"text":""}'
 #: The echo message: exactly 100 bytes of JSON.
@@ -49,6 +52,18 @@ def raise_nofile_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def start_profiler(args: argparse.Namespace) -> Profiler | None:
+    """py-spy on the server over the measured window, when ``--profile FILE`` is given."""
+    if not args.profile or not args.server_pid:
+        return None
+    return Profiler(args.server_pid, Path(args.profile), core=None, log=sys.stderr.buffer)
+
+
+def stop_profiler(profiler: Profiler | None) -> None:
+    if profiler is not None:
+        profiler.stop()
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -198,6 +213,7 @@ async def echo(args: argparse.Namespace) -> dict[str, Any]:
         assert isinstance(listener, EchoClient)
         listener.fire()
     await asyncio.sleep(args.warmup)
+    profiler = start_profiler(args)
     run.recording = True
     meter.start()
     started = time.perf_counter()
@@ -205,6 +221,7 @@ async def echo(args: argparse.Namespace) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     run.recording = False
     cpu = meter.stop()
+    stop_profiler(profiler)
     count = run.count
     run.running = False
     try:
@@ -389,15 +406,20 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         await http_post(
             host, port, f"/fill?size={args.fill_size}&count={args.fill_count}", args.timeout
         )
-        # Wait until the stalled receive queues stop growing (bounded).
-        previous, steady, deadline = -1, 0, time.perf_counter() + 10
+        # Wait until every stalled client's receive queue is full (the server has written
+        # all it could and its buffers for that client are filling up), and the total
+        # has stopped growing for 0.3 s; bounded to 20 s.
+        full = args.rcvbuf  # the kernel doubles SO_RCVBUF; it keeps a quarter for itself
+        previous, steady, deadline = -1, 0, time.perf_counter() + 20
+        queued = [0]
         while steady < 3 and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
-            total = sum(queued_bytes(sock) for sock in stalled_socks)
-            steady = steady + 1 if total == previous else 0
+            queued = [queued_bytes(sock) for sock in stalled_socks]
+            total = sum(queued)
+            steady = steady + 1 if total == previous and min(queued) >= full else 0
             previous = total
         fill = {
-            "stalled_queued_kib_avg": round(previous / len(stalled_socks) / 1024, 1),
+            "stalled_queued_kib_min": round(min(queued) / 1024, 1),
             "fill_settled": steady >= 3,
         }
     times: list[float] = []
@@ -406,6 +428,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     # CPU is measured over the broadcasts only, the gaps between them excluded.
     meter = CPUMeter(args.server_pid)
     stuck = 0  # broadcasts that timed out, warm-up included
+    profiler = start_profiler(args) if registered else None
     if registered:
         for seq in range(args.warmup):
             elapsed, _ = await one_broadcast(100_000 + seq)
@@ -427,6 +450,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
                 times.append(elapsed)
             await asyncio.sleep(args.gap)
     cpu = meter.result()
+    stop_profiler(profiler)
     close_all(connections)
     for sock in stalled_socks:
         close_stalled(sock)
@@ -443,6 +467,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": _ms(percentile(times, 50)) if not timeouts else None,
         "p99_ms": _ms(percentile(times, 99)) if not timeouts else None,
         "max_ms": _ms(max(times)) if times and not timeouts else None,
+        "times_ms": [_ms(value) for value in times],
         "bad_frames": run.bad_frames,
         **fill,
         **cpu,
@@ -601,6 +626,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server-pid", type=int, default=None)
     parser.add_argument("--connect-timeout", type=float, default=60)
+    parser.add_argument("--profile", help="record the server with py-spy into this file")
     sub = parser.add_subparsers(dest="scenario", required=True)
     p = sub.add_parser("echo")
     p.add_argument("--clients", type=int, default=64)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .profile import Profiler
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -172,10 +173,19 @@ class Server:
 # Load --------------------------------------------------------------------------------------
 
 
-def run_load(server: Server, scenario: str, options: list[str], timeout: float) -> dict[str, Any]:
+def run_load(
+    server: Server,
+    scenario: str,
+    options: list[str],
+    timeout: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     """Run ``bench.load`` on the load core and return its JSON result."""
     command = ["taskset", "-c", LOAD_CORE, sys.executable, "-m", "bench.load"]
-    command += ["--port", str(server.port), "--server-pid", str(server.pid), scenario, *options]
+    command += ["--port", str(server.port), "--server-pid", str(server.pid)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
+    command += [scenario, *options]
     try:
         done = subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
@@ -265,7 +275,11 @@ def cases(mode: Mode) -> list[Case]:
     return plan
 
 
-def measure(case: Case, target: str, mode: Mode, log_path: Path) -> dict[str, Any]:
+def measure(
+    case: Case, target: str, mode: Mode, log_path: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """One measurement on a fresh server; ``profile``: record the server with py-spy over
+    the measured window into that file."""
     server = Server(target, sndbuf=case.sndbuf, log_path=log_path)
     try:
         server.wait_ready()
@@ -273,14 +287,24 @@ def measure(case: Case, target: str, mode: Mode, log_path: Path) -> dict[str, An
         if case.scenario == "echo":
             options = ["--clients", clients, "--duration", f"{mode.echo_duration:g}"]
             options += ["--warmup", f"{mode.echo_warmup:g}"]
-            return run_load(server, "echo", options, timeout=mode.echo_duration + 60)
+            return run_load(
+                server, "echo", options, timeout=mode.echo_duration + 60, profile=profile
+            )
         if case.scenario == "http":
             if shutil.which("wrk"):
                 run_wrk(server, mode.http_warmup)  # warm-up, not recorded
-                cpu_before = server_cpu(server.pid)
-                started = time.perf_counter()
-                result = run_wrk(server, mode.http_duration)
-                elapsed = time.perf_counter() - started
+                with open(log_path, "ab") as log_file:
+                    profiler = (
+                        Profiler(server.pid, profile, core=LOAD_CORE, log=log_file)
+                        if profile
+                        else None
+                    )
+                    cpu_before = server_cpu(server.pid)
+                    started = time.perf_counter()
+                    result = run_wrk(server, mode.http_duration)
+                    elapsed = time.perf_counter() - started
+                    if profiler is not None:
+                        profiler.stop()
                 result["server_cpu_pct"] = round(
                     100 * (server_cpu(server.pid) - cpu_before) / elapsed, 1
                 )
@@ -292,7 +316,7 @@ def measure(case: Case, target: str, mode: Mode, log_path: Path) -> dict[str, An
             options = ["--clients", clients, "--stalled", f"{case.params['stalled']:g}"]
             options += ["--broadcasts", str(mode.broadcasts)]
             options += ["--timeout", f"{mode.broadcast_timeout:g}"]
-            return run_load(server, "fanout", options, timeout=240)
+            return run_load(server, "fanout", options, timeout=240, profile=profile)
         options = ["--clients", clients]
         return run_load(server, "memory", options, timeout=120)
     except Exception as exc:  # a broken target is reported, and the run goes on
@@ -361,6 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", nargs="+", choices=["echo", "http", "fanout", "memory"], default=None
     )
     parser.add_argument("--no-publish", action="store_true", help="do not write docs/")
+    parser.add_argument(
+        "--profile",
+        nargs="+",
+        choices=list(TARGETS),
+        default=[],
+        help="record these targets with py-spy while measured (bench/results/raw/profile-*)",
+    )
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     if args.reps:
@@ -391,7 +422,12 @@ def main(argv: list[str] | None = None) -> int:
             for target in order(args.targets, rep):
                 done += 1
                 t0 = time.monotonic()
-                result = measure(case, target, mode, log_path)
+                profile = (
+                    RAW / f"profile-{case.key}-{target}-{rep + 1}.txt"
+                    if target in args.profile and case.scenario != "memory"
+                    else None
+                )
+                result = measure(case, target, mode, log_path, profile)
                 runs.append(
                     {
                         "scenario": case.scenario,
@@ -431,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "runs": runs,
     }
-    if mode.name == "full" and not args.no_publish:
+    if mode.name == "full" and not args.no_publish and not args.profile:
         results_path = RESULTS / "results.json"
         docs = ROOT / "docs"
         readme: Path | None = ROOT / "README.md"
