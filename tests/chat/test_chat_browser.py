@@ -241,3 +241,30 @@ def test_chat_browser_reconnects_after_a_server_restart(live_server, browser):
     )
     # The new process has its own (empty) history: only the new message is shown.
     assert messages(bob) == [("ada", "after the restart")]
+
+
+def test_chat_browser_rate_limit_is_shown_and_the_text_kept(live_server, browser):
+    server = live_server(create_app(rate_limit=(5, 60.0), shutdown_timeout=1.0))
+    ada = browser()
+    enter(ada, server.url, "ada")  # the join is the first message of the window
+    error = ada.find_element(By.ID, "error")
+    box = ada.find_element(By.ID, "message-input")
+    sent = 0
+    while not error.is_displayed():
+        assert sent < 10, "no rate_limited error after 10 messages"
+        sent += 1
+        say(ada, f"message {sent}")
+        text = f"message {sent}"
+
+        def answered(driver: WebDriver, text: str = text) -> bool:
+            # Posted (shown, and the box cleared by the response) or refused.
+            posted = ("ada", text) in messages(driver) and box.get_property("value") == ""
+            return posted or bool(error.is_displayed())
+
+        wait_for(ada, f"the answer to {text!r}", answered)
+    assert error.get_attribute("data-code") == "rate_limited"
+    assert error.text == "rate_limited: too many messages: slow down"
+    # The refused message was not shown, and its text is still in the box to send later.
+    assert ("ada", f"message {sent}") not in messages(ada)
+    assert len(messages(ada)) == sent - 1
+    assert box.get_property("value") == f"message {sent}"
