@@ -60,6 +60,19 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 _Op = tuple[str, ...]  # a presence command, e.g. ("SADD", key, member)
 
 
+async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them to end.
+
+    Cancels again until they do: on Python < 3.12, ``asyncio.wait_for`` (which redis-py
+    uses around socket writes) can swallow a cancellation that races with completion.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
 def _text(value: Any) -> str:
     """A member or key as returned by redis-py (``bytes``) as ``str``."""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -105,11 +118,14 @@ class RedisBackend(HubBackend):
         self._client: aioredis.Redis | None = None
         self._queue: deque[bytes | _Op] = deque()
         self._frames_queued = 0
+        self._in_flight = 0
         self._wakeup: asyncio.Event | None = None
         self._resync = True
         self._up = False
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_event: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
         #: Connection id -> rooms, for the connections of this process.
         self._local: dict[str, set[str]] = {}
@@ -151,6 +167,7 @@ class RedisBackend(HubBackend):
         # Made here, on the loop that runs the app (an app may be started more than once).
         self._wakeup = asyncio.Event()
         self._connected = asyncio.Event()
+        self._stop_event = asyncio.Event()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5.0)
@@ -159,15 +176,20 @@ class RedisBackend(HubBackend):
 
     async def stop(self) -> None:
         """Flush queued frames, remove this node's presence and disconnect."""
-        self._stopping = True
         was_up = self._up
         if was_up and self._client is not None:
             with contextlib.suppress(*_FAILURES):
                 await asyncio.wait_for(self._flush(self._client), 2.0)
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
-            self._supervisor = None
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        # The loops hold no resources: cancelling them is safe; the supervisor then
+        # closes the connections itself, and is only cancelled if it hangs.
+        await _cancel(self._tasks)
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            await asyncio.wait({supervisor}, timeout=10.0)
+            await _cancel([supervisor])
         if was_up:
             # With the heartbeat stopped, nothing can write this node back.
             client = self._new_client()
@@ -194,50 +216,55 @@ class RedisBackend(HubBackend):
         first = True
         while not self._stopping:
             client = self._new_client()
-            tasks: list[asyncio.Task[None]] = []
+            pubsub = client.pubsub()
             try:
                 await client.ping()
-                pubsub = client.pubsub()
                 await pubsub.subscribe(self.channel)
-                self._client = client
-                self._up = True
-                self._resync = True
-                if not first:
-                    self._counters["reconnects"] += 1
-                    logger.warning(
-                        "reconnected to Redis; %d frames were lost while it was unreachable",
-                        self._lost_in_outage,
-                    )
-                self._lost_in_outage = 0
+                await self._serve(client, pubsub, reconnected=not first)
                 first = False
                 delay = self.backoff[0]
-                self._signal(self._wakeup)
-                self._signal(self._connected)
-                loop = asyncio.get_running_loop()
-                tasks = [
-                    loop.create_task(self._write(client)),
-                    loop.create_task(self._subscribe(pubsub)),
-                    loop.create_task(self._beat(client)),
-                ]
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in done:
-                    task.result()  # re-raise the failure
             except _FAILURES as exc:
                 if self._up or first:
                     logger.warning("Redis at %s failed: %r; reconnecting", self.url, exc)
                 first = False
             finally:
                 self._down()
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _cancel(self._tasks)
                 self._client = None
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+                for resource in (pubsub, client):
+                    with contextlib.suppress(Exception):
+                        await resource.aclose()
             if self._stopping:
                 break
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            assert self._stop_event is not None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), delay * random.uniform(0.5, 1))
             delay = min(delay * 2, self.backoff[1])
+
+    async def _serve(self, client: aioredis.Redis, pubsub: Any, *, reconnected: bool) -> None:
+        """Run the loops on a fresh connection until one of them fails."""
+        self._client = client
+        self._up = True
+        self._resync = True
+        if reconnected:
+            self._counters["reconnects"] += 1
+            logger.warning(
+                "reconnected to Redis; %d frames were lost while it was unreachable",
+                self._lost_in_outage,
+            )
+        self._lost_in_outage = 0
+        self._signal(self._wakeup)
+        self._signal(self._connected)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._write(client)),
+            loop.create_task(self._subscribe(pubsub)),
+            loop.create_task(self._beat(client)),
+        ]
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled():
+                task.result()  # re-raise the failure
 
     def _down(self) -> None:
         """Redis is unreachable: drop queued frames (counted) and presence writes."""
@@ -272,7 +299,7 @@ class RedisBackend(HubBackend):
     async def _write(self, client: aioredis.Redis) -> None:
         wakeup = self._wakeup
         assert wakeup is not None
-        while True:
+        while not self._stopping:
             await wakeup.wait()
             wakeup.clear()
             if self._resync:
@@ -288,6 +315,7 @@ class RedisBackend(HubBackend):
                 batch.append(self._queue.popleft())
             frames = sum(1 for item in batch if isinstance(item, bytes))
             self._frames_queued -= frames
+            self._in_flight = len(batch)
             pipe: Any = client.pipeline(transaction=False)
             for item in batch:
                 if isinstance(item, bytes):
@@ -299,14 +327,18 @@ class RedisBackend(HubBackend):
             except _FAILURES:
                 self._lose(frames)
                 raise
+            finally:
+                self._in_flight = 0
             self._counters["published"] += frames
 
     async def _write_presence(self, client: aioredis.Redis) -> None:
-        """Replace this node's presence in Redis by the mirror."""
-        await self._remove_node(client, self.node, forget=False)
+        """Replace this node's presence in Redis by the mirror, in one transaction."""
+        stale = await self._presence_of(client, self.node)
+        now = await self._now(client)
         local = {conn_id: set(rooms) for conn_id, rooms in self._local.items()}
         pipe: Any = client.pipeline(transaction=True)
-        pipe.zadd(self._key("nodes"), {self.node: await self._now(client)})
+        self._queue_removal(pipe, stale)
+        pipe.zadd(self._key("nodes"), {self.node: now})
         if local:
             pipe.hset(self._key("conns"), mapping=dict.fromkeys(local, self.node))
             pipe.sadd(self._key("node", self.node), *local)
@@ -318,25 +350,35 @@ class RedisBackend(HubBackend):
         await pipe.execute()
         self._counters["resyncs"] += 1
 
-    async def _remove_node(self, client: aioredis.Redis, node: str, *, forget: bool = True) -> None:
-        """Remove the presence of every connection of ``node`` (and ``node`` itself)."""
+    async def _presence_of(self, client: aioredis.Redis, node: str) -> dict[str, set[str]]:
+        """The connections of ``node`` in Redis, with their rooms."""
         members = await client.smembers(self._key("node", node))
         conn_ids = [_text(c) for c in members]
-        rooms_of: list[set[bytes]] = []
-        if conn_ids:
-            pipe: Any = client.pipeline(transaction=False)
-            for conn_id in conn_ids:
-                pipe.smembers(self._key("rooms", conn_id))
-            rooms_of = await pipe.execute()
-        pipe = client.pipeline(transaction=True)
-        for conn_id, rooms in zip(conn_ids, rooms_of, strict=True):
+        if not conn_ids:
+            return {}
+        pipe: Any = client.pipeline(transaction=False)
+        for conn_id in conn_ids:
+            pipe.smembers(self._key("rooms", conn_id))
+        rooms_of = await pipe.execute()
+        return {
+            conn_id: {_text(room) for room in rooms}
+            for conn_id, rooms in zip(conn_ids, rooms_of, strict=True)
+        }
+
+    def _queue_removal(self, pipe: Any, presence: dict[str, set[str]]) -> None:
+        for conn_id, rooms in presence.items():
             for room in rooms:
-                pipe.srem(self._key("room", _text(room)), conn_id)
+                pipe.srem(self._key("room", room), conn_id)
             pipe.delete(self._key("rooms", conn_id))
             pipe.hdel(self._key("conns"), conn_id)
+
+    async def _remove_node(self, client: aioredis.Redis, node: str) -> None:
+        """Remove ``node`` and the presence of its connections, in one transaction."""
+        presence = await self._presence_of(client, node)
+        pipe: Any = client.pipeline(transaction=True)
+        self._queue_removal(pipe, presence)
         pipe.delete(self._key("node", node))
-        if forget:
-            pipe.zrem(self._key("nodes"), node)
+        pipe.zrem(self._key("nodes"), node)
         await pipe.execute()
 
     @staticmethod
@@ -349,27 +391,23 @@ class RedisBackend(HubBackend):
 
     async def _subscribe(self, pubsub: Any) -> None:
         tag = self._tag
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None or message["type"] != "message":
-                    continue
-                data: bytes = message["data"]
-                if data.startswith(tag):
-                    continue  # our own frame: delivered locally already
-                _, _, frame = data.partition(b" ")
-                self._counters["received"] += 1
-                assert self._deliver is not None
-                try:
-                    self._deliver(frame)
-                except Exception:  # one bad frame must not stop the bus
-                    logger.exception("delivering a frame from the bus failed")
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+        while not self._stopping:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message["type"] != "message":
+                continue
+            data: bytes = message["data"]
+            if data.startswith(tag):
+                continue  # our own frame: delivered locally already
+            _, _, frame = data.partition(b" ")
+            self._counters["received"] += 1
+            assert self._deliver is not None
+            try:
+                self._deliver(frame)
+            except Exception:  # one bad frame must not stop the bus
+                logger.exception("delivering a frame from the bus failed")
 
     async def _beat(self, client: aioredis.Redis) -> None:
-        while True:
+        while not self._stopping:
             now = await self._now(client)
             added = await client.zadd(self._key("nodes"), {self.node: now})
             if added:
@@ -455,5 +493,6 @@ class RedisBackend(HubBackend):
         return {
             **self._counters,
             "connected": int(self._up),
-            "queued": len(self._queue),
+            # Frames and presence writes not yet acknowledged by Redis.
+            "queued": len(self._queue) + self._in_flight,
         }

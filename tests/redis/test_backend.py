@@ -1,0 +1,335 @@
+"""The Redis backend in one process: several hubs, each with its own backend (its own
+node), sharing a real ``redis-server``, exactly as worker processes would.
+
+Connections are registered on the hubs directly with recording ``send``/``close``
+callbacks; the same paths over real uvicorn processes are in ``test_cluster_live.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bocadillo.errors import BackendUnavailable, ConfigurationError
+from bocadillo.realtime.backends import backend_from_url
+from bocadillo.realtime.backends.redis import RedisBackend
+from bocadillo.realtime.hub import Hub
+from bocadillo.types import ConnectionId, Message
+from tests.redis_server import RedisServer, free_port
+
+pytestmark = [pytest.mark.redis, pytest.mark.anyio]
+
+
+class Client:
+    """A registered connection that records what the hub sends it."""
+
+    def __init__(self, hub: Hub, conn_id: str, codec: Any = "json") -> None:
+        self.id = conn_id
+        self.hub = hub
+        self.messages: list[Message] = []
+        self.closed: tuple[int, str] | None = None
+        hub.register(
+            ConnectionId(conn_id),
+            self._send,
+            codec=codec,
+            close=self._close,
+            path="/test",
+            remote_address="127.0.0.1",
+        )
+
+    async def _send(self, message: Message) -> None:
+        self.messages.append(message)
+
+    async def _close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+        self.hub.unregister(self.id)
+
+    @property
+    def received(self) -> list[Any]:
+        return [json.loads(m["text"]) for m in self.messages]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Wait until ``check()`` (sync or async) is true, failing after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {timeout}s: {check}")
+        await asyncio.sleep(0.02)
+
+
+async def flushed(*hubs: Hub) -> None:
+    """Wait until every hub's backend has written all it queued."""
+    for hub in hubs:
+        backend = hub.backend
+        assert isinstance(backend, RedisBackend)
+        await eventually(lambda b=backend: b.stats()["queued"] == 0)  # type: ignore[misc]
+
+
+@pytest.fixture
+async def make_hub(redis_server: RedisServer) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
+    hubs: list[Hub] = []
+
+    async def make(prefix: str = "test", url: str | None = None, **options: Any) -> Hub:
+        options.setdefault("heartbeat_ttl", 2.0)
+        hub = Hub(url or redis_server.url, backend_options={"prefix": prefix, **options})
+        await hub.startup()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in reversed(hubs):
+        await hub.shutdown(timeout=1.0)
+
+
+def test_the_scheme_picks_the_redis_backend_with_its_options():
+    backend = backend_from_url(
+        "redis://127.0.0.1:1/0", prefix="chat", heartbeat_ttl=7, publish_queue=5, other=1
+    )
+    assert isinstance(backend, RedisBackend)
+    assert (backend.prefix, backend.heartbeat_ttl, backend.publish_queue) == ("chat", 7.0, 5)
+    assert backend.channel == "chat:bus"
+    assert isinstance(backend_from_url("rediss://127.0.0.1:1/0"), RedisBackend)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"heartbeat_ttl": 0}, "hub_heartbeat_ttl"), ({"prefix": ""}, "hub_prefix")],
+)
+def test_bad_backend_options_are_configuration_errors(options, message):
+    with pytest.raises(ConfigurationError, match=message):
+        backend_from_url("redis://127.0.0.1:1/0", **options)
+
+
+async def test_broadcast_reaches_every_process_and_each_process_once(make_hub):
+    first, second = await make_hub(), await make_hub()
+    here = [Client(first, f"a{i}") for i in range(3)]
+    there = [Client(second, f"b{i}") for i in range(5)]
+    await flushed(first, second)
+
+    assert first.broadcast({"n": 1}, type="tick") == 3  # local hand-offs only
+    await eventually(lambda: all(c.received == [{"n": 1}] for c in there))
+    assert all(c.received == [{"n": 1}] for c in here)
+    # One frame on the bus, received once by the other process, ignored by its sender.
+    assert first.stats()["published"] == 1
+    assert second.backend.stats()["received"] == 1
+    assert first.backend.stats()["received"] == 0
+    assert second.stats()["remote_frames"] == 1
+    assert second.stats()["encodes"] == 1  # encoded once there too, for 5 recipients
+
+
+async def test_room_broadcast_to_and_exclude_across_processes(make_hub):
+    first, second = await make_hub(), await make_hub()
+    a1, a2 = Client(first, "a1"), Client(first, "a2")
+    b1, b2 = Client(second, "b1"), Client(second, "b2")
+    first.join("a1", "lobby")
+    second.join("b1", "lobby")
+    await flushed(first, second)
+
+    second.broadcast("room", room="lobby")
+    first.broadcast("chosen", to=["a2", "b2", "nobody"])
+    first.broadcast("all but", exclude=["a1", "b1"])
+    first.broadcast("room but", room="lobby", exclude=["b1"])
+    await eventually(lambda: len(b2.received) == 2 and len(a1.received) == 2)
+    await asyncio.sleep(0.2)  # anything extra would have arrived by now
+
+    # Order holds per publishing process only: "room" came from the other one.
+    assert sorted(a1.received) == ["room", "room but"]
+    assert a2.received == ["chosen", "all but"]
+    assert b1.received == ["room"]
+    assert b2.received == ["chosen", "all but"]
+
+
+async def test_a_broadcast_to_local_ids_only_is_not_published(make_hub):
+    first, _second = await make_hub(), await make_hub()
+    Client(first, "a1")
+    assert first.broadcast("x", to=["a1"]) == 1
+    assert first.stats()["published"] == 0
+    assert first.broadcast("x", to=["a1", "elsewhere"]) == 1
+    assert first.stats()["published"] == 1
+
+
+async def test_send_and_disconnect_by_id_reach_the_owning_process(make_hub):
+    first, second = await make_hub(), await make_hub()
+    Client(first, "a1")
+    b1, b2 = Client(second, "b1", codec="envelope"), Client(second, "b2")
+    await flushed(first, second)
+
+    assert first.send("b1", {"hi": 1}, type="greeting") is True
+    await eventually(lambda: b1.received == [{"type": "greeting", "data": {"hi": 1}}])
+    assert b2.received == []
+
+    assert await first.disconnect("b1", 4000, "bye", message="last", type="notice") is True
+    await eventually(lambda: b1.closed == (4000, "bye"))
+    assert b1.received[-1] == {"type": "notice", "data": "last"}
+    assert b2.closed is None
+    assert second.ids == ["b2"]
+
+
+async def test_counts_members_and_rooms_are_shared_and_follow_changes(make_hub):
+    first, second = await make_hub(), await make_hub()
+    Client(first, "a1")
+    Client(first, "a2")
+    Client(second, "b1")
+    first.join("a1", "lobby")
+    first.join("a1", "games")
+    second.join("b1", "lobby")
+    await flushed(first, second)
+
+    assert await second.connection_count() == 3
+    assert await second.room_members("lobby") == {"a1", "b1"}
+    assert await second.connection_rooms("a1") == {"lobby", "games"}
+    assert await first.connection_rooms("b1") == {"lobby"}
+
+    first.leave("a1", "games")
+    first.unregister("a2")
+    second.unregister("b1")
+    await flushed(first, second)
+    assert await first.connection_count() == 1
+    assert await first.room_members("lobby") == {"a1"}
+    assert await first.room_members("games") == set()
+    assert await first.connection_rooms("b1") == set()
+
+
+async def test_apps_with_different_prefixes_do_not_hear_each_other(make_hub):
+    chat, other = await make_hub(prefix="chat"), await make_hub(prefix="other")
+    mine, theirs = Client(chat, "c1"), Client(other, "o1")
+    chat.join("c1", "lobby")
+    other.join("o1", "lobby")
+    await flushed(chat, other)
+
+    chat.broadcast("for chat", room="lobby")
+    other.send("c1", "wrong app")
+    await asyncio.sleep(0.3)
+    assert mine.received == ["for chat"]
+    assert theirs.received == []
+    assert await chat.connection_count() == 1
+    assert await other.room_members("lobby") == {"o1"}
+
+
+async def test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires(make_hub):
+    survivor = await make_hub(heartbeat_ttl=2.0)
+    doomed = await make_hub(heartbeat_ttl=2.0)
+    Client(survivor, "s1")
+    for i in range(3):
+        Client(doomed, f"d{i}")
+        doomed.join(f"d{i}", "lobby")
+    survivor.join("s1", "lobby")
+    await flushed(survivor, doomed)
+
+    # Die without cleaning up: stop heartbeats and writes, leave the keys behind.
+    backend = doomed.backend
+    assert isinstance(backend, RedisBackend)
+    backend._stopping = True
+    for task in [*backend._tasks, backend._supervisor]:
+        assert task is not None
+        task.cancel()
+    # Its last beat was at most a third of the expiry ago: it is still counted.
+    assert await survivor.connection_count() == 4
+    assert await survivor.room_members("lobby") == {"s1", "d0", "d1", "d2"}
+
+    async def ghosts_gone() -> bool:
+        return bool(await survivor.connection_count() == 1)
+
+    await eventually(ghosts_gone, timeout=5.0)
+    assert await survivor.room_members("lobby") == {"s1"}
+    assert await survivor.connection_rooms("d0") == set()
+    assert survivor.backend.stats()["dead_nodes_removed"] == 1
+
+
+async def test_shutdown_removes_the_presence_of_the_process(make_hub):
+    first, second = await make_hub(), await make_hub()
+    Client(first, "a1")
+    Client(second, "b1")
+    second.join("b1", "lobby")
+    await flushed(first, second)
+    await second.shutdown(timeout=1.0)
+    assert await first.connection_count() == 1
+    assert await first.room_members("lobby") == set()
+
+
+async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
+    caplog.set_level(logging.INFO, logger="bocadillo.hub.redis")
+    first = await make_hub(backoff=(0.05, 0.2))
+    second = await make_hub(backoff=(0.05, 0.2))
+    a1, b1 = Client(first, "a1"), Client(second, "b1")
+    first.join("a1", "lobby")
+    second.join("b1", "lobby")
+    await flushed(first, second)
+
+    redis_server.stop(kill=True)
+    await eventually(lambda: not first.backend.connected and not second.backend.connected)
+    # Local delivery goes on; what could not be published is counted and logged.
+    for n in range(5):
+        assert first.broadcast(n, room="lobby") == 1
+    assert a1.received == [0, 1, 2, 3, 4]
+    assert first.backend.stats()["publish_failed"] == 5
+    assert "frames for other processes are lost" in caplog.text
+    with pytest.raises(BackendUnavailable):
+        await first.connection_count()
+    # Membership changes during the outage are kept locally...
+    c1 = Client(first, "a2")
+    first.join("a2", "lobby")
+
+    redis_server.start()  # same port, empty
+    await eventually(lambda: first.backend.connected and second.backend.connected)
+    # ...and written back once Redis returns empty.
+    await eventually(lambda: first.room_members("lobby"), timeout=5)
+
+    async def restored() -> bool:
+        return bool(await first.room_members("lobby") == {"a1", "a2", "b1"})
+
+    await eventually(restored)
+    assert await second.connection_count() == 3
+    assert first.backend.stats()["reconnects"] >= 1
+    assert "5 frames were lost" in caplog.text
+
+    first.broadcast("back", room="lobby")
+    await eventually(lambda: b1.received == ["back"])
+    assert c1.received == ["back"]
+
+
+async def test_an_unreachable_redis_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
+    caplog.set_level(logging.ERROR, logger="bocadillo.hub.redis")
+    late = RedisServer(tmp_path / "late", port=free_port())
+    hub = await make_hub(url=late.url, backoff=(0.05, 0.2))
+    assert not hub.backend.connected
+    assert "unreachable" in caplog.text
+    local = Client(hub, "x1")
+    hub.broadcast("local")
+    assert local.received == ["local"]
+    late.start()
+    try:
+        await eventually(lambda: hub.backend.connected)
+        await eventually(lambda: hub.connection_count())
+        assert await hub.connection_count() == 1
+    finally:
+        await hub.shutdown(timeout=1.0)
+        late.stop()
+
+
+async def test_an_undecodable_frame_is_counted_and_ignored(make_hub, redis_server):
+    hub = await make_hub()
+    client = Client(hub, "a1")
+    backend = hub.backend
+    assert isinstance(backend, RedisBackend)
+    import redis.asyncio as aioredis
+
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await raw.publish(backend.channel, b"othernode {not json")
+        await raw.publish(backend.channel, b'othernode {"v":1,"op":"broadcast","data":"ok"}')
+    finally:
+        await raw.aclose()
+    await eventually(lambda: client.received == ["ok"])
+    assert hub.stats()["invalid_frames"] == 1
