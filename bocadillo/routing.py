@@ -337,6 +337,7 @@ class WebSocketRoute:
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one connection: convert parameters, accept, run hooks and the view, close."""
         hub = self.hub
+        reservation: list[str | None] = []
         conn_id = hub.new_id() if hub is not None and hub.id_generator is not None else None
         ws = self.connection_factory(scope, receive, send, self, conn_id)
         try:
@@ -351,14 +352,24 @@ class WebSocketRoute:
                 logger.info("rejecting WebSocket from origin %r", ws.headers.get("origin"))
                 await ws.reject()
                 return
-            refusal = hub.admission(ws.client.host if ws.client else None)
+            ip = ws.client.host if ws.client else None
+            refusal = hub.admission(ip)
             if refusal is not None:
                 hub.counters.rejected += 1
                 await ws.accept()
                 await ws.close(refusal, "server busy" if refusal == 1013 else "shutting down")
                 return
+            # Hold the admitted slot until the connection registers (at accept) or ends,
+            # so that connections waiting in a connect hook count against the caps.
+            hub.reserve(ip)
+            reservation = [ip]
+
+            async def register(ws: WebSocket) -> None:
+                hub.release(reservation.pop())
+                await self._register(ws)
+
             ws.hub = hub
-            ws.on_accept(self._register)
+            ws.on_accept(register)
         if self._on_connect:
             ws.on_accept(self._after_accept)
         resolver: Resolver | None = None
@@ -384,8 +395,11 @@ class WebSocketRoute:
                 if ws.accepted:
                     await self._disconnected(ws)
             finally:
-                if hub is not None and ws.connection is not None:
-                    hub.unregister(ws.id)
+                if hub is not None:
+                    if reservation:
+                        hub.release(reservation.pop())
+                    if ws.connection is not None:
+                        hub.unregister(ws.id)
                 if resolver is not None:
                     await resolver.aclose()
 

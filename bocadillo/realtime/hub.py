@@ -93,6 +93,9 @@ class Hub:
         self._registry: Registry[Connection] = Registry()
         self._rooms: Rooms[str] = Rooms()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Slots held by admitted connections that have not registered yet.
+        self._reserved: dict[str, int] = {}
+        self._reserved_total = 0
         self._started = False
         self._accepting = True
         self._idle_task: asyncio.Task[None] | None = None
@@ -188,19 +191,40 @@ class Hub:
         return origin is not None and origin in allowed
 
     def admission(self, ip: str | None) -> int | None:
-        """The close code refusing a new connection from ``ip``, or None to admit it."""
+        """The close code refusing a new connection from ``ip``, or None to admit it.
+
+        Connections admitted but not yet registered (``reserve``) count against the caps.
+        """
         limits = self.limits
         if not self._accepting:
             return _GOING_AWAY
-        if limits.max_connections is not None and len(self._registry) >= limits.max_connections:
+        total = len(self._registry) + self._reserved_total
+        if limits.max_connections is not None and total >= limits.max_connections:
             return _TRY_AGAIN_LATER
         if (
             ip is not None
             and limits.max_connections_per_ip is not None
-            and self._registry.count_for_ip(ip) >= limits.max_connections_per_ip
+            and self._registry.count_for_ip(ip) + self._reserved.get(ip, 0)
+            >= limits.max_connections_per_ip
         ):
             return _TRY_AGAIN_LATER
         return None
+
+    def reserve(self, ip: str | None) -> None:
+        """Hold a slot for an admitted connection until it registers or ends (``release``)."""
+        self._reserved_total += 1
+        if ip is not None:
+            self._reserved[ip] = self._reserved.get(ip, 0) + 1
+
+    def release(self, ip: str | None) -> None:
+        """Give back a slot held by ``reserve``."""
+        self._reserved_total -= 1
+        if ip is not None:
+            left = self._reserved[ip] - 1
+            if left:
+                self._reserved[ip] = left
+            else:
+                del self._reserved[ip]
 
     def new_id(self) -> ConnectionId:
         """A new connection id from the id generator (None if there is no custom one)."""

@@ -184,11 +184,6 @@ async def test_max_connections_per_ip_counts_each_address(live_server):
             await ws.close()
 
 
-@pytest.mark.xfail(
-    reason="max_connections is checked before the connect handlers run but counted only "
-    "at accept, so connections admitted meanwhile all get in (see routing.py "
-    "WebSocketRoute.handle and Hub.admission/register)"
-)
 async def test_max_connections_holds_while_connect_handlers_await(live_server):
     app = App(max_connections=2)
     attempts = 4

@@ -793,6 +793,32 @@ def test_max_connections_per_ip_refuses_with_1013():
             again.receive_json()
 
 
+def test_admitted_slots_are_given_back_when_a_connection_is_refused_or_ends():
+    # A connect hook that refuses, a view that fails before accept and a normal visit
+    # each hold a slot while they run; none may keep it, or the cap would fill up.
+    app = App(max_connections=1, max_connections_per_ip=1)
+
+    @app.socket_connect()
+    def gate(ws):
+        return ws.query_params.get("let") == "in"
+
+    @app.websocket_route("/early", auto_accept=False)
+    async def early(ws):
+        raise RuntimeError("fails before accept")
+
+    with create_client(app) as client:
+        for _ in range(3):
+            with pytest.raises(WebSocketDisconnect):
+                with client.websocket_connect("/ws"):
+                    pass
+            with pytest.raises(RuntimeError):
+                with client.websocket_connect("/early"):
+                    pass
+        with client.websocket_connect("/ws?let=in"):
+            assert on_loop(client, lambda: (app.hub.count, app.hub._reserved_total)) == (1, 0)
+        assert on_loop(client, lambda: (app.hub._reserved_total, app.hub._reserved)) == (0, {})
+
+
 @pytest.mark.parametrize(
     ("allowed", "origin", "accepted"),
     [
