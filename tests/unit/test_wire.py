@@ -1,0 +1,70 @@
+"""Frames on the bus between processes: round trips and refusals, table-style."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bocadillo.realtime._wire import (
+    WIRE_VERSION,
+    BroadcastFrame,
+    DisconnectFrame,
+    WireError,
+    decode_frame,
+    encode_frame,
+)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        BroadcastFrame("hello"),
+        BroadcastFrame({"n": 1, "nested": [1, {"é": None}]}, type="tick", room="lobby"),
+        BroadcastFrame(None, to=("a", "b"), exclude=("c",)),
+        BroadcastFrame(b"\x00\xffraw", room="bin"),
+        BroadcastFrame([], to=()),
+        DisconnectFrame("abc"),
+        DisconnectFrame("abc", 4000, "bye", {"last": True}, "notice", 1.5),
+        DisconnectFrame("abc", 1001, message=b"bytes notice"),
+    ],
+)
+def test_frames_round_trip(frame):
+    assert decode_frame(encode_frame(frame)) == frame
+
+
+def test_a_frame_is_compact_utf8_json_with_a_version():
+    raw = encode_frame(BroadcastFrame("é", type="t"))
+    assert raw == '{"v":1,"op":"broadcast","data":"é","type":"t"}'.encode()
+    assert json.loads(raw)["v"] == WIRE_VERSION
+
+
+def test_unserialisable_data_fails_to_encode():
+    with pytest.raises(TypeError):
+        encode_frame(BroadcastFrame({"when": object()}))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "JSON in UTF-8"),
+        (b"{not json", "JSON in UTF-8"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"op": "broadcast"}', "version None"),
+        (b'{"v": 99, "op": "broadcast"}', "version 99"),
+        (b'{"v": 1, "op": "explode"}', "unknown frame operation 'explode'"),
+        (b'{"v": 1, "op": "broadcast", "type": 3}', "'type' must be a string"),
+        (b'{"v": 1, "op": "broadcast", "room": ["x"]}', "'room' must be a string"),
+        (b'{"v": 1, "op": "broadcast", "to": "abc"}', "'to' must be a list"),
+        (b'{"v": 1, "op": "broadcast", "exclude": [1]}', "'exclude' must be a list"),
+        (b'{"v": 1, "op": "broadcast", "raw": 5}', "'raw' must be a base64 string"),
+        (b'{"v": 1, "op": "broadcast", "raw": "***"}', "not valid base64"),
+        (b'{"v": 1, "op": "disconnect", "code": 1000, "timeout": 1}', "'id' must be"),
+        (b'{"v": 1, "op": "disconnect", "id": "a", "code": "x", "timeout": 1}', "'code'"),
+        (b'{"v": 1, "op": "disconnect", "id": "a", "code": true, "timeout": 1}', "'code'"),
+        (b'{"v": 1, "op": "disconnect", "id": "a", "code": 1000, "timeout": "1"}', "'timeout'"),
+    ],
+)
+def test_undecodable_frames_raise_wire_error(raw, message):
+    with pytest.raises(WireError, match=message):
+        decode_frame(raw)
