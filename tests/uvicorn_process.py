@@ -1,0 +1,124 @@
+"""Real ``python -m uvicorn`` processes for multi-process tests, on free loopback ports.
+
+Each is stopped by its own PID (and its workers' PIDs), whatever happens in the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.redis_server import free_port
+
+__all__ = ["UvicornProcess"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class UvicornProcess:
+    """``python -m uvicorn <app>`` on 127.0.0.1, its output in ``log_path``."""
+
+    def __init__(
+        self,
+        app: str,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.app = app
+        self.port = free_port()
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        environ = {**os.environ, **(env or {})}
+        # These servers carry load: asyncio's debug mode (on in `make test`) slows them.
+        environ.pop("PYTHONASYNCIODEBUG", None)
+        self._environ = environ
+        self._args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> UvicornProcess:
+        """Start the server and wait until it accepts TCP connections."""
+        command = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(self.port), *self._args],
+                cwd=ROOT,
+                env=self._environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited at start:\n{self.log}")
+            if "Application startup complete" in self.log and self._accepts():
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"uvicorn did not start within {timeout}s:\n{self.log}")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def children(self) -> list[int]:
+        """PIDs of the child processes."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
+    def workers(self) -> list[int]:
+        """PIDs of the ``--workers`` processes (not multiprocessing's resource tracker)."""
+        pids = []
+        for pid in self.children():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                pids.append(pid)
+        return pids
+
+    def kill(self) -> None:
+        """SIGKILL the server (and its workers): no cleanup of any kind."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for pid in [*self.children(), self.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, wait (then SIGKILL if it hangs); the exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
