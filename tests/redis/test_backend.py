@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from bocadillo.errors import BackendUnavailable, ConfigurationError
+from bocadillo import App
+from bocadillo.errors import BackendUnavailable, ConfigurationError, MissingDependency
 from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
 from bocadillo.realtime.hub import Hub
@@ -333,3 +335,25 @@ async def test_an_undecodable_frame_is_counted_and_ignored(make_hub, redis_serve
         await raw.aclose()
     await eventually(lambda: client.received == ["ok"])
     assert hub.stats()["invalid_frames"] == 1
+
+
+def test_settings_and_environment_configure_the_redis_backend(monkeypatch):
+    monkeypatch.setenv("BOCADILLO_HUB_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("BOCADILLO_HUB_PREFIX", "chat")
+    monkeypatch.setenv("BOCADILLO_HUB_HEARTBEAT_TTL", "3")
+    monkeypatch.setenv("BOCADILLO_HUB_PUBLISH_QUEUE", "7")
+    hub = App().hub
+    backend = hub.backend
+    assert isinstance(backend, RedisBackend)
+    assert (backend.url, backend.prefix) == ("redis://127.0.0.1:1/0", "chat")
+    assert (backend.heartbeat_ttl, backend.heartbeat_interval, backend.publish_queue) == (3, 1, 7)
+    assert hub.distributed
+    assert not App(hub_backend="memory://").hub.distributed
+
+
+def test_without_the_redis_package_the_backend_asks_for_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    monkeypatch.delitem(sys.modules, "bocadillo.realtime.backends.redis")
+    with pytest.raises(MissingDependency, match=r"pip install 'bocadillo\[redis\]'"):
+        backend_from_url("redis://127.0.0.1:1/0")
