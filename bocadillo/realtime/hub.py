@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from ..errors import InvalidState, UnknownConnection
 from ..types import ConnectionId, JSONValue, Message, Send
 from ._wire import BroadcastFrame, DisconnectFrame, WireError, decode_frame, encode_frame
+from .admission import GOING_AWAY, TRY_AGAIN_LATER, Admission, origin_allowed
 from .backends import HubBackend, backend_from_url
 from .connection import (
     CloseCallback,
@@ -47,8 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("bocadillo.hub")
-_GOING_AWAY = 1001
-_TRY_AGAIN_LATER = 1013
 T = TypeVar("T")
 
 
@@ -94,8 +93,7 @@ class Hub:
         self._rooms: Rooms[str] = Rooms()
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Slots held by admitted connections that have not registered yet.
-        self._reserved: dict[str, int] = {}
-        self._reserved_total = 0
+        self.slots = Admission()
         self._started = False
         self._accepting = True
         self._idle_task: asyncio.Task[None] | None = None
@@ -143,7 +141,7 @@ class Hub:
             drains = [conn.outbox.wait_drained(timeout) for conn in connections]
             await asyncio.gather(*drains, return_exceptions=True)
             closes = [
-                asyncio.wait_for(conn.close(_GOING_AWAY, "server shutdown"), timeout)
+                asyncio.wait_for(conn.close(GOING_AWAY, "server shutdown"), timeout)
                 for conn in connections
             ]
             await asyncio.gather(*closes, return_exceptions=True)
@@ -185,10 +183,7 @@ class Hub:
 
     def check_origin(self, origin: str | None) -> bool:
         """Whether a handshake with this ``Origin`` header may proceed."""
-        allowed = self.limits.allowed_origins
-        if allowed is None or "*" in allowed:
-            return True
-        return origin is not None and origin in allowed
+        return origin_allowed(self.limits.allowed_origins, origin)
 
     def admission(self, ip: str | None) -> int | None:
         """The close code refusing a new connection from ``ip``, or None to admit it.
@@ -196,35 +191,22 @@ class Hub:
         Connections admitted but not yet registered (``reserve``) count against the caps.
         """
         limits = self.limits
-        if not self._accepting:
-            return _GOING_AWAY
-        total = len(self._registry) + self._reserved_total
-        if limits.max_connections is not None and total >= limits.max_connections:
-            return _TRY_AGAIN_LATER
-        if (
-            ip is not None
-            and limits.max_connections_per_ip is not None
-            and self._registry.count_for_ip(ip) + self._reserved.get(ip, 0)
-            >= limits.max_connections_per_ip
-        ):
-            return _TRY_AGAIN_LATER
-        return None
+        return self.slots.refusal(
+            ip,
+            accepting=self._accepting,
+            live=len(self._registry),
+            live_from_ip=self._registry.count_for_ip(ip) if ip is not None else 0,
+            max_connections=limits.max_connections,
+            max_per_ip=limits.max_connections_per_ip,
+        )
 
     def reserve(self, ip: str | None) -> None:
         """Hold a slot for an admitted connection until it registers or ends (``release``)."""
-        self._reserved_total += 1
-        if ip is not None:
-            self._reserved[ip] = self._reserved.get(ip, 0) + 1
+        self.slots.hold(ip)
 
     def release(self, ip: str | None) -> None:
         """Give back a slot held by ``reserve``."""
-        self._reserved_total -= 1
-        if ip is not None:
-            left = self._reserved[ip] - 1
-            if left:
-                self._reserved[ip] = left
-            else:
-                del self._reserved[ip]
+        self.slots.release(ip)
 
     def new_id(self) -> ConnectionId:
         """A new connection id from the id generator (None if there is no custom one)."""
@@ -296,7 +278,7 @@ class Hub:
 
     def _overflowed(self, conn: Connection) -> None:
         logger.info("closing slow client %s: its outbox is full", conn.id)
-        self._spawn(self._force_close(conn, _TRY_AGAIN_LATER, "too slow"))
+        self._spawn(self._force_close(conn, TRY_AGAIN_LATER, "too slow"))
 
     async def _force_close(self, conn: Connection, code: int, reason: str) -> None:
         await conn.outbox.aclose()
@@ -608,7 +590,7 @@ class Hub:
                     conn.info.last_activity = now  # do not schedule it twice
 
     async def _close_idle(self, conn: Connection) -> None:
-        await conn.close(_GOING_AWAY, "idle timeout")
+        await conn.close(GOING_AWAY, "idle timeout")
 
     # Stats ----------------------------------------------------------------------------------
 

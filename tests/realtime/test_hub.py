@@ -815,8 +815,10 @@ def test_admitted_slots_are_given_back_when_a_connection_is_refused_or_ends():
                 with client.websocket_connect("/early"):
                     pass
         with client.websocket_connect("/ws?let=in"):
-            assert on_loop(client, lambda: (app.hub.count, app.hub._reserved_total)) == (1, 0)
-        assert on_loop(client, lambda: (app.hub._reserved_total, app.hub._reserved)) == (0, {})
+            assert on_loop(client, lambda: (app.hub.count, app.hub.slots.held)) == (1, 0)
+        assert on_loop(
+            client, lambda: (app.hub.slots.held, app.hub.slots.held_by("testclient"))
+        ) == (0, 0)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,14 @@ PACKAGE_DIR = Path(bocadillo.__file__).parent
 REALTIME_DIR = PACKAGE_DIR / "realtime"
 BACKENDS_DIR = REALTIME_DIR / "backends"
 
-PURE_MODULES = ["envelope.py", "rooms.py", "registry.py", "limits.py", "_wire.py"]
+PURE_MODULES = [
+    "envelope.py",
+    "rooms.py",
+    "registry.py",
+    "limits.py",
+    "admission.py",
+    "_wire.py",
+]
 PURE_FORBIDDEN = {"asyncio", "starlette", "redis", "uvicorn"}
 HTTP_MODULES = {
     "bocadillo.request",
