@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,34 @@ from starlette.requests import ClientDisconnect, Request as _StarletteRequest
 from .errors import HTTPError
 from .types import JSONValue
 
-__all__ = ["ClientDisconnect", "Request"]
+__all__ = ["ClientDisconnect", "Request", "loads_strict"]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def loads_strict(raw: str | bytes) -> Any:
+    """``json.loads`` that refuses what is not JSON: ``NaN`` and ``Infinity``, and
+    numbers too large for a float (Python would turn them into ``inf``).
+
+    Raises:
+        ValueError: if ``raw`` is not valid UTF-8 JSON (``RecursionError`` if too deep).
+    """
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
 
 
 class Request(_StarletteRequest):
@@ -37,9 +65,11 @@ class Request(_StarletteRequest):
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise HTTPError(400, detail=f"Invalid JSON body: {exc}") from None
+                self._json = loads_strict(body)
+            except (ValueError, RecursionError) as exc:
+                # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is an
+                # integer with too many digits; very deep nesting raises RecursionError.
+                raise HTTPError(400, detail=f"Invalid JSON body: {_reason(exc)}") from None
         return self._json
 
     def __aiter__(self) -> AsyncIterator[bytes]:

@@ -28,6 +28,7 @@ from .closecodes import CloseCode
 from .errors import ConfigurationError, InvalidState
 from .realtime.envelope import encode_error
 from .realtime.hub import Connection, Hub, message_size
+from .request import loads_strict
 from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
 
 __all__ = [
@@ -425,8 +426,10 @@ class WebSocket(HTTPConnection):
         if raw is None:
             raw = message.get("bytes") or b""
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return loads_strict(raw)
+        except (ValueError, RecursionError):
+            # Not UTF-8, not JSON, NaN/Infinity, an integer with too many digits (all
+            # ValueErrors), or nested too deeply.
             raise await self._invalid(CloseCode.INVALID_DATA, "invalid JSON") from None
 
     async def receive(self) -> Any:

@@ -105,6 +105,28 @@ def test_request_invalid_json_answers_400_json_error():
     assert reached == []
 
 
+def test_request_json_answers_400_for_what_json_cannot_hold():
+    app = App()
+
+    @app.route("/", methods=["POST"])
+    async def view(req, res):
+        res.json = await req.json()
+
+    bodies = [
+        b"[" * 100_000,  # nested too deeply: RecursionError
+        b"9" * 5_000,  # more digits than int() accepts: ValueError
+        b"NaN",
+        b'{"a": Infinity}',
+        b"1e999",  # beyond a double: Python would make it inf
+    ]
+    with create_client(app) as client:
+        for body in bodies:
+            response = client.post("/", content=body)
+            assert response.status_code == 400, body[:20]
+            assert response.json()["detail"].startswith("Invalid JSON body")
+        assert client.post("/", content=b"[1e308, -0.0, 5e-324]").json() == [1e308, 0.0, 5e-324]
+
+
 def test_request_form_reads_urlencoded_fields():
     app = App()
 

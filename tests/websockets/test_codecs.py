@@ -162,6 +162,24 @@ def test_websocket_json_codec_invalid_json_closes_with_1007_and_ends_quietly():
     assert reached == []
 
 
+@pytest.mark.parametrize("frame", ["[" * 60_000, "9" * 5_000, "NaN", "[1e999]"])
+def test_websocket_json_codec_closes_with_1007_for_what_json_cannot_hold(frame):
+    app = App()
+
+    @app.websocket_route("/echo", value_type="json")
+    async def echo(ws):
+        await ws.send(await ws.receive())
+
+    with create_client(app) as client:
+        with client.websocket_connect("/echo") as ws:
+            ws.send_text(frame)
+            assert ws.receive() == {
+                "type": "websocket.close",
+                "code": 1007,
+                "reason": "invalid JSON",
+            }
+
+
 def test_websocket_text_codec_send_of_non_str_raises_type_error_and_closes_1011():
     app = App()
 
