@@ -238,6 +238,32 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
     return rows
 
 
+def load_peak(data: dict[str, Any]) -> tuple[float, str] | None:
+    """The highest CPU use of the load generator in any measurement, and where."""
+    best: tuple[float, str] | None = None
+    for run in data["runs"]:
+        value = run["result"].get("load_cpu_pct")
+        if isinstance(value, (int, float)) and (best is None or value > best[0]):
+            best = (value, f"{run['key']}, {LABELS.get(run['target'], run['target'])}")
+    return best
+
+
+def notes(data: dict[str, Any]) -> list[str]:
+    """Anomalies worth a line: failed measurements, echo errors, unsettled fills."""
+    found = []
+    for run in data["runs"]:
+        result, where = run["result"], f"{run['key']} {run['target']} rep {run['rep'] + 1}"
+        if "error" in result:
+            found.append(f"{where} failed: {result['error']}")
+        elif result.get("errors"):
+            found.append(f"{where}: {result['errors']} error(s)")
+        if result.get("fill_settled") is False:
+            found.append(f"{where}: the stalled clients' buffers were not full in time")
+        if result.get("bad_frames"):
+            found.append(f"{where}: {result['bad_frames']} unexpected frame(s)")
+    return found
+
+
 def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]]) -> str:
     meta = data["meta"]
     settings = meta["settings"]
@@ -272,6 +298,22 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     add("")
     add("Cells are medians over the repetitions; ratios are to raw ASGI in the same run.")
     add("")
+    peak = load_peak(data)
+    if peak is not None:
+        value, where = peak
+        add(
+            f"The load generator's CPU use peaked at {value:.0f}% of its core ({where}), so "
+            + (
+                "it was not the bottleneck."
+                if value < 90
+                else "**it may have been the bottleneck there**."
+            )
+        )
+        add("")
+    for note in notes(data):
+        add(f"- Note: {note}")
+    if notes(data):
+        add("")
     add("![Benchmark results](benchmarks.png)")
     add("")
     add("## Goals")
@@ -465,13 +507,22 @@ def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: 
         width = 0.4
         positions = list(range(len(targets)))
         healthy = [table[healthy_key].get(target, {}).get("p50_ms") for target in targets]
-        axis.bar(
+        drawn_healthy = axis.bar(
             [p - width / 2 for p in positions],
             [value or 0 for value in healthy],
             width,
             label="healthy",
             color="#4c72b0",
         )
+        for bar, value in zip(drawn_healthy, healthy, strict=True):
+            if value is not None:
+                axis.annotate(
+                    f"{value:.0f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
         if stalled_key:
             stalled_cells = [table[stalled_key].get(target, {}) for target in targets]
             top = max([value or 0 for value in healthy] + [1.0])
@@ -488,6 +539,14 @@ def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: 
                 color="#dd8452",
             )
             for bar, cell in zip(drawn, stalled_cells, strict=True):
+                if cell.get("p50_ms") is not None:
+                    axis.annotate(
+                        f"{cell['p50_ms']:.0f}",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                    )
                 if cell.get("timed_out"):
                     bar.set_hatch("//")
                     bar.set_facecolor("white")
@@ -518,9 +577,11 @@ def render_readme(data: dict[str, Any], table: dict[str, dict[str, dict[str, Any
     host = meta["machine"]
     lines = [
         README_START,
-        f"Measured {meta['date']} on {host['nproc']} cores ({host['cpu']}) by `make bench`, "
-        "Bocadillo against raw ASGI on the same uvicorn; full tables, the other frameworks "
-        "and the plot in [docs/benchmarks.md](docs/benchmarks.md).",
+        f"Measured {meta['date']} on {host['nproc']} cores ({host['cpu']}) by `make bench` "
+        f"(load average {meta['loadavg_before'][0]} before, {meta['loadavg_after'][0]} after: "
+        "other work on the machine makes absolute numbers noisy), Bocadillo against raw ASGI "
+        "on the same uvicorn; full tables, the other frameworks and the plot in "
+        "[docs/benchmarks.md](docs/benchmarks.md).",
         "",
         "| goal | Bocadillo | target | status |",
         "| --- | ---: | --- | --- |",
