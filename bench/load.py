@@ -113,6 +113,12 @@ class CPUMeter:
             "server_cpu_pct": round(100 * server / wall, 1) if self._server else None,
         }
 
+    @property
+    def server_seconds(self) -> float:
+        """Server CPU seconds over the measured windows: unlike throughput, barely moved
+        by other processes competing for the core."""
+        return self._total[2]
+
 
 async def connect_many(
     url: str,
@@ -235,6 +241,7 @@ async def echo(args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": round(elapsed, 3),
         "messages": count,
         "msgs_per_s": round(count / elapsed, 1),
+        "server_us_per_msg": round(1e6 * meter.server_seconds / count, 2) if count else None,
         "p50_ms": _ms(percentile(latencies, 50)),
         "p99_ms": _ms(percentile(latencies, 99)),
         "errors": run.errors,
@@ -469,6 +476,11 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         "max_ms": _ms(max(times)) if times and not timeouts else None,
         "times_ms": [_ms(value) for value in times],
         "bad_frames": run.bad_frames,
+        "server_ms_per_broadcast": (
+            round(1e3 * meter.server_seconds / len(reached), 3)
+            if reached and not timeouts
+            else None
+        ),
         **fill,
         **cpu,
     }
@@ -611,6 +623,9 @@ async def http(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients,
         "tool": "bench.load http",
         "requests_per_s": round(state["count"] / elapsed, 1),
+        "server_us_per_req": (
+            round(1e6 * meter.server_seconds / state["count"], 2) if state["count"] else None
+        ),
         "p50_ms": _ms(percentile(state["latencies"], 50)),
         "p99_ms": _ms(percentile(state["latencies"], 99)),
         **cpu,

@@ -72,7 +72,11 @@ def summarize(path: Path, top: int = 30) -> str:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_function(frame) for frame in stack.split(";")[1:]]  # [0] is the thread
+        frames = [
+            _function(frame)
+            for frame in stack.split(";")
+            if not frame.startswith(("process ", "thread ("))  # with --threads/--idle
+        ]
         if not frames:
             continue
         total += count

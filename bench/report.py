@@ -176,10 +176,30 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
             True,
             "≥ 0.95",
         )
+    if echo:
+        row(
+            "… the same, by server CPU per message (raw ASGI's ÷ Bocadillo's)",
+            ratio(
+                get(echo, "raw", "server_us_per_msg"), get(echo, "bocadillo", "server_us_per_msg")
+            ),
+            0.95,
+            True,
+            "≥ 0.95",
+        )
     if "http" in table:
         row(
             "HTTP JSON: requests/s vs raw ASGI",
             ratio(get("http", "bocadillo", "requests_per_s"), get("http", "raw", "requests_per_s")),
+            0.75,
+            True,
+            "≥ 0.75",
+        )
+        row(
+            "… the same, by server CPU per request (raw ASGI's ÷ Bocadillo's)",
+            ratio(
+                get("http", "raw", "server_us_per_req"),
+                get("http", "bocadillo", "server_us_per_req"),
+            ),
             0.75,
             True,
             "≥ 0.75",
@@ -296,7 +316,12 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     add(f"- **Versions:** {versions}.")
     add(f"- **Server:** {settings['server']}.")
     add("")
-    add("Cells are medians over the repetitions; ratios are to raw ASGI in the same run.")
+    add(
+        "Cells are medians over the repetitions; ratios are to raw ASGI in the same run. "
+        "*Server CPU per message/request/broadcast* is the server's CPU time divided by the "
+        "work done: when other processes compete for the server's core, throughput drops but "
+        "this cost barely moves, so it is the steadier comparison on a busy machine."
+    )
     add("")
     peak = load_peak(data)
     if peak is not None:
@@ -340,21 +365,27 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
             clients = int(key.split("-")[1])
             add(f"**{clients} client{'s' if clients > 1 else ''}**")
             add("")
-            add("| target | messages/s | vs raw | p50 ms | p99 ms | load CPU % | server CPU % |")
-            add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+            add(
+                "| target | messages/s | vs raw | p50 ms | p99 ms | load CPU % | server CPU % "
+                "| server CPU µs/msg | vs raw |"
+            )
+            add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             base = table[key].get("raw", {}).get("msgs_per_s")
+            base_cost = table[key].get("raw", {}).get("server_us_per_msg")
             for target in targets:
                 cell = table[key].get(target)
                 if cell is None:
                     continue
                 if "error" in cell:
-                    add(f"| {LABELS[target]} | error: {cell['error']} | | | | | |")
+                    add(f"| {LABELS[target]} | error: {cell['error']} | | | | | | | |")
                     continue
                 add(
                     f"| {LABELS[target]} | {_num(cell.get('msgs_per_s'))} | "
                     f"{_ratio(ratio(cell.get('msgs_per_s'), base))} | "
                     f"{_num(cell.get('p50_ms'), 2)} | {_num(cell.get('p99_ms'), 2)} | "
-                    f"{_num(cell.get('load_cpu_pct'))} | {_num(cell.get('server_cpu_pct'))} |"
+                    f"{_num(cell.get('load_cpu_pct'))} | {_num(cell.get('server_cpu_pct'))} | "
+                    f"{_num(cell.get('server_us_per_msg'), 1)} | "
+                    f"{_ratio(ratio(cell.get('server_us_per_msg'), base_cost))} |"
                 )
             add("")
 
@@ -368,21 +399,27 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
             "(one thread)."
         )
         add("")
-        add("| target | requests/s | vs raw | p50 ms | p99 ms | load CPU % | server CPU % |")
-        add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        add(
+            "| target | requests/s | vs raw | p50 ms | p99 ms | load CPU % | server CPU % "
+            "| server CPU µs/request | vs raw |"
+        )
+        add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         base = table["http"].get("raw", {}).get("requests_per_s")
+        base_cost = table["http"].get("raw", {}).get("server_us_per_req")
         for target in targets:
             cell = table["http"].get(target)
             if cell is None:
                 continue
             if "error" in cell:
-                add(f"| {LABELS[target]} | error: {cell['error']} | | | | | |")
+                add(f"| {LABELS[target]} | error: {cell['error']} | | | | | | | |")
                 continue
             add(
                 f"| {LABELS[target]} | {_num(cell.get('requests_per_s'))} | "
                 f"{_ratio(ratio(cell.get('requests_per_s'), base))} | "
                 f"{_num(cell.get('p50_ms'), 2)} | {_num(cell.get('p99_ms'), 2)} | "
-                f"{_num(cell.get('load_cpu_pct'))} | {_num(cell.get('server_cpu_pct'))} |"
+                f"{_num(cell.get('load_cpu_pct'))} | {_num(cell.get('server_cpu_pct'))} | "
+                f"{_num(cell.get('server_us_per_req'), 1)} | "
+                f"{_ratio(ratio(cell.get('server_us_per_req'), base_cost))} |"
             )
         add("")
 
@@ -406,8 +443,8 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
             stalled_key = _stalled_key(table, size)
             add(f"**{size:,} clients**")
             add("")
-            header = "| target | p50 ms | p99 ms | vs raw | load CPU % |"
-            rule = "| --- | ---: | ---: | ---: | ---: |"
+            header = "| target | p50 ms | p99 ms | vs raw | server CPU ms/broadcast | load CPU % |"
+            rule = "| --- | ---: | ---: | ---: | ---: | ---: |"
             if stalled_key:
                 header += " 10% stalled: p50 ms | p99 ms | vs raw |"
                 rule += " ---: | ---: | ---: |"
@@ -421,6 +458,7 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
                 line = (
                     f"| {LABELS[target]} | {p50} | {p99} | "
                     f"{_ratio(ratio((cell or {}).get('p50_ms'), raw_healthy))} | "
+                    f"{_num((cell or {}).get('server_ms_per_broadcast'), 1)} | "
                     f"{_num((cell or {}).get('load_cpu_pct'))} |"
                 )
                 if stalled_key:

@@ -305,9 +305,11 @@ def measure(
                     elapsed = time.perf_counter() - started
                     if profiler is not None:
                         profiler.stop()
-                result["server_cpu_pct"] = round(
-                    100 * (server_cpu(server.pid) - cpu_before) / elapsed, 1
-                )
+                used = server_cpu(server.pid) - cpu_before
+                result["server_cpu_pct"] = round(100 * used / elapsed, 1)
+                if "requests_per_s" in result:
+                    requests = result["requests_per_s"] * mode.http_duration
+                    result["server_us_per_req"] = round(1e6 * used / requests, 2)
                 return result
             options = ["--clients", clients, "--duration", f"{mode.http_duration:g}"]
             options += ["--warmup", f"{mode.http_warmup:g}"]
