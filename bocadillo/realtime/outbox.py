@@ -97,7 +97,8 @@ class Outbox:
         self.policy = policy
         self._on_overflow = on_overflow
         self._on_error = on_error
-        self._queue: deque[tuple[Message, asyncio.Future[None] | None]] = deque()
+        # Made on first use: most outboxes never queue, and an empty deque is ~600 bytes.
+        self._queue: deque[tuple[Message, asyncio.Future[None] | None]] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
         #: Messages written to the connection.
@@ -110,7 +111,7 @@ class Outbox:
     @property
     def pending(self) -> int:
         """Messages waiting to be written."""
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     @property
     def idle(self) -> bool:
@@ -129,13 +130,16 @@ class Outbox:
         if self._pump is None and not self._queue:
             self._drive(message)
             return not self._closed
-        if len(self._queue) >= self.limit and not self._make_room():
+        if self._queue is None:
+            self._queue = deque()
+        elif len(self._queue) >= self.limit and not self._make_room():
             return False
         self._queue.append((message, None))
         return True
 
     def _make_room(self) -> bool:
         if self.policy == "drop_oldest":
+            assert self._queue is not None
             for index, (_, waiter) in enumerate(self._queue):
                 if waiter is None:
                     del self._queue[index]
@@ -165,6 +169,8 @@ class Outbox:
             self.sent += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append((message, waiter))
         await waiter
 
@@ -195,6 +201,7 @@ class Outbox:
                 self.sent += 1
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
+            self._queue = None  # drained: give its memory back
         except Exception as exc:
             self._fail(exc)
         finally:

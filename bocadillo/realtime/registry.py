@@ -15,7 +15,7 @@ __all__ = ["ConnectionInfo", "Counters", "Registry"]
 K = TypeVar("K")
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionInfo:
     """What the hub knows about one connection."""
 
