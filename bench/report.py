@@ -319,8 +319,9 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     add(
         "Cells are medians over the repetitions; ratios are to raw ASGI in the same run. "
         "*Server CPU per message/request/broadcast* is the server's CPU time divided by the "
-        "work done: when other processes compete for the server's core, throughput drops but "
-        "this cost barely moves, so it is the steadier comparison on a busy machine."
+        "work done: when other processes compete for the server's core, throughput drops "
+        "while this cost moves less (cache pressure still moves it), so it is the better "
+        "comparison on a busy machine."
     )
     add("")
     peak = load_peak(data)
