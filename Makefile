@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DOCS_PORT ?= 8001
 
-.PHONY: run test lint typecheck pytest docs docs-build bench clean
+.PHONY: run test lint typecheck pytest docs docs-build bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ docs-build: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict --site-dir site
 
 test: lint typecheck docs-build pytest
+
+# Reliability scenarios at full size (docs/reliability.md): 5,000 connections, a minute of
+# churn, 100,000 fuzzed frames... about ten minutes. `make test` runs them at CI size.
+# The figures land in artifacts/reliability/full/.
+soak: $(VENV)/.installed-dev
+	BOCADILLO_SOAK=1 $(BIN)/pytest tests/reliability -p no:cacheprovider $(PYTEST_ARGS)
 
 # Benchmarks (bench/README.md): their own virtualenv, pinned peers, about 20 minutes.
 # `make bench BENCH_ARGS=--quick` checks the harness in about 3.
