@@ -262,6 +262,8 @@ class ParameterPlan:
                 continue
             self._params.append(self._plan(name, p))
         self.names = frozenset(p.name for p in self._params)
+        #: Whether any parameter comes from the query string (else it is never parsed).
+        self.uses_query = any(not p.in_path for p in self._params)
 
     def _plan(self, view: str, p: inspect.Parameter) -> _Param:
         annotation: Any = p.annotation
@@ -293,7 +295,8 @@ class ParameterPlan:
 
         Args:
             path_params: The matched route parameters.
-            query_params: A Starlette ``QueryParams`` (a multi-dict).
+            query_params: A Starlette ``QueryParams`` (a multi-dict); may be ``None``
+                when ``uses_query`` is false.
 
         Returns:
             The keyword arguments for the view.
@@ -302,6 +305,8 @@ class ParameterPlan:
             ParameterError: naming every missing or invalid parameter and why.
         """
         kwargs: dict[str, Any] = {}
+        if not self._params and not self.accepts_extra:
+            return kwargs
         errors: dict[str, str] = {}
         for param in self._params:
             try:

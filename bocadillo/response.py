@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -48,7 +48,7 @@ class Response:
 
     def __init__(self, status_code: int = 200) -> None:
         self.status_code = status_code
-        self.headers = MutableHeaders()
+        self._headers: MutableHeaders | None = None  # made on first use
         #: Send the body with chunked transfer encoding instead of a Content-Length.
         self.chunked = False
         self._body: bytes = b""
@@ -281,8 +281,26 @@ class Response:
                 response.delete_cookie(**options)
         return response
 
+    @property
+    def headers(self) -> MutableHeaders:
+        """The response headers (``Content-Type`` and ``Content-Length`` are added)."""
+        if self._headers is None:
+            self._headers = MutableHeaders()
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: MutableHeaders | Mapping[str, str]) -> None:
+        self._headers = value if isinstance(value, MutableHeaders) else MutableHeaders(value)
+
     def _raw_headers(self) -> list[tuple[bytes, bytes]]:
-        raw = list(self.headers.raw)
+        if self._headers is None:  # the common case: only what the body implies
+            raw = []
+            if self._media_type is not None:
+                raw.append((b"content-type", self._media_type.encode("latin-1")))
+            if not (self.status_code < 200 or self.status_code in (204, 304)):
+                raw.append((b"content-length", str(len(self._body)).encode("latin-1")))
+            return raw
+        raw = list(self._headers.raw)
         keys = {key for key, _ in raw}
         if self._media_type is not None and b"content-type" not in keys:
             raw.append((b"content-type", self._media_type.encode("latin-1")))

@@ -179,8 +179,11 @@ class HTTPRoute:
         req = Request(scope, receive, send)
         res = Response()
         handler = self.handler_for(scope["method"])
+        plan = self._plans[handler]
         try:
-            kwargs = self._plans[handler].resolve(scope.get("path_params", {}), req.query_params)
+            kwargs = plan.resolve(
+                scope.get("path_params", {}), req.query_params if plan.uses_query else None
+            )
         except ParameterError as exc:
             raise HTTPError(400, detail=exc.errors) from None
         try:

@@ -104,6 +104,27 @@ def test_response_last_body_set_wins():
     assert seen == {"json": None, "text": None, "content": b"third"}
 
 
+@pytest.mark.parametrize("with_headers", [False, True])
+def test_response_headers_are_exactly_what_the_body_implies_plus_those_set(with_headers):
+    app = App()
+
+    @app.route("/")
+    async def view(req, res):
+        if with_headers:
+            res.headers = {"x-one": "1", "content-type": "application/vnd.x+json"}
+        res.json = {"ok": True}
+
+    with create_client(app) as client:
+        response = client.get("/")
+
+    expected = {"content-length": "11"}
+    expected["content-type"] = "application/vnd.x+json" if with_headers else "application/json"
+    if with_headers:
+        expected["x-one"] = "1"
+    assert dict(response.headers) == expected
+    assert response.json() == {"ok": True}
+
+
 def test_response_status_code_and_headers_reach_the_client():
     app = App()
 
