@@ -327,11 +327,22 @@ class WebSocket(HTTPConnection):
                 code = message.get("code", CloseCode.NORMAL_CLOSURE)
                 self._mark_closed(code, message.get("reason"))
                 raise WebSocketDisconnect(code, message.get("reason"))
-            if self.connection is None or await self._admit(self.connection, message):
+            conn = self.connection
+            if conn is None:
+                return message
+            # The hot path: count the frame; await only when a limit has something to say.
+            hub = self.hub
+            assert hub is not None
+            size = message_size(message)
+            hub.received(conn, size)
+            max_size = hub.limits.max_message_size
+            if (max_size is None or size <= max_size) and conn.rate is None:
+                return message
+            if await self._admit(hub, conn, size):
                 return message
 
-    async def _admit(self, conn: Connection, message: Message) -> bool:
-        """Count a received frame and apply the hub's size and rate limits.
+    async def _admit(self, hub: Hub, conn: Connection, size: int) -> bool:
+        """Apply the hub's size and rate limits to a received frame of ``size`` bytes.
 
         Returns:
             False if the frame must be skipped (rate limited).
@@ -340,10 +351,6 @@ class WebSocket(HTTPConnection):
             WebSocketDisconnect: after closing with 1009 (too large) or 1008 (too many
                 rate-limit violations).
         """
-        hub = self.hub
-        assert hub is not None
-        size = message_size(message)
-        hub.received(conn, size)
         limits = hub.limits
         envelope = conn.codec == "envelope"
         if limits.max_message_size is not None and size > limits.max_message_size:
@@ -442,8 +449,15 @@ class WebSocket(HTTPConnection):
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         """Yield received messages forever; a disconnect raises ``WebSocketDisconnect``."""
+        receive: Callable[[], Awaitable[Any]]
+        if self.receive_type == "text":
+            receive = self.receive_text
+        elif self.receive_type == "json":
+            receive = self.receive_json
+        else:
+            receive = self.receive_bytes
         while True:
-            yield await self.receive()
+            yield await receive()
 
     # Sending -------------------------------------------------------------------------------
 

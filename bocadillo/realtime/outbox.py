@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
 from ..types import Message, Send
@@ -153,21 +153,25 @@ class Outbox:
                 self._on_overflow(self)
         return False
 
-    async def send(self, message: Message) -> None:
-        """Send ``message`` in order with what is queued, and wait until it is written.
+    def send(self, message: Message) -> Awaitable[None]:
+        """Send ``message`` in order with what is queued; await the result to wait until
+        it is written.
 
         Used for the connection's own sends (``ws.send``): they wait for the client
-        instead of being dropped.
+        instead of being dropped. With nothing queued, the awaitable is the ASGI send
+        itself (no extra coroutine on the hot path).
 
         Raises:
-            OSError: if the connection is gone.
+            OSError: if the connection is gone (when called, or when awaited).
         """
         if self._closed:
             raise ConnectionResetError("the connection is closed")
         if self._pump is None and not self._queue:
-            await self._send(message)
             self.sent += 1
-            return
+            return self._send(message)
+        return self._send_after_queue(message)
+
+    async def _send_after_queue(self, message: Message) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._queue is None:
             self._queue = deque()
