@@ -89,7 +89,7 @@ class App(RouteRegistry):
         }
         self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
         self._router: Router | None = None
-        self._stack: ASGIApp | None = None
+        self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
         self.jobs = Jobs()
@@ -340,7 +340,7 @@ class App(RouteRegistry):
         """
         return self.router.url_path_for(name, **params)
 
-    def _build(self) -> ASGIApp:
+    def _build(self) -> ServerErrorMiddleware:
         settings = self.settings
         app: ASGIApp = ErrorMiddleware(self.router, dict(self._error_handlers))
         for cls, args, kwargs in self._middleware:
@@ -368,7 +368,12 @@ class App(RouteRegistry):
         stack = self._stack
         if stack is None:
             stack = self._stack = self._build()
-        await stack(scope, receive, send)
+        if scope["type"] == "http":
+            await stack(scope, receive, send)
+        else:
+            # ServerErrorMiddleware only handles HTTP: skipping it saves a coroutine
+            # frame per WebSocket for as long as the connection lives.
+            await stack.app(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"<App {self.name}>"

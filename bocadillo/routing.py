@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from starlette.routing import (
@@ -441,8 +441,8 @@ class _ASGIEndpoint:
     def __init__(self, route: WebSocketRoute) -> None:
         self.route = route
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.route.handle(scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.route.handle(scope, receive, send)  # no frame of its own
 
 
 def _takes_argument(func: Callable[..., Any]) -> bool:

@@ -80,8 +80,10 @@ def normalize_caught_codes(codes: Any) -> Any:
     Raises:
         ConfigurationError: unless ``codes`` is ``all`` or an iterable of ``int`` codes.
     """
-    if codes is all or isinstance(codes, _CatchAll):
+    if codes is all:
         return _CatchAll()
+    if isinstance(codes, _CatchAll):
+        return codes
     if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
         raise ConfigurationError(
             f"caught_close_codes must be an iterable of close codes or all, not {codes!r}"
@@ -90,6 +92,8 @@ def normalize_caught_codes(codes: Any) -> Any:
     for code in members:
         if not isinstance(code, int) or isinstance(code, bool):
             raise ConfigurationError(f"caught_close_codes holds {code!r}, not a close code")
+    if isinstance(codes, frozenset) and all(type(code) is int for code in members):
+        return codes  # already normalized (by the route): shared, not copied per connection
     return frozenset(int(code) for code in members)
 
 

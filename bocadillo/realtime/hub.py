@@ -92,6 +92,9 @@ class Hub:
         self._registry: Registry[Connection] = Registry()
         self._rooms: Rooms[str] = Rooms()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Bound once, shared by every outbox (each finds its connection as ``owner``).
+        self._on_overflow = self._overflowed
+        self._on_send_error = self._send_failed
         #: Slots held by admitted connections that have not registered yet.
         self.slots = Admission()
         self._started = False
@@ -241,20 +244,18 @@ class Hub:
             last_activity=now,
             user_data=user_data if user_data is not None else {},
         )
-        holder: list[Connection] = []
         outbox = Outbox(
             send,
             limit=outbox_limit or self.limits.outbox_limit,
             policy=overflow or self.limits.overflow,
-            on_overflow=lambda _box: self._overflowed(holder[0]),
-            on_error=lambda exc: self._send_failed(holder[0], exc),
+            on_overflow=self._on_overflow,
+            on_error=self._on_send_error,
         )
         rate = None
         if self.limits.rate_limit is not None:
             count, window = self.limits.rate_limit
             rate = RateLimiter(count, window, self.limits.rate_limit_violations)
-        conn = Connection(conn_id, info, outbox, codec, close, rate)
-        holder.append(conn)
+        conn = outbox.owner = Connection(conn_id, info, outbox, codec, close, rate)
         try:
             self._registry.add(conn_id, conn, remote_address)
         except KeyError:
@@ -276,7 +277,8 @@ class Hub:
         if not conn.outbox.idle:
             self._spawn(conn.outbox.aclose())
 
-    def _overflowed(self, conn: Connection) -> None:
+    def _overflowed(self, outbox: Outbox) -> None:
+        conn: Connection = outbox.owner
         logger.info("closing slow client %s: its outbox is full", conn.id)
         self._spawn(self._force_close(conn, TRY_AGAIN_LATER, "too slow"))
 
@@ -291,9 +293,9 @@ class Hub:
                 conn.task.cancel()
         self.unregister(conn.id)
 
-    def _send_failed(self, conn: Connection, exc: BaseException) -> None:
+    def _send_failed(self, outbox: Outbox, exc: BaseException) -> None:
         self.counters.errors += 1
-        logger.debug("send to %s failed: %r", conn.id, exc)
+        logger.debug("send to %s failed: %r", outbox.owner.id, exc)
 
     # Bookkeeping from the connection side ---------------------------------------------------
 

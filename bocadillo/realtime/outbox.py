@@ -61,8 +61,8 @@ class Outbox:
         limit: How many messages may wait while the client is slow.
         policy: What to do when ``limit`` messages are waiting (see the module doc).
         on_overflow: Called once when the ``close`` policy is triggered.
-        on_error: Called with the exception when sending fails (the client is gone);
-            the outbox then refuses everything.
+        on_error: Called with the outbox and the exception when sending fails (the client
+            is gone); the outbox then refuses everything.
     """
 
     __slots__ = (
@@ -75,6 +75,7 @@ class Outbox:
         "dropped",
         "limit",
         "overflowed",
+        "owner",
         "policy",
         "sent",
     )
@@ -86,7 +87,7 @@ class Outbox:
         limit: int = 256,
         policy: OverflowPolicy = "drop_oldest",
         on_overflow: Callable[[Outbox], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
+        on_error: Callable[[Outbox, BaseException], None] | None = None,
     ) -> None:
         if policy not in _POLICIES:
             raise ValueError(f"overflow policy must be one of {', '.join(_POLICIES)}")
@@ -97,6 +98,8 @@ class Outbox:
         self.policy = policy
         self._on_overflow = on_overflow
         self._on_error = on_error
+        #: Whatever the creator wants to find from the outbox in its callbacks.
+        self.owner: Any = None
         # Made on first use: most outboxes never queue, and an empty deque is ~600 bytes.
         self._queue: deque[tuple[Message, asyncio.Future[None] | None]] | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -216,7 +219,7 @@ class Outbox:
             return
         self.close()
         if self._on_error is not None:
-            self._on_error(exc)
+            self._on_error(self, exc)
 
     def close(self) -> None:
         """Refuse new messages and forget queued ones (their waiters get an error)."""

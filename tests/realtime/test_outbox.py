@@ -112,7 +112,7 @@ async def test_outbox_send_waits_in_order_behind_queued_messages():
 async def test_outbox_failure_closes_it_and_reports_the_error():
     client = FakeClient()
     errors: list[BaseException] = []
-    outbox = Outbox(client.send, on_error=errors.append)
+    outbox = Outbox(client.send, on_error=lambda box, exc: errors.append(exc))
     client.fail = True
     assert not outbox.put(msg(1))
     assert outbox.closed
