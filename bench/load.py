@@ -7,7 +7,10 @@ other core. Each subcommand prints one JSON object on stdout:
   frame for ``--duration`` seconds (after ``--warmup``): messages/s, p50/p99 latency;
 - ``fanout``: ``--clients`` clients on ``/fanout`` (a ``--stalled`` fraction of them raw
   sockets with a small receive buffer that never read); for each broadcast, the time
-  from sending the ``POST /broadcast`` trigger to the last healthy client receiving it;
+  from sending the ``POST /broadcast`` trigger to the last healthy client receiving it.
+  With ``--peer-port`` (two Bocadillo workers on one Redis), the clients alternate
+  between the two servers and so do the triggers (``--trigger``): the last client may be
+  on either process, and every time is still read on this process's one clock;
 - ``memory``: server RSS per idle ``/echo`` connection;
 - ``http``: requests/s on ``GET /json`` (used only when ``wrk`` is not installed).
 
@@ -55,10 +58,12 @@ def raise_nofile_limit() -> int:
 
 
 def start_profiler(args: argparse.Namespace) -> Profiler | None:
-    """py-spy on the server over the measured window, when ``--profile FILE`` is given."""
-    if not args.profile or not args.server_pid:
+    """py-spy on the server over the measured window, when ``--profile FILE`` is given
+    (on ``--profile-pid`` if given: with two workers, the one that receives from Redis)."""
+    pid = args.profile_pid or args.server_pid
+    if not args.profile or not pid:
         return None
-    return Profiler(args.server_pid, Path(args.profile), core=None, log=sys.stderr.buffer)
+    return Profiler(pid, Path(args.profile), core=None, log=sys.stderr.buffer)
 
 
 def stop_profiler(profiler: Profiler | None) -> None:
@@ -75,49 +80,81 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def run_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid``, in ns precision (``/proc/PID/task/*/schedstat``):
+    redis-server works a few hundred microseconds per broadcast, far below the 10 ms
+    ticks of ``cpu_times``."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
+
+
 class CPUMeter:
-    """CPU use of this process and of the server process, in percent of one core, over
-    one or more measured windows (``start()`` ... ``pause()``)."""
+    """CPU use of this process and of the server process(es), in percent of one core,
+    over one or more measured windows (``start()`` ... ``pause()``).
 
-    def __init__(self, server_pid: int | None) -> None:
-        self._server = psutil.Process(server_pid) if server_pid else None
-        self._start = (0.0, 0.0, 0.0)
-        self._total = [0.0, 0.0, 0.0]
+    With two workers, ``server_cpu_pct`` is their sum (they share one core) and
+    ``server_cpu_pcts`` gives each; ``redis_pid``: redis-server's use too.
+    """
 
-    def _now(self) -> tuple[float, float, float]:
+    def __init__(
+        self, server_pid: int | None, peer_pid: int | None = None, redis_pid: int | None = None
+    ) -> None:
+        pids = [pid for pid in (server_pid, peer_pid) if pid]
+        self._servers = [psutil.Process(pid) for pid in pids]
+        self._redis = redis_pid
+        # wall, this process, redis-server, then each server
+        self._start = [0.0] * (3 + len(self._servers))
+        self._total = [0.0] * (3 + len(self._servers))
+
+    def _now(self) -> list[float]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        server = 0.0
-        if self._server is not None:
-            times = self._server.cpu_times()
-            server = times.user + times.system
-        return time.perf_counter(), usage.ru_utime + usage.ru_stime, server
+        redis = run_seconds(self._redis) if self._redis is not None else 0.0
+        servers = [_cpu_seconds(server) for server in self._servers]
+        return [time.perf_counter(), usage.ru_utime + usage.ru_stime, redis, *servers]
 
     def start(self) -> None:
         self._start = self._now()
 
     def pause(self) -> None:
         now = self._now()
-        for index in range(3):
-            self._total[index] += now[index] - self._start[index]
+        for index, value in enumerate(now):
+            self._total[index] += value - self._start[index]
 
-    def stop(self) -> dict[str, float | None]:
+    def stop(self) -> dict[str, Any]:
         self.pause()
         return self.result()
 
-    def result(self) -> dict[str, float | None]:
-        wall, own, server = self._total
+    def result(self) -> dict[str, Any]:
+        wall, own, redis, *servers = self._total
         if wall <= 0:
             return {"load_cpu_pct": None, "server_cpu_pct": None}
-        return {
+        result: dict[str, Any] = {
             "load_cpu_pct": round(100 * own / wall, 1),
-            "server_cpu_pct": round(100 * server / wall, 1) if self._server else None,
+            "server_cpu_pct": round(100 * sum(servers) / wall, 1) if servers else None,
         }
+        if len(servers) > 1:
+            result["server_cpu_pcts"] = [round(100 * value / wall, 1) for value in servers]
+        if self._redis is not None:
+            result["redis_cpu_pct"] = round(100 * redis / wall, 2)
+        return result
+
+    @property
+    def redis_seconds(self) -> float:
+        return self._total[2]
 
     @property
     def server_seconds(self) -> float:
-        """Server CPU seconds over the measured windows: unlike throughput, barely moved
-        by other processes competing for the core."""
-        return self._total[2]
+        """Server CPU seconds over the measured windows (every worker's): unlike
+        throughput, barely moved by other processes competing for the core."""
+        return sum(self._total[3:])
 
 
 async def connect_many(
@@ -346,7 +383,9 @@ async def http_post(host: str, port: int, path: str, timeout: float) -> bytes:
 
 
 async def fanout(args: argparse.Namespace) -> dict[str, Any]:
-    host, port = args.host, args.port
+    host = args.host
+    # One server, or two workers on one Redis: clients alternate between them.
+    ports = [args.port] if args.peer_port is None else [args.port, args.peer_port]
     stalled_count = int(round(args.clients * args.stalled))
     healthy_count = args.clients - stalled_count
     run = FanoutRun()
@@ -359,29 +398,49 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     ]
     stalled_socks: list[socket.socket] = []
     connections: list[tuple[WSTransport, WSListener]] = []
+    per_port = dict.fromkeys(ports, 0)
     for first in range(0, args.clients, 500):  # bounded: clients / 500 batches
-        batch = plan[first : first + 500]
-        healthy, stalled = await asyncio.gather(
-            connect_many(
-                f"ws://{host}:{port}/fanout",
-                batch.count(False),
-                lambda: FanoutClient(run),
-                concurrency=128,
-                timeout=args.connect_timeout,
-            ),
-            asyncio.wait_for(
-                asyncio.gather(
-                    *(open_stalled(host, port, args.rcvbuf) for _ in range(batch.count(True)))
-                ),
-                args.connect_timeout,
-            ),
-        )
-        connections += healthy
-        stalled_socks += stalled
+        waits = []
+        for offset, port in enumerate(ports):
+            # Client i goes to ports[i % len(ports)]: half and half with two workers.
+            batch = [
+                stalled
+                for index, stalled in enumerate(plan[first : first + 500], first)
+                if index % len(ports) == offset
+            ]
+            per_port[port] += len(batch)
+            waits.append(
+                connect_many(
+                    f"ws://{host}:{port}/fanout",
+                    batch.count(False),
+                    lambda: FanoutClient(run),
+                    concurrency=128 // len(ports),
+                    timeout=args.connect_timeout,
+                )
+            )
+            waits.append(
+                asyncio.wait_for(
+                    asyncio.gather(
+                        *(open_stalled(host, port, args.rcvbuf) for _ in range(batch.count(True)))
+                    ),
+                    args.connect_timeout,
+                )
+            )
+        opened = await asyncio.gather(*waits)
+        for healthy, stalled in zip(opened[::2], opened[1::2], strict=True):
+            connections += healthy
+            stalled_socks += stalled
     connect_s = time.perf_counter() - started
+    triggers = dict.fromkeys(ports, 0)  # measured broadcasts triggered on each server
+
+    def trigger_port(seq: int) -> int:
+        if args.trigger == "first":
+            return ports[0]
+        return ports[seq % len(ports)]
 
     async def one_broadcast(seq: int) -> tuple[float | None, int]:
         """Trigger broadcast ``seq``; the seconds until the last healthy client got it."""
+        port = trigger_port(seq)
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
         request = (
             f"POST /broadcast?seq={seq} HTTP/1.1\r\nHost: {host}\r\n"
@@ -410,9 +469,10 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(0.25)
     fill: dict[str, Any] = {}
     if stalled_socks and registered:
-        await http_post(
-            host, port, f"/fill?size={args.fill_size}&count={args.fill_count}", args.timeout
-        )
+        for port in ports:
+            await http_post(
+                host, port, f"/fill?size={args.fill_size}&count={args.fill_count}", args.timeout
+            )
         # Wait until every stalled client's receive queue is full (the server has written
         # all it could and its buffers for that client are filling up), and the total
         # has stopped growing for 0.3 s; bounded to 20 s.
@@ -433,7 +493,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     reached: list[int] = []
     timeouts = 0
     # CPU is measured over the broadcasts only, the gaps between them excluded.
-    meter = CPUMeter(args.server_pid)
+    meter = CPUMeter(args.server_pid, args.peer_pid, args.redis_pid)
     stuck = 0  # broadcasts that timed out, warm-up included
     profiler = start_profiler(args) if registered else None
     if registered:
@@ -447,6 +507,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
             meter.start()
             elapsed, count = await one_broadcast(seq)
             meter.pause()
+            triggers[trigger_port(seq)] += 1
             reached.append(count)
             if elapsed is None:
                 timeouts += 1
@@ -461,10 +522,17 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     close_all(connections)
     for sock in stalled_socks:
         close_stalled(sock)
+    two = {}
+    if len(ports) > 1:
+        two = {
+            "clients_per_server": list(per_port.values()),
+            "triggers_per_server": list(triggers.values()),
+        }
     return {
         "clients": args.clients,
         "healthy": healthy_count,
         "stalled": stalled_count,
+        **two,
         "connect_s": round(connect_s, 2),
         "registered": registered,
         "broadcasts": len(reached),
@@ -480,6 +548,11 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
             round(1e3 * meter.server_seconds / len(reached), 3)
             if reached and not timeouts
             else None
+        ),
+        **(
+            {"redis_ms_per_broadcast": round(1e3 * meter.redis_seconds / len(reached), 3)}
+            if args.redis_pid and reached
+            else {}
         ),
         **fill,
         **cpu,
@@ -642,6 +715,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-pid", type=int, default=None)
     parser.add_argument("--connect-timeout", type=float, default=60)
     parser.add_argument("--profile", help="record the server with py-spy into this file")
+    parser.add_argument("--profile-pid", type=int, help="the process to record (default: server)")
+    parser.add_argument("--peer-port", type=int, help="fanout: a second worker (same Redis)")
+    parser.add_argument("--peer-pid", type=int, help="the second worker's PID (its CPU use)")
+    parser.add_argument("--redis-pid", type=int, help="redis-server's PID (its CPU use)")
     sub = parser.add_subparsers(dest="scenario", required=True)
     p = sub.add_parser("echo")
     p.add_argument("--clients", type=int, default=64)
@@ -657,6 +734,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rcvbuf", type=int, default=4096, help="SO_RCVBUF of stalled clients")
     p.add_argument("--fill-size", type=int, default=65536)
     p.add_argument("--fill-count", type=int, default=16)
+    p.add_argument(
+        "--trigger",
+        choices=["alternate", "first"],
+        default="alternate",
+        help="with --peer-port: on which worker to send POST /broadcast",
+    )
     p = sub.add_parser("memory")
     p.add_argument("--clients", type=int, default=2000)
     p.add_argument("--settle", type=float, default=1.0)

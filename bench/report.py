@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ LABELS = {
     "fastapi": "FastAPI",
     "litestar": "Litestar",
     "bocadillo": "Bocadillo",
+    "bocadillo-redis": "Bocadillo, 2 workers + Redis",
 }
+#: ``fanout-redis``: the two setups compared, and their labels there.
+REDIS_LABELS = {
+    "bocadillo": "1 process, in-memory hub",
+    "bocadillo-redis": "2 workers + 1 redis-server",
+}
+#: Issue #6: two workers on Redis within this factor of one process, at 2,000 clients.
+REDIS_GOAL = 1.5
+REDIS_GOAL_CLIENTS = 2000
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 TIMED_OUT = "timed out"
@@ -38,7 +48,9 @@ def one_line(scenario: str, result: dict[str, Any]) -> str:
         )
     if scenario == "http":
         return f"{result['requests_per_s']:.0f} req/s, p99 {result['p99_ms']} ms, {cpu}"
-    if scenario == "fanout":
+    if scenario in ("fanout", "fanout-redis"):
+        if "redis_cpu_pct" in result:
+            cpu += f", redis CPU {result['redis_cpu_pct']}%"
         if result.get("timeouts"):
             return (
                 f"{TIMED_OUT} ({result['timeouts']} of {result['broadcasts']} broadcasts "
@@ -124,12 +136,29 @@ def _targets(table: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 
 def _fanout_sizes(table: dict[str, dict[str, dict[str, Any]]]) -> list[int]:
-    sizes = {
-        int(key.split("-")[1])
-        for key in table
-        if key.startswith("fanout-") and "stalled" not in key
-    }
+    sizes = {int(key.split("-")[1]) for key in table if re.fullmatch(r"fanout-\d+", key)}
     return sorted(sizes)
+
+
+def _redis_sizes(table: dict[str, dict[str, dict[str, Any]]]) -> list[int]:
+    sizes = {int(key.split("-")[2]) for key in table if re.fullmatch(r"fanout-redis-\d+", key)}
+    return sorted(sizes)
+
+
+def redis_ratios(data: dict[str, Any], key: str, metric: str) -> list[float]:
+    """Per repetition: the two workers' ``metric`` over the single process's, measured
+    next to each other (the alternation makes each pair adjacent in time)."""
+    by_rep: dict[int, dict[str, Any]] = {}
+    for run in data["runs"]:
+        if run["key"] == key:
+            by_rep.setdefault(run["rep"], {})[run["target"]] = run["result"]
+    ratios = []
+    for pair in by_rep.values():
+        single, two = pair.get("bocadillo", {}), pair.get("bocadillo-redis", {})
+        value = ratio(two.get(metric), single.get(metric))
+        if value is not None:
+            ratios.append(value)
+    return ratios
 
 
 def _stalled_key(table: dict[str, dict[str, dict[str, Any]]], size: int) -> str | None:
@@ -244,6 +273,19 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
                 False,
                 "≤ 1.5",
             )
+    redis_key = f"fanout-redis-{REDIS_GOAL_CLIENTS}"
+    if redis_key in table:
+        for metric in ("p50_ms", "p99_ms"):
+            row(
+                f"Two workers on Redis (#6): broadcast to {REDIS_GOAL_CLIENTS:,}, "
+                f"{metric[:3]} vs one process",
+                ratio(
+                    get(redis_key, "bocadillo-redis", metric), get(redis_key, "bocadillo", metric)
+                ),
+                REDIS_GOAL,
+                False,
+                f"≤ {REDIS_GOAL:g}",
+            )
     if "memory" in table:
         row(
             "Idle memory per connection vs Starlette",
@@ -281,6 +323,9 @@ def notes(data: dict[str, Any]) -> list[str]:
             found.append(f"{where}: the stalled clients' buffers were not full in time")
         if result.get("bad_frames"):
             found.append(f"{where}: {result['bad_frames']} unexpected frame(s)")
+        failed = sum(result.get("redis", {}).get("publish_failed", []))
+        if failed:
+            found.append(f"{where}: {failed} frame(s) not published on Redis")
     return found
 
 
@@ -312,6 +357,13 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
         f"{', '.join(map(str, meta['loadavg_after']))} (anything else running on the machine "
         "shows here; ratios to raw ASGI are more stable than absolute numbers)."
     )
+    for update in meta.get("updates", []):
+        add(
+            f"- **Updated** {update['date']}: {', '.join(update['keys'])} measured again "
+            f"({update['reps']} repetition(s), {update['duration_s'] / 60:.1f} min, load "
+            f"average before/after {', '.join(map(str, update['loadavg_before']))} / "
+            f"{', '.join(map(str, update['loadavg_after']))}); the rest is from the date above."
+        )
     versions = ", ".join(f"{name} {version}" for name, version in meta["versions"].items())
     add(f"- **Versions:** {versions}.")
     add(f"- **Server:** {settings['server']}.")
@@ -473,6 +525,10 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
                 add(line)
             add("")
 
+    redis_sizes = _redis_sizes(table)
+    if redis_sizes:
+        out += render_redis(data, table, redis_sizes)
+
     if "memory" in table:
         add("## Memory per idle connection")
         add("")
@@ -502,6 +558,94 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     return "\n".join(out)
 
 
+def render_redis(
+    data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]], sizes: list[int]
+) -> list[str]:
+    """The ``fanout-redis`` section: one process against two workers on Redis."""
+    settings = data["meta"]["settings"]
+    out = ["## Broadcast fan-out on two workers and Redis", ""]
+    add = out.append
+    add(
+        "Issue #6: the same fan-out (healthy clients only, no stalled ones), on one Bocadillo "
+        "process with its in-memory hub, and on two Bocadillo workers of the same app whose "
+        "hub is on one `redis-server` (`BOCADILLO_HUB_URL`, the same `BOCADILLO_HUB_PREFIX`). "
+        "The clients are split half and half between the workers; the `POST /broadcast` "
+        "triggers alternate between them. The worker that is triggered delivers to its own "
+        "clients and publishes the frame once on Redis; the other receives it from Redis and "
+        "delivers to its clients. The time is from the trigger to the last client, on either "
+        f"worker, over {settings['broadcasts']} broadcasts. "
+        f"**Pinning:** both workers on core {settings['server_core']} (together they get the "
+        "single process's CPU budget, so the comparison shows what Redis costs, not what a "
+        f"second core buys), redis-server and the load generator on core "
+        f"{settings['load_core']}. The two setups alternate (A B, B A, …) over "
+        f"{settings.get('redis_reps', data['meta']['reps'])} repetitions, each on fresh "
+        "processes and a fresh redis-server; cells are medians. *Server CPU* is the sum of "
+        "both workers. Goal: two workers within "
+        f"{REDIS_GOAL:g}× of one process at {REDIS_GOAL_CLIENTS:,} clients."
+    )
+    add("")
+    add(
+        "| clients | setup | p50 ms | p99 ms | server CPU ms/broadcast | server CPU % "
+        "| load CPU % | redis-server CPU % | redis-server CPU ms/broadcast |"
+    )
+    add("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for size in sizes:
+        key = f"fanout-redis-{size}"
+        for variant, label in REDIS_LABELS.items():
+            cell = table[key].get(variant)
+            if cell is None:
+                continue
+            if "error" in cell:
+                add(f"| {size:,} | {label} | error: {cell['error']} | | | | | | |")
+                continue
+            p50, p99 = _fanout_cell(cell, size)
+            add(
+                f"| {size:,} | {label} | {p50} | {p99} | "
+                f"{_num(cell.get('server_ms_per_broadcast'), 1)} | "
+                f"{_num(cell.get('server_cpu_pct'))} | {_num(cell.get('load_cpu_pct'))} | "
+                f"{_num(cell.get('redis_cpu_pct'), 1)} | "
+                f"{_num(cell.get('redis_ms_per_broadcast'), 2)} |"
+            )
+    add("")
+    add(
+        "| clients | p50: 2 workers ÷ 1 process | p99 | server CPU per broadcast "
+        f"| p50, per repetition | goal ≤ {REDIS_GOAL:g}× (p50) |"
+    )
+    add("| ---: | ---: | ---: | ---: | --- | --- |")
+    for size in sizes:
+        key = f"fanout-redis-{size}"
+        cells = table[key]
+        values = {
+            metric: ratio(
+                cells.get("bocadillo-redis", {}).get(metric), cells.get("bocadillo", {}).get(metric)
+            )
+            for metric in ("p50_ms", "p99_ms", "server_ms_per_broadcast")
+        }
+        pairs = ", ".join(f"{value:.2f}" for value in redis_ratios(data, key, "p50_ms")) or "–"
+        p50 = values["p50_ms"]
+        if p50 is None:
+            status = "–"
+        elif size == REDIS_GOAL_CLIENTS:
+            status = "met" if p50 <= REDIS_GOAL else "**missed**"
+        else:  # the goal is set at one size; say where the others stand
+            where = "within" if p50 <= REDIS_GOAL else "beyond"
+            status = f"{where} (goal set at {REDIS_GOAL_CLIENTS:,})"
+        add(
+            f"| {size:,} | {_ratio(p50)} | {_ratio(values['p99_ms'])} | "
+            f"{_ratio(values['server_ms_per_broadcast'])} | {pairs} | {status} |"
+        )
+    add("")
+    add(
+        "Ratios are of the medians; *per repetition* divides the two setups' p50 measured "
+        "next to each other. The p99 of 20 broadcasts is their slowest one: a garbage "
+        "collection or a lost time slice in either worker lands there. *Server CPU per "
+        "broadcast* (both workers together) moves least when other processes compete for "
+        "the cores: it is what Redis costs the workers."
+    )
+    add("")
+    return out
+
+
 def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -511,7 +655,9 @@ def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: 
     targets = _targets(table)
     labels = [LABELS[target] for target in targets]
     colors = ["#9e9e9e", "#4c72b0", "#55a868", "#8172b2", "#dd8452"][: len(targets)]
-    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
+    redis_sizes = _redis_sizes(table)
+    rows = 3 if redis_sizes else 2
+    figure, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows))
     figure.suptitle(title, fontsize=11)
 
     def bars(axis: Any, values: list[float | None], heading: str, unit: str) -> None:
@@ -606,9 +752,40 @@ def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: 
     if "memory" in table:
         values = [table["memory"].get(target, {}).get("kib_per_conn") for target in targets]
         bars(axes[1][1], values, "Memory per idle WebSocket", "KiB per connection")
+    if redis_sizes:
+        plot_redis(axes[2][0], table, redis_sizes)
+        axes[2][1].axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot_redis(axis: Any, table: dict[str, dict[str, dict[str, Any]]], sizes: list[int]) -> None:
+    """p50 and p99 of one process and of two workers on Redis, for each client count."""
+    width = 0.2
+    series = [
+        ("bocadillo", "p50_ms", "1 process, p50", "#dd8452"),
+        ("bocadillo", "p99_ms", "1 process, p99", "#f2c4a6"),
+        ("bocadillo-redis", "p50_ms", "2 workers + Redis, p50", "#4c72b0"),
+        ("bocadillo-redis", "p99_ms", "2 workers + Redis, p99", "#a9bcdc"),
+    ]
+    for index, (variant, metric, label, color) in enumerate(series):
+        values = [table[f"fanout-redis-{size}"].get(variant, {}).get(metric) for size in sizes]
+        positions = [p + (index - 1.5) * width for p in range(len(sizes))]
+        drawn = axis.bar(positions, [v or 0 for v in values], width, label=label, color=color)
+        for bar, value in zip(drawn, values, strict=True):
+            if value is not None:
+                axis.annotate(
+                    f"{value:.0f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+    axis.set_xticks(range(len(sizes)), [f"{size:,} clients" for size in sizes], fontsize=8)
+    axis.set_title("Bocadillo broadcast: 1 process vs 2 workers on Redis", fontsize=10)
+    axis.set_ylabel("ms to the last client (lower is better)")
+    axis.legend(fontsize=8)
 
 
 def render_readme(data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]]) -> str:

@@ -5,9 +5,18 @@ core 0 (``taskset -c 0``), the load generator on core 1 (``taskset -c 1``), loop
 only. Targets alternate (A B C D E, then E D C B A, ...) so that drift of the machine hits
 them all alike. Each server is stopped by its PID once its load process has exited.
 
+The ``fanout-redis`` scenario (Bocadillo only, issue #6) compares, in the same run and
+alternating, one Bocadillo process with its in-memory hub against two Bocadillo workers
+whose hub is on one ``redis-server`` (started and stopped here, by PID): both workers on
+core 0, so that they get the single process's CPU budget, redis-server and the load
+generator on core 1.
+
 Full mode writes ``bench/results/results.json``, ``docs/benchmarks.md``,
-``docs/benchmarks.png`` and the summary in ``README.md``. Quick mode (small sizes, short
-durations: it checks that the harness works) writes under ``bench/results/raw/`` only.
+``docs/benchmarks.png`` and the summary in ``README.md``. A full run of only some
+scenarios or targets (``--scenarios``, ``--targets``) replaces those measurements in
+``results.json`` and keeps the others, and leaves ``README.md`` alone. Quick mode (small
+sizes, short durations: it checks that the harness works) writes under
+``bench/results/raw/`` only.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .load import run_seconds
 from .profile import Profiler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +66,14 @@ PACKAGES = [
     "httptools",
     "websockets",
     "picows",
+    "redis",
 ]
+SCENARIOS = ["echo", "http", "fanout", "fanout-redis", "memory"]
+#: The two setups of ``fanout-redis``, alternated like targets.
+REDIS_VARIANTS = ["bocadillo", "bocadillo-redis"]
+#: Set for both setups of ``fanout-redis`` only: the hub's counters, to check that the
+#: single process runs the in-memory hub and that the workers talk through Redis.
+STATS_PATH = "/hub-stats"
 #: The fan-out server's SO_SNDBUF (see ``serve.py``); the kernel doubles it.
 FANOUT_SNDBUF = 128 * 1024
 
@@ -74,7 +92,10 @@ class Mode:
     broadcasts: int
     broadcast_timeout: float
     memory_clients: int
-    scenarios: list[str] = field(default_factory=lambda: ["echo", "http", "fanout", "memory"])
+    #: fanout-redis: client counts, and repetitions (even: each setup goes first as often)
+    redis_clients: list[int]
+    redis_reps: int
+    scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
 
 
 FULL = Mode(
@@ -90,6 +111,8 @@ FULL = Mode(
     broadcasts=20,
     broadcast_timeout=3,
     memory_clients=2000,
+    redis_clients=[1000, 2000],
+    redis_reps=6,
 )
 QUICK = Mode(
     name="quick",
@@ -104,6 +127,8 @@ QUICK = Mode(
     broadcasts=5,
     broadcast_timeout=2,
     memory_clients=300,
+    redis_clients=[200],
+    redis_reps=2,
 )
 
 
@@ -118,7 +143,14 @@ def log(message: str) -> None:
 class Server:
     """One target on uvicorn, pinned to the server core, on a pre-bound loopback port."""
 
-    def __init__(self, target: str, *, sndbuf: int = 0, log_path: Path) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        sndbuf: int = 0,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.target = target
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -132,6 +164,7 @@ class Server:
             command,
             cwd=ROOT,
             pass_fds=(listener.fileno(),),
+            env=server_env(env or {}),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
@@ -169,6 +202,89 @@ class Server:
                 self.process.wait(5)
         self._log.close()
 
+    def get_json(self, path: str) -> Any:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path} on {self.target}: {response.status}")
+            return json.loads(body)
+        finally:
+            connection.close()
+
+
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    """The servers' environment: ours without any ``BOCADILLO_*`` setting (a
+    ``BOCADILLO_HUB_URL`` in the shell must not put a benchmark on Redis), plus ``extra``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("BOCADILLO_")}
+    env.update(extra)
+    return env
+
+
+class RedisServer:
+    """One ``redis-server`` on a free loopback port, pinned to the load core, keeping
+    nothing on disk (as ``tests/redis_server.py`` runs it); stopped by its PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError("redis-server not found (apt-get install redis-server)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        for _ in range(3):  # a free port may be taken between the probe and the start
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            command = ["taskset", "-c", LOAD_CORE, executable, "--port", str(self.port)]
+            command += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            command += ["--dir", str(workdir), "--logfile", str(workdir / "redis.log")]
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            if self._wait_ready(10):
+                self.pid = self.process.pid  # taskset execs redis-server: same PID
+                return
+            self.stop()
+        raise RuntimeError("redis-server did not start (see bench/results/raw/redis/redis.log)")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _wait_ready(self, timeout: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        """SIGTERM by PID, then SIGKILL after 5 s."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
 
 # Load --------------------------------------------------------------------------------------
 
@@ -179,13 +295,15 @@ def run_load(
     options: list[str],
     timeout: float,
     profile: Path | None = None,
+    common: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``bench.load`` on the load core and return its JSON result."""
+    """Run ``bench.load`` on the load core and return its JSON result (``common``: more
+    options before the scenario's name)."""
     command = ["taskset", "-c", LOAD_CORE, sys.executable, "-m", "bench.load"]
     command += ["--port", str(server.port), "--server-pid", str(server.pid)]
     if profile is not None:
         command += ["--profile", str(profile)]
-    command += [scenario, *options]
+    command += [*(common or []), scenario, *options]
     try:
         done = subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
@@ -270,9 +388,26 @@ def cases(mode: Mode) -> list[Case]:
                 key = f"fanout-{clients}" + (f"-stalled{int(stalled * 100)}" if stalled else "")
                 params = {"clients": clients, "stalled": stalled}
                 plan.append(Case("fanout", key, params, sndbuf=FANOUT_SNDBUF))
+    if "fanout-redis" in mode.scenarios:
+        for clients in mode.redis_clients:
+            params = {"clients": clients, "stalled": 0.0}
+            key = f"fanout-redis-{clients}"
+            plan.append(Case("fanout-redis", key, params, sndbuf=FANOUT_SNDBUF))
     if "memory" in mode.scenarios:
         plan.append(Case("memory", "memory", {"clients": mode.memory_clients}))
     return plan
+
+
+def case_targets(case: Case, targets: list[str]) -> list[str]:
+    """What a case compares: the chosen targets, or for ``fanout-redis`` (Bocadillo only)
+    one process against two workers on Redis."""
+    if case.scenario == "fanout-redis":
+        return list(REDIS_VARIANTS) if "bocadillo" in targets else []
+    return targets
+
+
+def case_reps(case: Case, mode: Mode) -> int:
+    return mode.redis_reps if case.scenario == "fanout-redis" else mode.reps
 
 
 def measure(
@@ -280,6 +415,8 @@ def measure(
 ) -> dict[str, Any]:
     """One measurement on a fresh server; ``profile``: record the server with py-spy over
     the measured window into that file."""
+    if case.scenario == "fanout-redis":
+        return measure_redis(case, target, mode, log_path, profile)
     server = Server(target, sndbuf=case.sndbuf, log_path=log_path)
     try:
         server.wait_ready()
@@ -325,6 +462,109 @@ def measure(
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         server.stop()
+
+
+def fanout_options(case: Case, mode: Mode) -> list[str]:
+    options = ["--clients", str(case.params["clients"])]
+    options += ["--stalled", f"{case.params['stalled']:g}"]
+    options += ["--broadcasts", str(mode.broadcasts)]
+    options += ["--timeout", f"{mode.broadcast_timeout:g}"]
+    return options
+
+
+def hub_stats(server: Server) -> dict[str, Any]:
+    stats: dict[str, Any] = server.get_json(STATS_PATH)
+    return stats
+
+
+def measure_redis(
+    case: Case, variant: str, mode: Mode, log_path: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """``fanout-redis``: the fan-out on one Bocadillo process (in-memory hub), or on two
+    workers of the same app whose hub is on one fresh redis-server, with the clients
+    split between them and the triggers alternating. Both workers run on the server
+    core, redis-server on the load core. ``profile``: record the second worker (the one
+    that receives the frames from Redis), every broadcast being triggered on the first.
+    """
+    env = {"BOCADILLO_STATS_ENDPOINT": STATS_PATH}
+    options = fanout_options(case, mode)
+    if variant == "bocadillo":
+        server = Server("bocadillo", sndbuf=case.sndbuf, log_path=log_path, env=env)
+        try:
+            server.wait_ready()
+            backend = hub_stats(server)["backend"]
+            if backend:  # the in-memory hub has no backend counters
+                raise RuntimeError(f"the single process is not on the in-memory hub: {backend}")
+            return run_load(server, "fanout", options, timeout=240, profile=profile)
+        except Exception as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            server.stop()
+    redis: RedisServer | None = None
+    workers: list[Server] = []
+    try:
+        redis = RedisServer(RAW / "redis")
+        env["BOCADILLO_HUB_URL"] = redis.url
+        env["BOCADILLO_HUB_PREFIX"] = f"bench-{secrets.token_hex(4)}"
+        for _ in range(2):
+            workers.append(Server("bocadillo", sndbuf=case.sndbuf, log_path=log_path, env=env))
+        for worker in workers:
+            worker.wait_ready()
+            backend = hub_stats(worker)["backend"]
+            if backend.get("connected") != 1:
+                raise RuntimeError(f"a worker is not connected to Redis: {backend}")
+        first, second = workers
+        common = ["--peer-port", str(second.port), "--peer-pid", str(second.pid)]
+        common += ["--redis-pid", str(redis.pid)]
+        if profile is not None:
+            common += ["--profile-pid", str(second.pid)]
+            options += ["--trigger", "first"]
+        before = [hub_stats(worker)["backend"] for worker in workers]
+        redis_before = run_seconds(redis.pid)
+        result = run_load(first, "fanout", options, timeout=240, profile=profile, common=common)
+        # redis-server over the whole load run: connections' presence writes included.
+        result["redis_cpu_ms_run"] = round(1e3 * (run_seconds(redis.pid) - redis_before), 1)
+        after = [hub_stats(worker)["backend"] for worker in workers]
+        result["redis"] = {
+            name: [
+                end.get(name, 0) - start.get(name, 0)
+                for start, end in zip(before, after, strict=True)
+            ]
+            for name in ("published", "received", "publish_failed")
+        }
+        return result
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        for worker in workers:
+            worker.stop()
+        if redis is not None:
+            redis.stop()
+
+
+# Results -----------------------------------------------------------------------------------
+
+
+def merge(previous: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``data``'s runs replace ``previous``'s for the same (key, target); the others stay.
+
+    The header (date, load average...) stays the previous run's; this run is recorded
+    under ``meta["updates"]``, which the report lists.
+    """
+    measured = {(run["key"], run["target"]) for run in data["runs"]}
+    kept = [run for run in previous["runs"] if (run["key"], run["target"]) not in measured]
+    meta = dict(previous["meta"])
+    meta["settings"] = {**meta.get("settings", {}), **data["meta"]["settings"]}
+    update = {
+        name: data["meta"][name]
+        for name in ("date", "reps", "duration_s", "loadavg_before", "loadavg_after")
+    }
+    update["keys"] = sorted({run["key"] for run in data["runs"]})
+    update["versions"] = data["meta"]["versions"]
+    meta["updates"] = [*meta.get("updates", []), update]
+    # Packages this run added (such as redis) join the list; the others keep their values.
+    meta["versions"] = {**data["meta"]["versions"], **meta["versions"]}
+    return {"meta": meta, "runs": kept + data["runs"]}
 
 
 # Machine -----------------------------------------------------------------------------------
@@ -383,9 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, short durations")
     parser.add_argument("--reps", type=int, help="repetitions (default: 3 full, 1 quick)")
     parser.add_argument("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
-    parser.add_argument(
-        "--scenarios", nargs="+", choices=["echo", "http", "fanout", "memory"], default=None
-    )
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=None)
     parser.add_argument("--no-publish", action="store_true", help="do not write docs/")
     parser.add_argument(
         "--profile",
@@ -397,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     if args.reps:
-        mode.reps = args.reps
+        mode.reps = mode.redis_reps = args.reps
     if args.scenarios:
         mode.scenarios = args.scenarios
     if not shutil.which("taskset"):
@@ -408,25 +646,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not shutil.which("wrk"):
         log("wrk not found (apt-get install wrk): HTTP uses bench.load's own client")
+    if "fanout-redis" in mode.scenarios and not shutil.which("redis-server"):
+        log("redis-server not found (apt-get install redis-server): fanout-redis will fail")
     RAW.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc)
     log_path = RAW / f"servers-{mode.name}.log"
     log_path.write_bytes(b"")
     plan = cases(mode)
-    total = len(plan) * mode.reps * len(args.targets)
+    total = sum(case_reps(case, mode) * len(case_targets(case, args.targets)) for case in plan)
     log(f"{mode.name} mode: {total} measurements; server logs in {log_path.relative_to(ROOT)}")
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     done = 0
     load_before = os.getloadavg()
     for case in plan:
-        for rep in range(mode.reps):
-            for target in order(args.targets, rep):
+        for rep in range(case_reps(case, mode)):
+            for target in order(case_targets(case, args.targets), rep):
                 done += 1
                 t0 = time.monotonic()
                 profile = (
                     RAW / f"profile-{case.key}-{target}-{rep + 1}.txt"
-                    if target in args.profile and case.scenario != "memory"
+                    if target.split("-")[0] in args.profile and case.scenario != "memory"
                     else None
                 )
                 result = measure(case, target, mode, log_path, profile)
@@ -465,6 +705,10 @@ def main(argv: list[str] | None = None) -> int:
                 "broadcast_timeout_s": mode.broadcast_timeout,
                 "fanout_sndbuf": FANOUT_SNDBUF,
                 "memory_clients": mode.memory_clients,
+                "redis_reps": mode.redis_reps,
+                "redis": "two workers (each: the server line above) on core "
+                f"{SERVER_CORE}, one redis-server (--save '' --appendonly no) on core "
+                f"{LOAD_CORE} with the load generator",
             },
         },
         "runs": runs,
@@ -473,6 +717,11 @@ def main(argv: list[str] | None = None) -> int:
         results_path = RESULTS / "results.json"
         docs = ROOT / "docs"
         readme: Path | None = ROOT / "README.md"
+        partial = set(mode.scenarios) != set(SCENARIOS) or set(args.targets) != set(TARGETS)
+        if partial and results_path.exists():
+            data = merge(json.loads(results_path.read_text()), data)
+            readme = None
+            log("partial run: merged into results.json; README.md left alone")
     else:
         results_path = RAW / f"results-{mode.name}.json"
         docs = RAW
