@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request as _StarletteRequest
 
 from .errors import HTTPError
+from .realtime.envelope import loads_strict
 from .types import JSONValue
 
 __all__ = ["ClientDisconnect", "Request", "loads_strict"]
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
-
-
-def loads_strict(raw: str | bytes) -> Any:
-    """``json.loads`` that refuses what is not JSON: ``NaN`` and ``Infinity``, and
-    numbers too large for a float (Python would turn them into ``inf``).
-
-    Raises:
-        ValueError: if ``raw`` is not valid UTF-8 JSON (``RecursionError`` if too deep).
-    """
-    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _reason(exc: BaseException) -> str:

@@ -338,11 +338,6 @@ async def test_floods_over_the_rate_limit_are_cut_off_and_spare_the_room(serve):
     )
 
 
-@pytest.mark.xfail(
-    reason="envelope.parse_envelope (bocadillo/realtime/envelope.py) accepts NaN, Infinity "
-    "and numbers beyond a double (1e999 becomes inf), and the reply encoders write them "
-    "back as NaN/Infinity, which is not JSON; docs/realtime.md says invalid_json"
-)
 async def test_numbers_json_cannot_hold_are_invalid_json(serve):
     server = serve()
     await server.wait_ready()
@@ -357,11 +352,6 @@ async def test_numbers_json_cannot_hold_are_invalid_json(serve):
         client.abort()
 
 
-@pytest.mark.xfail(
-    reason="envelope.parse_envelope (bocadillo/realtime/envelope.py) accepts \\ud800 (a "
-    "lone surrogate, which UTF-8 cannot encode); echoing it back fails in uvicorn's send, "
-    "the connection closes with 1011 and uvicorn logs 'Exception in ASGI application'"
-)
 async def test_lone_surrogates_are_invalid_json(serve):
     server = serve()
     await server.wait_ready()

@@ -11,8 +11,8 @@ both processes come and go. Mid-run, ``redis-server`` is SIGKILLed and, after
   Redis is back: B's clients get A's messages again;
 - what B's clients missed is exactly what the stats account for: the frames A could not
   publish (``publish_failed``), plus those Redis took while B was not subscribed yet
-  (A's ``published`` minus B's ``received``), plus, through a known bug, the batch A had
-  in flight when the connection was torn down (at most a tick's worth);
+  (A's ``published`` minus B's ``received``); a batch A had in flight when the
+  connection was torn down counts as ``publish_failed``;
 - membership is restored: Redis lists exactly the live clients of both processes in
   their rooms, although it restarted empty and clients kept coming and going;
 - a worker SIGKILLed mid-soak (B) leaves no ghost connection or member after the
@@ -53,14 +53,7 @@ BACKOFF_MAX = 5.0
 WAIT = size(60.0, 120.0)
 #: What the backend logs during an outage (warnings, by design).
 REDIS_WARNINGS = r"^WARNING bocadillo\.hub\.redis: "
-#: Known bug: when another loop fails first, RedisBackend._serve never retrieves the
-#: writer task's own failure, and asyncio logs it when the task is collected.
-UNRETRIEVED = (
-    r"(?s)^ERROR asyncio: Task exception was never retrieved\n"
-    r"future: <Task finished name='[^']+' coro=<RedisBackend\._(write|subscribe|beat)\(\).*"
-    r"redis\.exceptions\.ConnectionError"
-)
-LOG_TOLERATED = {REDIS_WARNINGS: 20, UNRETRIEVED: 2}
+LOG_TOLERATED = {REDIS_WARNINGS: 20}
 
 
 async def shared_state(server: ServerProcess) -> dict[str, Any]:
@@ -207,11 +200,10 @@ async def run_scenario(
         assert lost_frames == attempted - b_backend["received"]
         not_subscribed = published - b_backend["received"]
         assert not_subscribed >= 0
-        # Every frame is either published or counted as failed, except (known bug, see
-        # RedisBackend._flush) a batch in flight when another loop's failure tears the
-        # connection down: cancelled, it is neither.
+        # Every frame is either published or counted as failed (a batch in flight when
+        # the connection is torn down counts as failed).
         uncounted = attempted - published - failed
-        assert 0 <= uncounted <= 2 * len(ROOMS), (attempted, published, failed)
+        assert uncounted == 0, (attempted, published, failed)
         assert lost_frames == failed + uncounted + not_subscribed
         assert a_backend["reconnects"] >= 1 and b_backend["reconnects"] >= 1
 

@@ -203,3 +203,35 @@ def test_error_codes_cover_every_code_the_layer_sends():
     }
     assert set(ERROR_CODES) == expected
     assert all(isinstance(text, str) and text for text in ERROR_CODES.values())
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type": "t", "id": 7, "data": NaN}',
+        '{"type": "t", "id": 7, "data": Infinity}',
+        '{"type": "t", "id": 7, "data": -Infinity}',
+        '{"type": "t", "id": 7, "data": 1e999}',
+        '{"type": "t", "id": 7, "data": [-1e400]}',
+        '{"type": "t", "id": 7, "data": "\\ud800"}',
+        '{"type": "t", "id": 7, "data": {"\\udfff": 1}}',
+        b'{"type": "t", "id": 7, "data": "x\\uDC00y"}',
+    ],
+)
+def test_what_json_text_cannot_carry_back_is_invalid_json_with_its_id(frame):
+    with pytest.raises(EnvelopeError) as excinfo:
+        parse_envelope(frame)
+    assert (excinfo.value.code, excinfo.value.request_id) == ("invalid_json", 7)
+
+
+@pytest.mark.parametrize(
+    "frame", ['{"type": "t", "data": "\\ud83d\\ude00"}', '{"type": "t", "data": 1e308}']
+)
+def test_surrogate_pairs_and_large_finite_numbers_are_fine(frame):
+    envelope = parse_envelope(frame)
+    assert envelope.data in ("😀", 1e308)
+
+
+def test_encoding_nan_fails_instead_of_writing_non_json():
+    with pytest.raises(ValueError):
+        encode_envelope("t", float("nan"))

@@ -66,11 +66,15 @@ async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
     Cancels again until they do: on Python < 3.12, ``asyncio.wait_for`` (which redis-py
     uses around socket writes) can swallow a cancellation that races with completion.
     """
+    tasks = list(tasks)
     pending = {task for task in tasks if not task.done()}
     while pending:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.1)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: a second failure is expected, not "never retrieved"
 
 
 def _text(value: Any) -> str:
@@ -324,7 +328,9 @@ class RedisBackend(HubBackend):
                     pipe.execute_command(*item)
             try:
                 await pipe.execute()
-            except _FAILURES:
+            except BaseException:
+                # Failed, or cancelled because another loop failed: either way these
+                # frames may not have reached Redis. Counted as lost (at most once).
                 self._lose(frames)
                 raise
             finally:
