@@ -299,6 +299,11 @@ class FanoutRun:
         self.counts: dict[int, int] = {}
         self.waiters: dict[int, asyncio.Future[float]] = {}
         self.bad_frames = 0
+        #: With two workers: healthy clients on each, and when each one's last client
+        #: got broadcast ``seq``.
+        self.expected_on: list[int] = []
+        self.counts_on: dict[tuple[int, int], int] = {}
+        self.done_on: dict[tuple[int, int], float] = {}
 
     def expect(self, seq: int) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -312,6 +317,14 @@ class FanoutRun:
             future = self.waiters.get(seq)
             if future is not None and not future.done():
                 future.set_result(time.perf_counter())
+
+    def received_on(self, seq: int, server: int) -> None:
+        key = (seq, server)
+        count = self.counts_on.get(key, 0) + 1
+        self.counts_on[key] = count
+        if count == self.expected_on[server]:
+            self.done_on[key] = time.perf_counter()
+        self.received(seq)
 
 
 class FanoutClient(WSListener):  # type: ignore[misc]
@@ -327,6 +340,24 @@ class FanoutClient(WSListener):  # type: ignore[misc]
             self.run.bad_frames += 1
             return
         self.run.received(int(payload[len(_SEQ_PREFIX) : payload.index(b",")]))
+
+
+class WorkerClient(FanoutClient):
+    """A fan-out client of one of two workers: the run also times each worker's last."""
+
+    def __init__(self, run: FanoutRun, server: int) -> None:
+        super().__init__(run)
+        self.server = server
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            return
+        payload = frame.get_payload_as_bytes()
+        if not payload.startswith(_SEQ_PREFIX):
+            self.run.bad_frames += 1
+            return
+        seq = int(payload[len(_SEQ_PREFIX) : payload.index(b",")])
+        self.run.received_on(seq, self.server)
 
 
 async def open_stalled(host: str, port: int, rcvbuf: int) -> socket.socket:
@@ -399,6 +430,13 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     stalled_socks: list[socket.socket] = []
     connections: list[tuple[WSTransport, WSListener]] = []
     per_port = dict.fromkeys(ports, 0)
+    run.expected_on = [0] * len(ports)
+
+    def client_factory(server: int) -> Callable[[], WSListener]:
+        if len(ports) == 1:
+            return lambda: FanoutClient(run)
+        return lambda: WorkerClient(run, server)
+
     for first in range(0, args.clients, 500):  # bounded: clients / 500 batches
         waits = []
         for offset, port in enumerate(ports):
@@ -409,11 +447,12 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
                 if index % len(ports) == offset
             ]
             per_port[port] += len(batch)
+            run.expected_on[offset] += batch.count(False)
             waits.append(
                 connect_many(
                     f"ws://{host}:{port}/fanout",
                     batch.count(False),
-                    lambda: FanoutClient(run),
+                    client_factory(offset),
                     concurrency=128 // len(ports),
                     timeout=args.connect_timeout,
                 )
@@ -432,6 +471,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
             stalled_socks += stalled
     connect_s = time.perf_counter() - started
     triggers = dict.fromkeys(ports, 0)  # measured broadcasts triggered on each server
+    sent: dict[int, float] = {}  # when each broadcast was triggered
 
     def trigger_port(seq: int) -> int:
         if args.trigger == "first":
@@ -447,7 +487,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
             "Content-Length: 0\r\nConnection: close\r\n\r\n"
         ).encode()
         done = run.expect(seq)
-        sent_at = time.perf_counter()
+        sent_at = sent[seq] = time.perf_counter()
         writer.write(request)
         try:
             last = await asyncio.wait_for(done, args.timeout)
@@ -524,9 +564,22 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         close_stalled(sock)
     two = {}
     if len(ports) > 1:
+        # For each measured broadcast: when the last client of the triggered worker got
+        # it, and when the last client of the other one (through Redis) did.
+        local, remote = [], []
+        for seq in range(len(reached)):
+            here = ports.index(trigger_port(seq))
+            ends = run.done_on.get((seq, here)), run.done_on.get((seq, 1 - here))
+            if ends[0] is not None and ends[1] is not None:
+                local.append(ends[0] - sent[seq])
+                remote.append(ends[1] - sent[seq])
         two = {
             "clients_per_server": list(per_port.values()),
             "triggers_per_server": list(triggers.values()),
+            "triggered_worker_p50_ms": _ms(percentile(local, 50)),
+            "other_worker_p50_ms": _ms(percentile(remote, 50)),
+            # broadcasts whose last client was on the worker that got them from Redis
+            "other_worker_last": sum(1 for a, b in zip(local, remote, strict=True) if b > a),
         }
     return {
         "clients": args.clients,

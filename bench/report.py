@@ -362,10 +362,13 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
             f"- **Updated** {update['date']}: {', '.join(update['keys'])} measured again "
             f"({update['reps']} repetition(s), {update['duration_s'] / 60:.1f} min, load "
             f"average before/after {', '.join(map(str, update['loadavg_before']))} / "
-            f"{', '.join(map(str, update['loadavg_after']))}); the rest is from the date above."
+            f"{', '.join(map(str, update['loadavg_after']))}, commit "
+            f"{update.get('revision', 'unknown')}); the rest is from the date above."
         )
     versions = ", ".join(f"{name} {version}" for name, version in meta["versions"].items())
     add(f"- **Versions:** {versions}.")
+    if "revision" in meta:
+        add(f"- **Commit:** {meta['revision']}.")
     add(f"- **Server:** {settings['server']}.")
     add("")
     add(
@@ -607,6 +610,24 @@ def render_redis(
                 f"{_num(cell.get('redis_ms_per_broadcast'), 2)} |"
             )
     add("")
+    for size in sizes:
+        cell = table[f"fanout-redis-{size}"].get("bocadillo-redis", {})
+        local, remote = cell.get("triggered_worker_p50_ms"), cell.get("other_worker_p50_ms")
+        if local is None or remote is None:
+            continue
+        last = cell.get("other_worker_last")
+        add(
+            f"- {size:,} clients, two workers: the triggered worker's last client had the "
+            f"broadcast after {local:.1f} ms (p50), the other worker's (through Redis) after "
+            f"{remote:.1f} ms"
+            + (
+                f"; the last client overall was on the other worker in {last:.0f} of "
+                f"{settings['broadcasts']} broadcasts (medians over the repetitions)."
+                if last is not None
+                else "."
+            )
+        )
+    add("")
     add(
         "| clients | p50: 2 workers ÷ 1 process | p99 | server CPU per broadcast "
         f"| p50, per repetition | goal ≤ {REDIS_GOAL:g}× (p50) |"
@@ -637,7 +658,8 @@ def render_redis(
     add("")
     add(
         "Ratios are of the medians; *per repetition* divides the two setups' p50 measured "
-        "next to each other. The p99 of 20 broadcasts is their slowest one: a garbage "
+        f"next to each other. The p99 of {settings['broadcasts']} broadcasts is their "
+        "slowest one: a garbage "
         "collection or a lost time slice in either worker lands there. *Server CPU per "
         "broadcast* (both workers together) moves least when other processes compete for "
         "the cores: it is what Redis costs the workers."

@@ -557,11 +557,14 @@ def merge(previous: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     meta["settings"] = {**meta.get("settings", {}), **data["meta"]["settings"]}
     update = {
         name: data["meta"][name]
-        for name in ("date", "reps", "duration_s", "loadavg_before", "loadavg_after")
+        for name in ("date", "reps", "duration_s", "loadavg_before", "loadavg_after", "revision")
     }
     update["keys"] = sorted({run["key"] for run in data["runs"]})
+    update["reps"] = max((run["rep"] + 1 for run in data["runs"]), default=0)
     update["versions"] = data["meta"]["versions"]
-    meta["updates"] = [*meta.get("updates", []), update]
+    # An earlier update whose measurements this run all replaces is no longer shown.
+    earlier = [u for u in meta.get("updates", []) if not set(u["keys"]) <= set(update["keys"])]
+    meta["updates"] = [*earlier, update]
     # Packages this run added (such as redis) join the list; the others keep their values.
     meta["versions"] = {**data["meta"]["versions"], **meta["versions"]}
     return {"meta": meta, "runs": kept + data["runs"]}
@@ -608,6 +611,24 @@ def versions() -> dict[str, str]:
         first = (output.stdout or output.stderr).strip().splitlines()
         found["wrk"] = first[0].split()[1] if first and len(first[0].split()) > 1 else "?"
     return found
+
+
+def revision() -> str:
+    """The commit measured, and whether ``bocadillo/`` had uncommitted changes (the bench
+    venv installs this tree in editable mode: the servers import it as it is)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bocadillo"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head or 'unknown'}{' (bocadillo/ modified)' if dirty else ''}"
 
 
 # Main --------------------------------------------------------------------------------------
@@ -659,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     done = 0
     load_before = os.getloadavg()
+    measured_revision = revision()
     for case in plan:
         for rep in range(case_reps(case, mode)):
             for target in order(case_targets(case, args.targets), rep):
@@ -690,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": mode.name,
             "reps": mode.reps,
             "duration_s": round(time.monotonic() - started, 1),
+            "revision": measured_revision,
             "loadavg_before": [round(value, 2) for value in load_before],
             "loadavg_after": [round(value, 2) for value in os.getloadavg()],
             "machine": machine(),
@@ -728,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         readme = None
     results_path.write_text(json.dumps(data, indent=1) + "\n")
     report.publish(data, docs_dir=docs, readme=readme)
-    log(f"done in {data['meta']['duration_s']:.0f} s: {results_path.relative_to(ROOT)}")
+    log(f"done in {time.monotonic() - started:.0f} s: {results_path.relative_to(ROOT)}")
     return 0
 
 
