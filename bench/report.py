@@ -359,11 +359,11 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     )
     for update in meta.get("updates", []):
         add(
-            f"- **Updated** {update['date']}: {', '.join(update['keys'])} measured again "
+            f"- **Updated** {update['date']}: {', '.join(update['keys'])} from a later run "
             f"({update['reps']} repetition(s), {update['duration_s'] / 60:.1f} min, load "
             f"average before/after {', '.join(map(str, update['loadavg_before']))} / "
             f"{', '.join(map(str, update['loadavg_after']))}, commit "
-            f"{update.get('revision', 'unknown')}); the rest is from the date above."
+            f"{update.get('revision', 'unknown')}); everything else is from the date above."
         )
     versions = ", ".join(f"{name} {version}" for name, version in meta["versions"].items())
     add(f"- **Versions:** {versions}.")
