@@ -14,15 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.live import free_port
+
 __all__ = ["RedisServer", "free_port"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:

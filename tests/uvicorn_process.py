@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.redis_server import free_port
+from tests.live import free_port
 
 __all__ = ["UvicornProcess"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 
 import httpx2 as httpx
@@ -13,33 +11,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bocadillo import App
+from tests.live import stalled_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 HEALTHY = 50
 BROADCASTS = 2000
 PAYLOAD = "x" * 200
-
-
-def stalled_client(port: int, path: str) -> socket.socket:
-    """Open a WebSocket with a raw socket, then never read from it again."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        chunk = sock.recv(1)
-        assert chunk, "server closed during the handshake"
-        response += chunk
-    assert response.startswith(b"HTTP/1.1 101")
-    return sock
 
 
 def make_app(policy: str) -> App:

@@ -12,7 +12,6 @@ happens. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bocadillo import CloseCode
+from tests.live import free_port, stalled_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -41,13 +41,6 @@ TIMEOUT = 30.0
 #: connection hold (tcp_wmem allows 4 MiB at most), so the rest waits in its outbox.
 BURST = 100
 PAD = 60_000
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Served:
@@ -168,28 +161,6 @@ def assert_clean_exit(served: Served, returncode: int, *, graceful_timeout: bool
     # uvicorn logs an ERROR when --timeout-graceful-shutdown runs out, and only then.
     assert ("timeout graceful shutdown exceeded" in log) is graceful_timeout
     assert log.count("ERROR") == (1 if graceful_timeout else 0)
-
-
-def stalled_client(port: int, path: str) -> socket.socket:
-    """Open a WebSocket with a raw socket with a tiny buffer, then never read again."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(TIMEOUT)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response and len(response) < 4096:
-        chunk = sock.recv(1)
-        assert chunk, "server closed during the handshake"
-        response += chunk
-    assert response.startswith(b"HTTP/1.1 101")
-    return sock
 
 
 def small_buffer_socket(port: int) -> socket.socket:

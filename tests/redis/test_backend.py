@@ -22,7 +22,8 @@ from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
 from bocadillo.realtime.hub import Hub
 from bocadillo.types import ConnectionId, Message
-from tests.redis_server import RedisServer, free_port
+from tests.live import eventually, free_port
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
@@ -54,20 +55,6 @@ class Client:
     @property
     def received(self) -> list[Any]:
         return [json.loads(m["text"]) for m in self.messages]
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
-    """Wait until ``check()`` (sync or async) is true, failing after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {check}")
-        await asyncio.sleep(0.02)
 
 
 async def flushed(*hubs: Hub) -> None:

@@ -21,6 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests import live
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
@@ -80,17 +81,8 @@ class Peer:
 
 
 async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> None:
-    """Wait until ``check()`` (sync or async) is true, failing after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"not true within {timeout}s"
-        await asyncio.sleep(0.05)
+    """``live.eventually`` with this module's generous default (servers in subprocesses)."""
+    await live.eventually(check, timeout)
 
 
 async def stats(server: UvicornProcess) -> dict[str, Any]:
