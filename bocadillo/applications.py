@@ -24,7 +24,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
-from starlette.routing import Route, Router
+from starlette.routing import Route
 
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
@@ -40,7 +40,7 @@ from .realtime.drain import install_drain_handlers
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
-from .routing import RouteRegistry, compile_routes
+from .routing import AppRouter, RouteRegistry, compile_routes
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 
@@ -88,7 +88,7 @@ class App(RouteRegistry):
             Redirect: redirect_handler,
         }
         self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
-        self._router: Router | None = None
+        self._router: AppRouter | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
@@ -301,10 +301,10 @@ class App(RouteRegistry):
     # Routing --------------------------------------------------------------------------------
 
     @property
-    def router(self) -> Router:
+    def router(self) -> AppRouter:
         """The compiled Starlette router."""
         if self._router is None:
-            self._router = Router(
+            self._router = AppRouter(
                 routes=self._stats_routes()
                 + compile_routes(
                     self,

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 from starlette.routing import (
     BaseRoute,
+    Match,
     Mount as _StarletteMount,
     Route as _StarletteRoute,
+    Router as _StarletteRouter,
     WebSocketRoute as _StarletteWebSocketRoute,
     compile_path,
 )
@@ -41,7 +43,14 @@ from .websockets import (
     normalize_caught_codes,
 )
 
-__all__ = ["HTTPRoute", "RouteRegistry", "WebSocketRoute", "compile_routes", "expand_pattern"]
+__all__ = [
+    "AppRouter",
+    "HTTPRoute",
+    "RouteRegistry",
+    "WebSocketRoute",
+    "compile_routes",
+    "expand_pattern",
+]
 
 logger = logging.getLogger("bocadillo.routing")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -445,6 +454,37 @@ class _ASGIEndpoint:
         return self.route.handle(scope, receive, send)  # no frame of its own
 
 
+class _CompiledWebSocketRoute(_StarletteWebSocketRoute):
+    """Starlette's WebSocket route whose ``handle`` hands back the endpoint's coroutine
+    instead of awaiting it in a frame of its own."""
+
+    def handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        return self.app(scope, receive, send)
+
+
+class AppRouter(_StarletteRouter):
+    """Starlette's router, with WebSocket connections handed straight to their route.
+
+    Every coroutine frame between the server and a WebSocket view is resumed and
+    suspended again for each message the view waits for, for as long as the connection
+    lives. For a WebSocket scope this ``__call__`` finds the route itself and returns the
+    route's coroutine, so ``Router.__call__`` and ``Router.app`` keep no frames on that
+    path. Anything else (HTTP, lifespan, no full match, router middleware) goes through
+    Starlette's own code unchanged.
+    """
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        if scope["type"] == "websocket" and self.middleware_stack == self.app:
+            if "router" not in scope:
+                scope["router"] = self
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child_scope)
+                    return route.handle(scope, receive, send)
+        return self.middleware_stack(scope, receive, send)
+
+
 def _takes_argument(func: Callable[..., Any]) -> bool:
     try:
         return bool(inspect.signature(func).parameters)
@@ -796,7 +836,7 @@ def _collect(
         if configure_ws is not None:
             configure_ws(ws_route)
         routes.append(
-            _StarletteWebSocketRoute(
+            _CompiledWebSocketRoute(
                 _join(prefix, ws_route.path),
                 endpoint=ws_route.asgi,
                 name=name_of(ws_route.name),

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from starlette.datastructures import QueryParams, State
 from starlette.requests import HTTPConnection
@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 from .closecodes import CloseCode
 from .errors import ConfigurationError, InvalidState
 from .realtime.envelope import encode_error
-from .realtime.hub import Connection, Hub, message_size
+from .realtime.hub import Connection, Hub
 from .request import loads_strict
 from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
 
@@ -44,6 +44,9 @@ Codec = Literal["text", "bytes", "json"]
 CaughtCloseCodes = Iterable[int] | Callable[[Iterable[object]], bool]
 _CODECS = ("text", "bytes", "json")
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_T = TypeVar("_T")
+#: Turns a ``websocket.receive`` message into a value, or raises ``_Undecodable``.
+Decoder = Callable[[Message], _T]
 
 
 def new_connection_id() -> ConnectionId:
@@ -318,7 +321,12 @@ class WebSocket(HTTPConnection):
 
     # Receiving -----------------------------------------------------------------------------
 
-    async def _receive_data(self) -> Message:
+    async def _next(self, decode: Decoder[_T]) -> _T:
+        """Receive the next data frame and return ``decode(message)``.
+
+        The one coroutine between the view and the ASGI ``receive``: every ``receive*``
+        method and ``async for`` hand it their decoder, so a message costs one frame here.
+        """
         if self._closed:
             raise WebSocketDisconnect(
                 self.close_code or CloseCode.NORMAL_CLOSURE, self.close_reason
@@ -332,18 +340,32 @@ class WebSocket(HTTPConnection):
                 self._mark_closed(code, message.get("reason"))
                 raise WebSocketDisconnect(code, message.get("reason"))
             conn = self.connection
-            if conn is None:
-                return message
-            # The hot path: count the frame; await only when a limit has something to say.
-            hub = self.hub
-            assert hub is not None
-            size = message_size(message)
-            hub.received(conn, size)
-            max_size = hub.limits.max_message_size
-            if (max_size is None or size <= max_size) and conn.rate is None:
-                return message
-            if await self._admit(hub, conn, size):
-                return message
+            if conn is not None:
+                # The hot path, with `message_size` and `Hub.received` inlined: count the
+                # frame, and await only when a limit has something to say.
+                text = message.get("text")
+                if text is not None:
+                    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+                else:
+                    size = len(message.get("bytes") or b"")
+                hub = self.hub
+                assert hub is not None
+                info = conn.info
+                info.messages_received += 1
+                info.bytes_received += size
+                info.last_activity = hub.clock()
+                counters = hub.counters
+                counters.messages_received += 1
+                counters.bytes_received += size
+                max_size = hub.limits.max_message_size
+                if ((max_size is not None and size > max_size) or conn.rate is not None) and (
+                    not await self._admit(hub, conn, size)
+                ):
+                    continue
+            try:
+                return decode(message)
+            except _Undecodable as exc:
+                raise await self._invalid(exc.code, exc.reason) from None
 
     async def _admit(self, hub: Hub, conn: Connection, size: int) -> bool:
         """Apply the hub's size and rate limits to a received frame of ``size`` bytes.
@@ -385,83 +407,48 @@ class WebSocket(HTTPConnection):
         except (WebSocketDisconnect, OSError):
             pass
 
-    async def receive_frame(self) -> str | bytes | None:
-        """Receive one frame as it came: ``str`` for text, ``bytes`` for binary."""
-        message = await self._receive_data()
-        text = message.get("text")
-        if text is not None:
-            return str(text)
-        return bytes(message.get("bytes") or b"")
-
     async def _invalid(self, code: CloseCode, reason: str) -> WebSocketDisconnect:
         await self.close(code, reason)
         return WebSocketDisconnect(code, reason)
 
-    async def receive_text(self) -> str:
+    def receive_frame(self) -> Coroutine[Any, Any, str | bytes]:
+        """Receive one frame as it came: ``str`` for text, ``bytes`` for binary."""
+        return self._next(_decode_frame)
+
+    def receive_text(self) -> Coroutine[Any, Any, str]:
         """Receive one message as text. A binary frame is decoded as UTF-8.
 
         Raises:
             WebSocketDisconnect: when the client disconnects, or with 1007 (after closing
                 the connection) when a binary frame is not valid UTF-8.
         """
-        message = await self._receive_data()
-        text = message.get("text")
-        if text is not None:
-            return str(text)
-        try:
-            return bytes(message.get("bytes") or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            raise await self._invalid(CloseCode.INVALID_DATA, "expected UTF-8 text") from None
+        return self._next(_decode_text)
 
-    async def receive_bytes(self) -> bytes:
+    def receive_bytes(self) -> Coroutine[Any, Any, bytes]:
         """Receive one message as bytes. A text frame is encoded as UTF-8.
 
         Raises:
             WebSocketDisconnect: when the client disconnects.
         """
-        message = await self._receive_data()
-        data = message.get("bytes")
-        if data is not None:
-            return bytes(data)
-        return str(message.get("text") or "").encode("utf-8")
+        return self._next(_decode_bytes)
 
-    async def receive_json(self) -> JSONValue:
+    def receive_json(self) -> Coroutine[Any, Any, JSONValue]:
         """Receive one message (text or UTF-8 binary frame) and parse it as JSON.
 
         Raises:
             WebSocketDisconnect: when the client disconnects, or with 1007 (after closing
                 the connection) when the message is not valid JSON.
         """
-        message = await self._receive_data()
-        raw = message.get("text")
-        if raw is None:
-            raw = message.get("bytes") or b""
-        try:
-            return loads_strict(raw)
-        except (ValueError, RecursionError):
-            # Not UTF-8, not JSON, NaN/Infinity, an integer with too many digits (all
-            # ValueErrors), or nested too deeply.
-            raise await self._invalid(CloseCode.INVALID_DATA, "invalid JSON") from None
+        return self._next(_decode_json)
 
-    async def receive(self) -> Any:
+    def receive(self) -> Coroutine[Any, Any, Any]:
         """Receive one message decoded with the route's ``receive_type``."""
-        if self.receive_type == "text":
-            return await self.receive_text()
-        if self.receive_type == "json":
-            return await self.receive_json()
-        return await self.receive_bytes()
+        return self._next(_DECODERS[self.receive_type])
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
-        """Yield received messages forever; a disconnect raises ``WebSocketDisconnect``."""
-        receive: Callable[[], Awaitable[Any]]
-        if self.receive_type == "text":
-            receive = self.receive_text
-        elif self.receive_type == "json":
-            receive = self.receive_json
-        else:
-            receive = self.receive_bytes
-        while True:
-            yield await receive()
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """Yield received messages (decoded with the route's ``receive_type``) forever; a
+        disconnect raises ``WebSocketDisconnect``."""
+        return _Messages(self, _DECODERS[self.receive_type])
 
     # Sending -------------------------------------------------------------------------------
 
@@ -483,26 +470,37 @@ class WebSocket(HTTPConnection):
         except OSError:
             self._mark_closed(CloseCode.ABNORMAL_CLOSURE, "connection lost")
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
-        size = message_size(message)
-        conn.info.messages_sent += 1
-        conn.info.bytes_sent += size
-        if self.hub is not None:
-            self.hub.counters.messages_sent += 1
-            self.hub.counters.bytes_sent += size
+        # `message_size`, inlined (the hot path).
+        text = message.get("text")
+        if text is not None:
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        else:
+            size = len(message.get("bytes") or b"")
+        info = conn.info
+        info.messages_sent += 1
+        info.bytes_sent += size
+        assert self.hub is not None
+        counters = self.hub.counters
+        counters.messages_sent += 1
+        counters.bytes_sent += size
 
-    async def send_text(self, data: str) -> None:
+    def send_text(self, data: str) -> Coroutine[Any, Any, None]:
         """Send a text frame."""
-        await self._send_data({"type": "websocket.send", "text": data})
+        return self._send_data({"type": "websocket.send", "text": data})
 
-    async def send_bytes(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes) -> Coroutine[Any, Any, None]:
         """Send a binary frame."""
-        await self._send_data({"type": "websocket.send", "bytes": data})
+        return self._send_data({"type": "websocket.send", "bytes": data})
 
-    async def send_json(self, data: JSONValue) -> None:
-        """Send ``data`` encoded as compact JSON in a text frame."""
-        await self._send_data({"type": "websocket.send", "text": _json_encoder.encode(data)})
+    def send_json(self, data: JSONValue) -> Coroutine[Any, Any, None]:
+        """Send ``data`` encoded as compact JSON in a text frame.
 
-    async def send(self, value: Any) -> None:
+        Raises:
+            TypeError, ValueError: if ``data`` cannot be encoded (raised by the call).
+        """
+        return self._send_data({"type": "websocket.send", "text": _json_encoder.encode(data)})
+
+    def send(self, value: Any) -> Coroutine[Any, Any, None]:
         """Send ``value`` with the route's ``send_type``.
 
         ``text`` sends a ``str`` as a text frame (``bytes`` as a binary frame);
@@ -510,10 +508,10 @@ class WebSocket(HTTPConnection):
         JSON-serialisable value.
 
         Raises:
-            TypeError: if ``value`` does not fit the send type.
+            TypeError: if ``value`` does not fit the send type (raised by the call).
             WebSocketDisconnect: if the connection is closed.
         """
-        await self._send_data(encode_message(value, self.send_type))
+        return self._send_data(encode_message(value, self.send_type))
 
     # The hub ---------------------------------------------------------------------------------
 
@@ -604,3 +602,75 @@ def encode_message(value: Any, send_type: Codec) -> Message:
         f"send_type={send_type!r} sends str or bytes, not {type(value).__name__}; "
         "use send_json() or send_type='json'"
     )
+
+
+# Decoding received frames -------------------------------------------------------------------
+
+
+class _Undecodable(Exception):
+    """A frame the codec cannot decode: the connection is closed with ``code``."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _decode_frame(message: Message) -> str | bytes:
+    text = message.get("text")
+    if text is not None:
+        return str(text)
+    return bytes(message.get("bytes") or b"")
+
+
+def _decode_text(message: Message) -> str:
+    text = message.get("text")
+    if text is not None:
+        return str(text)
+    try:
+        return bytes(message.get("bytes") or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Undecodable(CloseCode.INVALID_DATA, "expected UTF-8 text") from None
+
+
+def _decode_bytes(message: Message) -> bytes:
+    data = message.get("bytes")
+    if data is not None:
+        return bytes(data)
+    return str(message.get("text") or "").encode("utf-8")
+
+
+def _decode_json(message: Message) -> JSONValue:
+    raw = message.get("text")
+    if raw is None:
+        raw = message.get("bytes") or b""
+    try:
+        return loads_strict(raw)
+    except (ValueError, RecursionError):
+        # Not UTF-8, not JSON, NaN/Infinity, an integer with too many digits (all
+        # ValueErrors), or nested too deeply.
+        raise _Undecodable(CloseCode.INVALID_DATA, "invalid JSON") from None
+
+
+_DECODERS: dict[str, Decoder[Any]] = {
+    "text": _decode_text,
+    "bytes": _decode_bytes,
+    "json": _decode_json,
+}
+
+
+class _Messages:
+    """``async for message in ws``: each step is the WebSocket's own receive coroutine (no
+    generator frame in between)."""
+
+    __slots__ = ("_decode", "_ws")
+
+    def __init__(self, ws: WebSocket, decode: Decoder[Any]) -> None:
+        self._ws = ws
+        self._decode = decode
+
+    def __aiter__(self) -> _Messages:
+        return self
+
+    def __anext__(self) -> Coroutine[Any, Any, Any]:
+        return self._ws._next(self._decode)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
@@ -169,3 +171,74 @@ def test_websocket_route_decorator_returns_the_route_object():
     assert echo.receive_type == "bytes"
     assert echo.send_type == "bytes"
     assert echo.pattern == "/echo"
+
+
+# The router's WebSocket path (AppRouter hands the connection straight to its route) ------
+
+
+def test_websocket_in_a_mounted_starlette_app_is_served_under_the_prefix():
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute as StarletteWebSocketRoute
+
+    async def legacy(ws):
+        await ws.accept()
+        await ws.send_text(f"{ws.url.path} root={ws.scope['root_path']}")
+        await ws.close()
+
+    app = App()
+    app.mount("/legacy", Starlette(routes=[StarletteWebSocketRoute("/live", legacy)]))
+
+    @app.websocket_route("/live")
+    async def live(ws):
+        await ws.send("bocadillo")
+
+    with create_client(app) as client:
+        with client.websocket_connect("/legacy/live") as ws:
+            assert ws.receive_text() == "/legacy/live root=/legacy"
+        with client.websocket_connect("/live") as ws:
+            assert ws.receive_text() == "bocadillo"
+
+
+def test_websocket_scope_carries_the_router_endpoint_and_path_params():
+    app = App()
+    seen: dict[str, Any] = {}
+
+    @app.websocket_route("/rooms/{name}")
+    async def room(ws, name: str):
+        seen.update(
+            router=ws.scope["router"],
+            endpoint=ws.scope["endpoint"],
+            path_params=dict(ws.scope["path_params"]),
+        )
+        await ws.send(name)
+
+    with create_client(app) as client:
+        with client.websocket_connect("/rooms/lobby") as ws:
+            assert ws.receive_text() == "lobby"
+    assert seen["router"] is app.router
+    assert seen["endpoint"].route is room
+    assert seen["path_params"] == {"name": "lobby"}
+
+
+def test_websocket_goes_through_user_middleware_before_its_route():
+    calls = []
+
+    class Tag:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            calls.append(scope["type"])
+            await self.app(scope, receive, send)
+
+    app = App()
+    app.add_middleware(Tag)
+
+    @app.websocket_route("/ping")
+    async def ping(ws):
+        await ws.send("pong")
+
+    with create_client(app) as client:
+        with client.websocket_connect("/ping") as ws:
+            assert ws.receive_text() == "pong"
+    assert "websocket" in calls
