@@ -33,7 +33,7 @@ from .connection import (
     message_size,
 )
 from .limits import RateLimiter
-from .outbox import Outbox, OverflowPolicy
+from .outbox import Driver, Outbox, OverflowPolicy
 from .registry import ConnectionInfo, Counters, Registry
 from .rooms import RoomFull, Rooms
 
@@ -95,6 +95,10 @@ class Hub:
         # Bound once, shared by every outbox (each finds its connection as ``owner``).
         self._on_overflow = self._overflowed
         self._on_send_error = self._send_failed
+        self._on_drop = self._dropped
+        self._driver = Driver()
+        #: The connections of each room broadcast to, kept until its membership changes.
+        self._room_targets: dict[str, list[Connection]] = {}
         #: Slots held by admitted connections that have not registered yet.
         self.slots = Admission()
         self._started = False
@@ -250,6 +254,8 @@ class Hub:
             policy=overflow or self.limits.overflow,
             on_overflow=self._on_overflow,
             on_error=self._on_send_error,
+            on_drop=self._on_drop,
+            driver=self._driver,
         )
         rate = None
         if self.limits.rate_limit is not None:
@@ -273,6 +279,7 @@ class Hub:
         conn.outbox.close()
         for room in self._rooms.rooms_of(conn_id):
             self._rooms.leave(conn_id, room)
+            self._room_targets.pop(room, None)
         self.backend.connection_removed(conn_id)
         if not conn.outbox.idle:
             self._spawn(conn.outbox.aclose())
@@ -292,6 +299,9 @@ class Hub:
             if conn.task is not None and not conn.task.done():
                 conn.task.cancel()
         self.unregister(conn.id)
+
+    def _dropped(self, outbox: Outbox) -> None:
+        self.counters.dropped += 1
 
     def _send_failed(self, outbox: Outbox, exc: BaseException) -> None:
         self.counters.errors += 1
@@ -372,6 +382,7 @@ class Hub:
             return self._call_in_loop(lambda: self.join(conn_id, room))
         self.connection(conn_id)
         self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
+        self._room_targets.pop(room, None)
         self.backend.room_joined(conn_id, room)
 
     def leave(self, conn_id: str, room: str) -> None:
@@ -379,6 +390,7 @@ class Hub:
         if self._in_worker_thread():
             return self._call_in_loop(lambda: self.leave(conn_id, room))
         self._rooms.leave(conn_id, room)
+        self._room_targets.pop(room, None)
         self.backend.room_left(conn_id, room)
 
     def members(self, room: str) -> frozenset[str]:
@@ -401,17 +413,12 @@ class Hub:
     # Delivery -------------------------------------------------------------------------------
 
     def _put(self, conn: Connection, message: Message, size: int) -> bool:
-        outbox = conn.outbox
-        dropped = outbox.dropped
-        taken = outbox.put(message)
-        if outbox.dropped != dropped:
-            # drop_oldest takes the new message but forgets an old one; count it.
-            self.counters.dropped += outbox.dropped - dropped
-        if taken:
+        if conn.outbox.put(message):
             info = conn.info
             info.messages_sent += 1
             info.bytes_sent += size
-        return taken
+            return True
+        return False
 
     def _deliver(
         self,
@@ -424,6 +431,7 @@ class Hub:
         cache: dict[str, tuple[Message, int]] = {}
         delivered = 0
         bytes_sent = 0
+        # The hot loop of every broadcast: `_put`, inlined.
         for conn in targets:
             if excluded is not None and conn.id in excluded:
                 continue
@@ -432,7 +440,10 @@ class Hub:
                 message = encode_for(conn.codec, data, kind)
                 self.encodes += 1
                 encoded = cache[conn.codec] = (message, message_size(message))
-            if self._put(conn, encoded[0], encoded[1]):
+            if conn.outbox.put(encoded[0]):
+                info = conn.info
+                info.messages_sent += 1
+                info.bytes_sent += encoded[1]
                 delivered += 1
                 bytes_sent += encoded[1]
         counters = self.counters
@@ -505,8 +516,16 @@ class Hub:
                 targets = [conn for conn in targets if conn.id in members]
             return targets
         if room is not None:
-            found = (registry.get(i) for i in list(self._rooms.members_view(room)))
-            return [conn for conn in found if conn is not None]
+            # Kept until the room's membership changes (join, leave, disconnect): a
+            # steady room is broadcast to without a registry lookup per member.
+            cached = self._room_targets.get(room)
+            if cached is not None:
+                return cached
+            found = (registry.get(i) for i in self._rooms.members_view(room))
+            targets = [conn for conn in found if conn is not None]
+            if targets:
+                self._room_targets[room] = targets
+            return targets
         return list(registry.values())
 
     async def disconnect(

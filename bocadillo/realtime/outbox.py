@@ -19,38 +19,106 @@ Messages to one connection are written in the order they were handed over.
 from __future__ import annotations
 
 import asyncio
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ..types import Message, Send
 
-__all__ = ["OverflowPolicy", "Outbox"]
+__all__ = ["Driver", "OverflowPolicy", "Outbox"]
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "close"]
 _POLICIES = ("drop_oldest", "drop_newest", "close")
 
 
-async def _finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-    """Run a coroutine that was driven by hand until it first suspended on ``yielded``."""
+#: What a runner yields once the send it was handed has completed.
+_DONE: Any = object()
+
+
+@types.coroutine
+def _runner() -> Generator[Any, Any, None]:
+    """Run each coroutine sent in, yielding ``_DONE`` after each one completes.
+
+    Driving a send through this generator rather than with ``coro.send(None)`` spares
+    the ``StopIteration`` that a completed coroutine raises to a direct caller, once per
+    recipient of every broadcast. If a send suspends, the runner yields what the send
+    waits on, and from then on belongs to that send (see ``Driver.run``).
+    """
+    coro = yield None
     while True:
+        yield from coro
+        coro = yield _DONE
+
+
+if TYPE_CHECKING:
+    Runner = types.GeneratorType[Any, Any, None]
+
+
+def _start_runner() -> Runner:
+    runner = cast("Runner", _runner())
+    runner.send(None)  # to its first `yield`
+    return runner
+
+
+class Driver:
+    """Runs ASGI sends by hand, without a task, for as long as they do not wait.
+
+    One driver serves many outboxes on the same event loop (the hub shares one); it
+    keeps one runner and replaces it only when a send suspends or fails.
+    """
+
+    __slots__ = ("_runner",)
+
+    def __init__(self) -> None:
+        self._runner: Runner | None = None
+
+    def run(self, send: Awaitable[None]) -> tuple[Runner, Any] | None:
+        """Run ``send`` until it completes or first suspends.
+
+        Returns:
+            None if it completed; else the runner, now holding the suspended send, and
+            what it yielded: finish it with ``finish(runner, yielded)``.
+
+        Raises:
+            Exception: whatever the send raised.
+        """
+        runner = self._runner
+        if runner is None or runner.gi_running:  # first use, or called from a send
+            runner = self._runner = _start_runner()
+        try:
+            yielded = runner.send(send)
+        except BaseException:
+            self._runner = None  # the send's exception ended the runner
+            raise
+        if yielded is _DONE:
+            return None
+        self._runner = None
+        return runner, yielded
+
+
+async def finish(runner: Runner, yielded: Any) -> None:
+    """Finish a send that ``Driver.run`` left suspended on ``yielded``.
+
+    Raises:
+        Exception: whatever the send raised.
+    """
+    while yielded is not _DONE:
         if yielded is None:
             await asyncio.sleep(0)  # a bare yield (sleep(0)): just give the loop a turn
         else:
-            # The hand-driven coroutine marked the future as "blocking" for a Task that
-            # never saw it; clear the mark so this task may await the future itself.
+            # The hand-driven send marked the future as "blocking" for a Task that never
+            # saw it; clear the mark so this task may await the future itself.
             yielded._asyncio_future_blocking = False
             try:
                 await yielded
             except asyncio.CancelledError:
-                coro.close()
+                runner.close()
                 raise
             except Exception:
-                pass  # the coroutine sees the future's exception when resumed
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return
+                pass  # the send sees the future's exception when resumed
+        yielded = runner.send(None)
+    runner.close()
 
 
 class Outbox:
@@ -63,10 +131,15 @@ class Outbox:
         on_overflow: Called once when the ``close`` policy is triggered.
         on_error: Called with the outbox and the exception when sending fails (the client
             is gone); the outbox then refuses everything.
+        on_drop: Called with the outbox each time the policy drops a message.
+        driver: Runs the sends that ``put`` starts; outboxes on one event loop may share
+            one (a private one is made when omitted).
     """
 
     __slots__ = (
         "_closed",
+        "_driver",
+        "_on_drop",
         "_on_error",
         "_on_overflow",
         "_pump",
@@ -88,6 +161,8 @@ class Outbox:
         policy: OverflowPolicy = "drop_oldest",
         on_overflow: Callable[[Outbox], None] | None = None,
         on_error: Callable[[Outbox, BaseException], None] | None = None,
+        on_drop: Callable[[Outbox], None] | None = None,
+        driver: Driver | None = None,
     ) -> None:
         if policy not in _POLICIES:
             raise ValueError(f"overflow policy must be one of {', '.join(_POLICIES)}")
@@ -98,6 +173,8 @@ class Outbox:
         self.policy = policy
         self._on_overflow = on_overflow
         self._on_error = on_error
+        self._on_drop = on_drop
+        self._driver = driver if driver is not None else Driver()
         #: Whatever the creator wants to find from the outbox in its callbacks.
         self.owner: Any = None
         # Made on first use: most outboxes never queue, and an empty deque is ~600 bytes.
@@ -131,8 +208,17 @@ class Outbox:
         if self._closed:
             return False
         if self._pump is None and not self._queue:
-            self._drive(message)
-            return not self._closed
+            # Start the send now; with a healthy client it completes right here.
+            try:
+                pending = self._driver.run(self._send(message))
+            except Exception as exc:
+                self._fail(exc)
+                return False
+            if pending is None:
+                self.sent += 1
+            else:
+                self._pump = asyncio.get_running_loop().create_task(self._resume(*pending))
+            return True
         if self._queue is None:
             self._queue = deque()
         elif len(self._queue) >= self.limit and not self._make_room():
@@ -146,15 +232,20 @@ class Outbox:
             for index, (_, waiter) in enumerate(self._queue):
                 if waiter is None:
                     del self._queue[index]
-                    self.dropped += 1
+                    self._count_drop()
                     return True
             return True  # only awaited messages are queued: never drop those
-        self.dropped += 1
+        self._count_drop()
         if self.policy == "close" and not self.overflowed:
             self.overflowed = True
             if self._on_overflow is not None:
                 self._on_overflow(self)
         return False
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(self)
 
     def send(self, message: Message) -> Awaitable[None]:
         """Send ``message`` in order with what is queued; await the result to wait until
@@ -181,21 +272,9 @@ class Outbox:
         self._queue.append((message, waiter))
         await waiter
 
-    def _drive(self, message: Message) -> None:
-        coro = self._send(message)
+    async def _resume(self, runner: Runner, yielded: Any) -> None:
         try:
-            yielded = coro.send(None)  # type: ignore[attr-defined]
-        except StopIteration:
-            self.sent += 1
-            return
-        except Exception as exc:
-            self._fail(exc)
-            return
-        self._pump = asyncio.get_running_loop().create_task(self._resume(coro, yielded))
-
-    async def _resume(self, coro: Any, yielded: Any) -> None:
-        try:
-            await _finish(coro, yielded)
+            await finish(runner, yielded)
             self.sent += 1
             while self._queue:
                 message, waiter = self._queue.popleft()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bocadillo.realtime.outbox import Outbox
+from bocadillo.realtime.outbox import Driver, Outbox, OverflowPolicy
 
 pytestmark = pytest.mark.anyio
 
@@ -130,6 +130,86 @@ async def test_outbox_aclose_cancels_a_stalled_pump():
     assert outbox.closed
     assert outbox.idle
     assert client.received == []
+
+
+async def test_outboxes_sharing_a_driver_keep_going_when_one_client_stalls():
+    driver = Driver()
+    healthy, stalled, failing = FakeClient(), FakeClient(), FakeClient()
+    errors: list[BaseException] = []
+    boxes = {
+        name: Outbox(
+            client.send, limit=100, driver=driver, on_error=lambda box, exc: errors.append(exc)
+        )
+        for name, client in (("healthy", healthy), ("stalled", stalled), ("failing", failing))
+    }
+    stalled.writable.clear()
+    failing.fail = True
+    for n in range(20):
+        for box in boxes.values():
+            box.put(msg(n))
+    # The stalled send took the driver's runner with it, and the failing one ended
+    # another: the healthy client got every message, written on the spot.
+    assert healthy.received == list(range(20))
+    assert boxes["healthy"].idle and boxes["healthy"].sent == 20
+    assert boxes["stalled"].pending == 19
+    assert boxes["failing"].closed and len(errors) == 1
+    stalled.writable.set()
+    assert await boxes["stalled"].wait_drained(5)
+    assert stalled.received == list(range(20))
+    assert boxes["stalled"].sent == 20
+
+
+async def test_a_send_that_puts_into_another_outbox_of_its_driver():
+    driver = Driver()
+    inner = FakeClient()
+    inner_box = Outbox(inner.send, driver=driver)
+    relayed: list[int] = []
+
+    async def relaying_send(message):
+        # Uses the driver while the driver is running this very send.
+        inner_box.put(msg(message["n"] * 10))
+        relayed.append(message["n"])
+
+    outer_box = Outbox(relaying_send, driver=driver)
+    for n in range(3):
+        assert outer_box.put(msg(n))
+    assert relayed == [0, 1, 2]
+    assert inner.received == [0, 10, 20]
+    assert outer_box.idle and inner_box.idle
+
+
+async def test_outbox_reports_each_dropped_message():
+    client = FakeClient()
+    drops: list[int] = []
+    policies: list[OverflowPolicy] = ["drop_oldest", "drop_newest", "close"]
+    for policy in policies:
+        outbox = Outbox(
+            client.send, limit=3, policy=policy, on_drop=lambda box: drops.append(box.dropped)
+        )
+        client.writable.clear()
+        for n in range(10):
+            outbox.put(msg(n))
+        # One message in flight and three queued: six of the ten are dropped.
+        assert outbox.dropped == 6, policy
+        assert drops == [1, 2, 3, 4, 5, 6], policy
+        drops.clear()
+        await outbox.aclose()
+
+
+async def test_outbox_never_drops_a_message_someone_is_waiting_for():
+    client = FakeClient()
+    drops: list[Outbox] = []
+    outbox = Outbox(client.send, limit=2, policy="drop_oldest", on_drop=drops.append)
+    client.writable.clear()
+    outbox.put(msg(0))  # being written
+    waiting = [asyncio.ensure_future(outbox.send(msg(n))) for n in (1, 2)]
+    await asyncio.sleep(0)
+    assert outbox.put(msg(3))  # the queue holds only awaited messages: nothing to drop
+    assert drops == [] and outbox.dropped == 0
+    client.writable.set()
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    await outbox.wait_drained(5)
+    assert client.received == [0, 1, 2, 3]
 
 
 def test_outbox_rejects_bad_settings():
