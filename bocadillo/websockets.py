@@ -476,9 +476,9 @@ class WebSocket(HTTPConnection):
             size = len(text) if text.isascii() else len(text.encode("utf-8"))
         else:
             size = len(message.get("bytes") or b"")
-        info = conn.info
-        info.messages_sent += 1
-        info.bytes_sent += size
+        outbox = conn.outbox
+        outbox.taken += 1
+        outbox.taken_bytes += size
         assert self.hub is not None
         counters = self.hub.counters
         counters.messages_sent += 1

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ..errors import InvalidState, UnknownConnection
-from ..types import ConnectionId, JSONValue, Message, Send
+from ..types import ConnectionId, JSONValue, Send
 from ._wire import BroadcastFrame, DisconnectFrame, WireError, decode_frame, encode_frame
 from .admission import GOING_AWAY, TRY_AGAIN_LATER, Admission, origin_allowed
 from .backends import HubBackend, backend_from_url
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("bocadillo.hub")
+#: Outboxes by the codec their connections take broadcasts in.
+Groups = list[tuple[MessageCodec, list[Outbox]]]
 T = TypeVar("T")
 
 
@@ -97,8 +99,9 @@ class Hub:
         self._on_send_error = self._send_failed
         self._on_drop = self._dropped
         self._driver = Driver()
-        #: The connections of each room broadcast to, kept until its membership changes.
-        self._room_targets: dict[str, list[Connection]] = {}
+        #: The outboxes of each room broadcast to, by codec, kept until its membership
+        #: changes.
+        self._room_targets: dict[str, Groups] = {}
         #: Slots held by admitted connections that have not registered yet.
         self.slots = Admission()
         self._started = False
@@ -142,8 +145,7 @@ class Hub:
         self._accepting = False
         connections = list(self._registry.values())
         if message is not None:
-            for conn in connections:
-                self._put(conn, encode_for(conn.codec, message, kind), 1)
+            self._deliver(_group(connections), message, kind)
         if connections:
             drains = [conn.outbox.wait_drained(timeout) for conn in connections]
             await asyncio.gather(*drains, return_exceptions=True)
@@ -352,18 +354,20 @@ class Hub:
         Raises:
             UnknownConnection: if there is none with that id.
         """
-        info = self.connection(conn_id).info
-        info.rooms = self._rooms.rooms_of(conn_id)
-        return info
+        return self._record(self.connection(conn_id))
 
     def filter(self, predicate: Callable[[ConnectionInfo], bool]) -> list[ConnectionId]:
         """Ids of the connections whose info satisfies ``predicate``."""
-        result = []
-        for conn in self._registry.values():
-            conn.info.rooms = self._rooms.rooms_of(conn.id)
-            if predicate(conn.info):
-                result.append(conn.id)
-        return result
+        return [conn.id for conn in self._registry.values() if predicate(self._record(conn))]
+
+    def _record(self, conn: Connection) -> ConnectionInfo:
+        """The connection's info, with what is counted elsewhere brought up to date."""
+        info = conn.info
+        info.rooms = self._rooms.rooms_of(conn.id)
+        # Counted by the outbox, so that a broadcast touches one object per recipient.
+        info.messages_sent = conn.outbox.taken
+        info.bytes_sent = conn.outbox.taken_bytes
+        return info
 
     async def connection_count(self) -> int:
         """Live connections across every process (through the backend)."""
@@ -412,40 +416,21 @@ class Hub:
 
     # Delivery -------------------------------------------------------------------------------
 
-    def _put(self, conn: Connection, message: Message, size: int) -> bool:
-        if conn.outbox.put(message):
-            info = conn.info
-            info.messages_sent += 1
-            info.bytes_sent += size
-            return True
-        return False
-
-    def _deliver(
-        self,
-        targets: Iterable[Connection],
-        data: JSONValue,
-        kind: str | None,
-        exclude: Iterable[str] | None,
-    ) -> int:
-        excluded = set(exclude) if exclude else None
-        cache: dict[str, tuple[Message, int]] = {}
+    def _deliver(self, groups: Groups, data: JSONValue, kind: str | None) -> int:
+        """Hand ``data`` to every outbox of ``groups``, encoded once per codec (all
+        encoded before the first send, so that bad data fails before any)."""
+        encoded = [(encode_for(codec, data, kind), outboxes) for codec, outboxes in groups]
+        self.encodes += len(encoded)
         delivered = 0
         bytes_sent = 0
-        # The hot loop of every broadcast: `_put`, inlined.
-        for conn in targets:
-            if excluded is not None and conn.id in excluded:
-                continue
-            encoded = cache.get(conn.codec)
-            if encoded is None:
-                message = encode_for(conn.codec, data, kind)
-                self.encodes += 1
-                encoded = cache[conn.codec] = (message, message_size(message))
-            if conn.outbox.put(encoded[0]):
-                info = conn.info
-                info.messages_sent += 1
-                info.bytes_sent += encoded[1]
-                delivered += 1
-                bytes_sent += encoded[1]
+        for message, outboxes in encoded:
+            size = message_size(message)
+            taken = 0
+            for outbox in outboxes:  # the hot loop of every broadcast
+                if outbox.put(message, size):
+                    taken += 1
+            delivered += taken
+            bytes_sent += taken * size
         counters = self.counters
         counters.messages_sent += delivered
         counters.bytes_sent += bytes_sent
@@ -467,7 +452,7 @@ class Hub:
                 return False
             self._publish(BroadcastFrame(data, type, None, (conn_id,)))
             return True
-        return self._deliver((conn,), data, type, None) == 1
+        return self._deliver([(conn.codec, [conn.outbox])], data, type) == 1
 
     def broadcast(
         self,
@@ -498,15 +483,18 @@ class Hub:
             )
         wanted = None if to is None else tuple(dict.fromkeys(to))  # each id once
         excluded = tuple(exclude) if exclude else ()
-        targets = self._targets(room, wanted)
+        groups = self._groups(room, wanted, excluded)
         if self.distributed and (wanted is None or any(i not in self._registry for i in wanted)):
             # Some recipients may live in other processes: publish once for all of them.
             # Encoded before the local delivery so that bad data fails before any send.
             self._publish(BroadcastFrame(data, type, room, wanted, excluded))
-        return self._deliver(targets, data, type, excluded)
+        return self._deliver(groups, data, type)
 
-    def _targets(self, room: str | None, to: tuple[str, ...] | None) -> list[Connection]:
-        """The local connections a broadcast to ``room`` and/or ``to`` is for."""
+    def _groups(
+        self, room: str | None, to: tuple[str, ...] | None, exclude: Iterable[str] = ()
+    ) -> Groups:
+        """The local outboxes, by codec, that a broadcast to ``room`` and/or ``to``
+        (less ``exclude``) is for."""
         registry = self._registry
         if to is not None:
             found = (registry.get(i) for i in to)
@@ -514,19 +502,28 @@ class Hub:
             if room is not None:
                 members = self._rooms.members(room)
                 targets = [conn for conn in targets if conn.id in members]
-            return targets
-        if room is not None:
+        elif room is not None:
             # Kept until the room's membership changes (join, leave, disconnect): a
-            # steady room is broadcast to without a registry lookup per member.
-            cached = self._room_targets.get(room)
-            if cached is not None:
-                return cached
-            found = (registry.get(i) for i in self._rooms.members_view(room))
-            targets = [conn for conn in found if conn is not None]
-            if targets:
-                self._room_targets[room] = targets
-            return targets
-        return list(registry.values())
+            # steady room is broadcast to without a lookup per member.
+            groups = self._room_targets.get(room)
+            if groups is None:
+                found = (registry.get(i) for i in self._rooms.members_view(room))
+                groups = _group(conn for conn in found if conn is not None)
+                if groups:
+                    self._room_targets[room] = groups
+            if not exclude:
+                return groups
+            excluded = set(exclude)
+            return [
+                (codec, [outbox for outbox in outboxes if outbox.owner.id not in excluded])
+                for codec, outboxes in groups
+            ]
+        else:
+            targets = list(registry.values())
+        if exclude:
+            excluded = set(exclude)
+            targets = [conn for conn in targets if conn.id not in excluded]
+        return _group(targets)
 
     async def disconnect(
         self,
@@ -552,7 +549,7 @@ class Hub:
             self._publish(DisconnectFrame(conn_id, code, reason, message, type, timeout))
             return True
         if message is not None:
-            self._deliver((conn,), message, type, None)
+            self._deliver([(conn.codec, [conn.outbox])], message, type)
         await conn.outbox.wait_drained(timeout)
         await conn.close(code, reason)
         return True
@@ -573,9 +570,9 @@ class Hub:
             return
         self.counters.remote_frames += 1
         if isinstance(frame, BroadcastFrame):
-            targets = self._targets(frame.room, frame.to)
-            if targets:
-                self._deliver(targets, frame.data, frame.type, frame.exclude)
+            groups = self._groups(frame.room, frame.to, frame.exclude)
+            if groups:
+                self._deliver(groups, frame.data, frame.type)
         elif frame.conn_id in self._registry:
             self._spawn(
                 self.disconnect(
@@ -624,3 +621,13 @@ class Hub:
             "encodes": self.encodes,
             "backend": self.backend.stats(),
         }
+
+
+def _group(connections: Iterable[Connection]) -> Groups:
+    by_codec: dict[MessageCodec, list[Outbox]] = {}
+    for conn in connections:
+        outboxes = by_codec.get(conn.codec)
+        if outboxes is None:
+            outboxes = by_codec[conn.codec] = []
+        outboxes.append(conn.outbox)
+    return list(by_codec.items())

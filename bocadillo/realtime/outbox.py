@@ -151,6 +151,8 @@ class Outbox:
         "owner",
         "policy",
         "sent",
+        "taken",
+        "taken_bytes",
     )
 
     def __init__(
@@ -183,6 +185,11 @@ class Outbox:
         self._closed = False
         #: Messages written to the connection.
         self.sent = 0
+        #: Messages (and their bytes, as given to ``put``) taken for delivery: written,
+        #: queued, or queued and later dropped. The connection's own sends are added by
+        #: their caller.
+        self.taken = 0
+        self.taken_bytes = 0
         #: Messages dropped by the overflow policy.
         self.dropped = 0
         #: The ``close`` policy was triggered.
@@ -198,8 +205,9 @@ class Outbox:
         """Nothing is waiting and nothing is being written."""
         return self._pump is None and not self._queue
 
-    def put(self, message: Message) -> bool:
-        """Hand ``message`` over for delivery, without awaiting the client.
+    def put(self, message: Message, size: int = 0) -> bool:
+        """Hand ``message`` (of ``size`` bytes, for the counters) over for delivery,
+        without awaiting the client.
 
         Returns:
             True if the message was written or queued; False if it was refused (outbox
@@ -218,12 +226,16 @@ class Outbox:
                 self.sent += 1
             else:
                 self._pump = asyncio.get_running_loop().create_task(self._resume(*pending))
+            self.taken += 1
+            self.taken_bytes += size
             return True
         if self._queue is None:
             self._queue = deque()
         elif len(self._queue) >= self.limit and not self._make_room():
             return False
         self._queue.append((message, None))
+        self.taken += 1
+        self.taken_bytes += size
         return True
 
     def _make_room(self) -> bool:
