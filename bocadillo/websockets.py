@@ -341,8 +341,8 @@ class WebSocket(HTTPConnection):
                 raise WebSocketDisconnect(code, message.get("reason"))
             conn = self.connection
             if conn is not None:
-                # The hot path, with `message_size` and `Hub.received` inlined: count the
-                # frame, and await only when a limit has something to say.
+                # The hot path, with `message_size` inlined: count the frame (on the
+                # connection and the hub), and await only when a limit has something to say.
                 text = message.get("text")
                 if text is not None:
                     size = len(text) if text.isascii() else len(text.encode("utf-8"))

@@ -309,18 +309,6 @@ class Hub:
         self.counters.errors += 1
         logger.debug("send to %s failed: %r", outbox.owner.id, exc)
 
-    # Bookkeeping from the connection side ---------------------------------------------------
-
-    def received(self, conn: Connection, size: int) -> None:
-        """Count a received message (called by the connection's receive path)."""
-        info = conn.info
-        info.messages_received += 1
-        info.bytes_received += size
-        info.last_activity = self.clock()
-        counters = self.counters
-        counters.messages_received += 1
-        counters.bytes_received += size
-
     # Queries --------------------------------------------------------------------------------
 
     @property
