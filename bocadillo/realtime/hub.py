@@ -101,7 +101,7 @@ class Hub:
         self._driver = Driver()
         #: The outboxes of each room broadcast to, by codec, kept until its membership
         #: changes.
-        self._room_targets: dict[str, Groups] = {}
+        self._room_groups: dict[str, Groups] = {}
         #: Slots held by admitted connections that have not registered yet.
         self.slots = Admission()
         self._started = False
@@ -281,7 +281,7 @@ class Hub:
         conn.outbox.close()
         for room in self._rooms.rooms_of(conn_id):
             self._rooms.leave(conn_id, room)
-            self._room_targets.pop(room, None)
+            self._room_groups.pop(room, None)
         self.backend.connection_removed(conn_id)
         if not conn.outbox.idle:
             self._spawn(conn.outbox.aclose())
@@ -374,7 +374,7 @@ class Hub:
             return self._call_in_loop(lambda: self.join(conn_id, room))
         self.connection(conn_id)
         self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
-        self._room_targets.pop(room, None)
+        self._room_groups.pop(room, None)
         self.backend.room_joined(conn_id, room)
 
     def leave(self, conn_id: str, room: str) -> None:
@@ -382,7 +382,7 @@ class Hub:
         if self._in_worker_thread():
             return self._call_in_loop(lambda: self.leave(conn_id, room))
         self._rooms.leave(conn_id, room)
-        self._room_targets.pop(room, None)
+        self._room_groups.pop(room, None)
         self.backend.room_left(conn_id, room)
 
     def members(self, room: str) -> frozenset[str]:
@@ -440,7 +440,7 @@ class Hub:
                 return False
             self._publish(BroadcastFrame(data, type, None, (conn_id,)))
             return True
-        return self._deliver([(conn.codec, [conn.outbox])], data, type) == 1
+        return self._deliver(_group((conn,)), data, type) == 1
 
     def broadcast(
         self,
@@ -490,28 +490,26 @@ class Hub:
             if room is not None:
                 members = self._rooms.members(room)
                 targets = [conn for conn in targets if conn.id in members]
+            groups = _group(targets)
         elif room is not None:
             # Kept until the room's membership changes (join, leave, disconnect): a
             # steady room is broadcast to without a lookup per member.
-            groups = self._room_targets.get(room)
-            if groups is None:
+            cached = self._room_groups.get(room)
+            if cached is None:
                 found = (registry.get(i) for i in self._rooms.members_view(room))
-                groups = _group(conn for conn in found if conn is not None)
-                if groups:
-                    self._room_targets[room] = groups
-            if not exclude:
-                return groups
-            excluded = set(exclude)
-            return [
-                (codec, [outbox for outbox in outboxes if outbox.owner.id not in excluded])
-                for codec, outboxes in groups
-            ]
+                cached = _group(conn for conn in found if conn is not None)
+                if cached:
+                    self._room_groups[room] = cached
+            groups = cached
         else:
-            targets = list(registry.values())
-        if exclude:
-            excluded = set(exclude)
-            targets = [conn for conn in targets if conn.id not in excluded]
-        return _group(targets)
+            groups = _group(registry.values())
+        if not exclude:
+            return groups
+        excluded = set(exclude)
+        return [
+            (codec, [outbox for outbox in outboxes if outbox.owner.id not in excluded])
+            for codec, outboxes in groups
+        ]
 
     async def disconnect(
         self,
@@ -537,7 +535,7 @@ class Hub:
             self._publish(DisconnectFrame(conn_id, code, reason, message, type, timeout))
             return True
         if message is not None:
-            self._deliver([(conn.codec, [conn.outbox])], message, type)
+            self._deliver(_group((conn,)), message, type)
         await conn.outbox.wait_drained(timeout)
         await conn.close(code, reason)
         return True
