@@ -307,10 +307,7 @@ class App(RouteRegistry):
             self._router = AppRouter(
                 routes=self._stats_routes()
                 + compile_routes(
-                    self,
-                    providers=self.providers,
-                    configure_ws=self._configure_ws,
-                    socket_path=self.settings["socket_path"],
+                    self, providers=self.providers, socket_path=self.settings["socket_path"]
                 ),
                 lifespan=self._lifespan,
                 default=_not_found,
@@ -327,10 +324,6 @@ class App(RouteRegistry):
             return JSONResponse(hub_stats())
 
         return [Route(path, stats, methods=["GET"], name="hub_stats")]
-
-    def _configure_ws(self, route: Any) -> None:
-        """Attach the hub to a WebSocket route."""
-        route.hub = self.hub
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).

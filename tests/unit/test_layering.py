@@ -29,6 +29,7 @@ HTTP_MODULES = {
     "bocadillo.routing",
     "bocadillo.applications",
     "bocadillo.websockets",
+    "bocadillo.codecs",
 }
 BACKEND_ALLOWED = {
     "bocadillo.realtime.backends.base",
@@ -168,7 +169,7 @@ def test_pure_modules_import_no_io_libraries(filename):
 def test_pure_modules_import_only_stdlib_and_pure_bocadillo_modules(filename):
     # Stdlib, and within bocadillo only errors, types and the other PURE modules.
     pure = {f"bocadillo.realtime.{name.removesuffix('.py')}" for name in PURE_MODULES}
-    allowed = pure | {"bocadillo.errors", "bocadillo.types"}
+    allowed = pure | {"bocadillo.closecodes", "bocadillo.errors", "bocadillo.types"}
     for name in imports_of(REALTIME_DIR / filename):
         if top_level(name) == "bocadillo":
             assert any(under(name, module) for module in allowed), name
