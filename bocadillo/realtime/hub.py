@@ -14,26 +14,23 @@ crosses through the bus (``bus.py``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from ..closecodes import CloseCode
-from ..errors import InvalidState, UnknownConnection
+from ..errors import InvalidState
 from ..types import ConnectionId, JSONValue, Send
-from ._wire import BroadcastFrame, DisconnectFrame
 from .admission import Admission, origin_allowed
 from .backends import HubBackend, backend_from_url
-from .bus import Bus
-from .delivery import Groups, MessageCodec, deliver, encode_for, group, message_size
+from .delivery import Delivery, MessageCodec, encode_for, group, message_size
+from .directory import on_loop
 from .limits import HubLimits, OverflowPolicy, is_idle
 from .outbox import Driver, Outbox
-from .registry import ConnectionInfo, Counters, Registry
-from .rooms import RoomFull, Rooms
+from .rooms import RoomFull
 from .session import CloseCallback, Session
 
 __all__ = [
@@ -44,11 +41,10 @@ __all__ = [
     "Session",
     "encode_for",
     "message_size",
+    "new_connection_id",
 ]
 
 logger = logging.getLogger("bocadillo.hub")
-T = TypeVar("T")
-P = ParamSpec("P")
 
 
 def new_connection_id() -> ConnectionId:
@@ -56,26 +52,12 @@ def new_connection_id() -> ConnectionId:
     return ConnectionId(secrets.token_urlsafe(12))
 
 
-async def _call(func: Callable[[], T]) -> T:
-    return func()
-
-
-def _on_loop(method: Callable[Concatenate[Hub, P], T]) -> Callable[Concatenate[Hub, P], T]:
-    """Run the hub method on the hub's loop when called from a worker thread (sync
-    socket handlers and jobs run in threads): the tables and outboxes are not
-    thread-safe, for reads as for writes."""
-
-    @functools.wraps(method)
-    def wrapper(self: Hub, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._thread is not None and threading.get_ident() != self._thread:
-            return self._call_in_loop(lambda: method(self, *args, **kwargs))
-        return method(self, *args, **kwargs)
-
-    return wrapper
-
-
-class Hub:
+class Hub(Delivery):
     """Every live WebSocket connection of one app.
+
+    Its tables and ``local_*`` queries come from ``Directory`` (``directory.py``), its
+    ``send``/``broadcast``/``disconnect`` from ``Delivery`` (``delivery.py``); the hub
+    adds the lifecycle, the sessions and the queries about every process.
 
     Args:
         backend: A ``HubBackend``, or a URL (``"redis://..."``); ``None`` for memory.
@@ -96,47 +78,23 @@ class Hub:
         id_generator: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.backend: HubBackend = (
+        super().__init__(
             backend
             if isinstance(backend, HubBackend)
-            else backend_from_url(backend, **(backend_options or {}))
+            else backend_from_url(backend, **(backend_options or {})),
+            limits,
+            clock,
         )
-        self.limits = limits or HubLimits()
         self.id_generator = id_generator
-        self.clock = clock
-        self.counters = Counters()
-        #: Payload encodings done by deliveries (one per codec per delivery).
-        self.encodes = 0
-        self.bus = Bus(
-            self.backend,
-            self.counters,
-            on_broadcast=self._deliver_frame,
-            on_disconnect=self._disconnect_frame,
-        )
-        self._registry: Registry[Session] = Registry()
-        self._rooms: Rooms[str] = Rooms()
-        self._tasks: set[asyncio.Task[Any]] = set()
         # Bound once, shared by every session's outbox.
         self._on_overflow = self._overflowed
         self._on_send_error = self._send_failed
         self._on_drop = self._dropped
         self._driver = Driver()
-        #: The recipients of each room broadcast to, by codec, kept until its
-        #: membership changes.
-        self._room_groups: dict[str, Groups] = {}
         #: Slots held by admitted connections that have not registered yet.
         self.slots = Admission()
         self._accepting = True
         self._idle_task: asyncio.Task[None] | None = None
-        #: The loop the hub runs on and its thread (set at startup), so that sync code
-        #: running in a worker thread can still use the hub.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: int | None = None
-
-    @property
-    def distributed(self) -> bool:
-        """Whether other processes share this hub's connections (frames are published)."""
-        return self.bus.distributed
 
     # Lifecycle ------------------------------------------------------------------------------
 
@@ -192,16 +150,6 @@ class Hub:
             await self.backend.stop()
         self._loop = None
         self._thread = None
-
-    def _call_in_loop(self, func: Callable[[], T]) -> T:
-        """Run ``func()`` on the hub's loop, from another thread, and return its result."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(_call(func), self._loop).result()
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # Sessions -------------------------------------------------------------------------------
 
@@ -350,72 +298,6 @@ class Hub:
         self.counters.errors += 1
         logger.debug("send to %s failed: %r", getattr(outbox, "id", "?"), exc)
 
-    # Queries: this process ------------------------------------------------------------------
-
-    @property
-    def local_count(self) -> int:
-        """Live connections in this process."""
-        return len(self._registry)
-
-    @property
-    def local_ids(self) -> list[ConnectionId]:
-        """Ids of the live connections in this process."""
-        return [ConnectionId(i) for i in self._call_here(lambda: self._registry.ids)]
-
-    @property
-    def local_rooms(self) -> frozenset[str]:
-        """Non-empty rooms in this process."""
-        return self._call_here(lambda: self._rooms.names)
-
-    def _call_here(self, func: Callable[[], T]) -> T:
-        if self._thread is not None and threading.get_ident() != self._thread:
-            return self._call_in_loop(func)
-        return func()
-
-    @_on_loop
-    def is_connected(self, conn_id: str) -> bool:
-        """Whether ``conn_id`` is a live connection of this process."""
-        return conn_id in self._registry
-
-    @_on_loop
-    def connection(self, conn_id: str) -> Session:
-        """The session of a live connection of this process.
-
-        Raises:
-            UnknownConnection: if there is none with that id.
-        """
-        session = self._registry.get(conn_id)
-        if session is None:
-            raise UnknownConnection(f"no connection with id {conn_id!r}")
-        return session
-
-    @_on_loop
-    def info(self, conn_id: str) -> ConnectionInfo:
-        """What the hub knows about a connection of this process (rooms included).
-
-        Raises:
-            UnknownConnection: if there is none with that id.
-        """
-        session = self.connection(conn_id)
-        return session.info(self._rooms.rooms_of(session.id))
-
-    @_on_loop
-    def filter(self, predicate: Callable[[ConnectionInfo], bool]) -> list[ConnectionId]:
-        """Ids of the connections of this process whose info satisfies ``predicate``."""
-        rooms_of = self._rooms.rooms_of
-        chosen = self._registry.filter(lambda s: predicate(s.info(rooms_of(s.id))))
-        return [session.id for session in chosen]
-
-    @_on_loop
-    def local_members(self, room: str) -> frozenset[str]:
-        """Members of ``room`` in this process."""
-        return self._rooms.members(room)
-
-    @_on_loop
-    def local_rooms_of(self, conn_id: str) -> frozenset[str]:
-        """Rooms of a connection of this process."""
-        return self._rooms.rooms_of(conn_id)
-
     # Queries: every process (through the backend) -------------------------------------------
 
     async def global_count(self) -> int:
@@ -433,178 +315,14 @@ class Hub:
         return await self.bus.rooms_of(conn_id)
 
     # The names of Bocadillo 0.x and of the first hub releases, kept as aliases.
-    count = local_count
-    ids = local_ids
-    rooms = local_rooms
-    members = local_members
-    rooms_of = local_rooms_of
+    count = Delivery.local_count
+    ids = Delivery.local_ids
+    rooms = Delivery.local_rooms
+    members = Delivery.local_members
+    rooms_of = Delivery.local_rooms_of
     connection_count = global_count
     room_members = global_members
     connection_rooms = global_rooms_of
-
-    # Rooms ----------------------------------------------------------------------------------
-
-    @_on_loop
-    def join(self, conn_id: str, room: str) -> None:
-        """Put a connection in ``room`` (created on first join).
-
-        Raises:
-            UnknownConnection: if there is no such connection.
-            RoomFull: if the room has ``max_room_members`` members.
-        """
-        self.connection(conn_id)
-        self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
-        self._room_groups.pop(room, None)
-        self.backend.room_joined(conn_id, room)
-
-    @_on_loop
-    def leave(self, conn_id: str, room: str) -> None:
-        """Take a connection out of ``room`` (no-op if it is not in it)."""
-        self._rooms.leave(conn_id, room)
-        self._room_groups.pop(room, None)
-        self.backend.room_left(conn_id, room)
-
-    # Delivery -------------------------------------------------------------------------------
-
-    def _deliver(self, groups: Groups, data: JSONValue, kind: str | None) -> int:
-        delivered, size = deliver(groups, data, kind)
-        self.encodes += len(groups)
-        counters = self.counters
-        counters.messages_sent += delivered
-        counters.bytes_sent += size
-        return delivered
-
-    @_on_loop
-    def send(self, conn_id: str, data: JSONValue, *, type: str | None = None) -> bool:
-        """Hand ``data`` to one connection (never waits for the client).
-
-        Returns:
-            True if a connection of this process took it, or, with a shared backend,
-            if the id is not local and the message was published for the others;
-            False if it is not here (memory backend) or its outbox dropped it.
-        """
-        session = self._registry.get(conn_id)
-        if session is None:
-            if not self.distributed:
-                return False
-            self.bus.publish(BroadcastFrame(data, type, None, (conn_id,)))
-            return True
-        return self._deliver([(session.codec, [session])], data, type) == 1
-
-    @_on_loop
-    def broadcast(
-        self,
-        data: JSONValue,
-        *,
-        type: str | None = None,
-        room: str | None = None,
-        to: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
-    ) -> int:
-        """Hand ``data`` to many connections at once (never waits for a client).
-
-        Args:
-            data: The payload, encoded once per codec.
-            type: The event type for message-type (envelope) connections.
-            room: Only the members of this room.
-            to: Only these connection ids.
-            exclude: Not these connection ids.
-
-        Returns:
-            How many connections of this process took the message. With a shared
-            backend the frame is also published for the other processes, whose
-            deliveries are not counted here.
-
-        Raises:
-            TypeError, ValueError: if ``data`` cannot be encoded (nothing is sent).
-        """
-        wanted = None if to is None else tuple(dict.fromkeys(to))  # each id once
-        excluded = tuple(exclude) if exclude else ()
-        groups = self._groups(room, wanted, excluded)
-        if self.distributed and (wanted is None or any(i not in self._registry for i in wanted)):
-            # Some recipients may live in other processes: publish once for all of them,
-            # before the local delivery, so that bad data fails before any send.
-            self.bus.publish(BroadcastFrame(data, type, room, wanted, excluded))
-        return self._deliver(groups, data, type)
-
-    def _groups(
-        self, room: str | None, to: tuple[str, ...] | None, exclude: Iterable[str]
-    ) -> Groups:
-        """This process's recipients, by codec, of a broadcast to ``room`` and/or ``to``
-        (less ``exclude``)."""
-        registry = self._registry
-        if to is not None:
-            targets = (session for session in map(registry.get, to) if session is not None)
-            if room is not None:
-                members = self._rooms.members(room)
-                targets = (session for session in targets if session.id in members)
-            groups = group(targets)
-        elif room is not None:
-            # Kept until the room's membership changes (join, leave, disconnect): a
-            # steady room is broadcast to without a lookup per member.
-            cached = self._room_groups.get(room)
-            if cached is None:
-                found = map(registry.get, self._rooms.members_view(room))
-                cached = group(session for session in found if session is not None)
-                if cached:
-                    self._room_groups[room] = cached
-            groups = cached
-        else:
-            groups = group(registry.values())
-        if not exclude:
-            return groups
-        excluded = set(exclude)
-        return [
-            (codec, [session for session in members if session.id not in excluded])
-            for codec, members in groups
-        ]
-
-    async def disconnect(
-        self,
-        conn_id: str,
-        code: int = CloseCode.NORMAL_CLOSURE,
-        reason: str = "",
-        *,
-        message: JSONValue = None,
-        type: str | None = None,
-        timeout: float = 5.0,
-    ) -> bool:
-        """Close a connection, optionally after a last message.
-
-        Returns:
-            False if there is no such connection in this process; with a shared
-            backend, a non-local id is published for the process that has it, and the
-            result is True.
-        """
-        session = self._registry.get(conn_id)
-        if session is None:
-            if not self.distributed:
-                return False
-            self.bus.publish(DisconnectFrame(conn_id, code, reason, message, type, timeout))
-            return True
-        if message is not None:
-            self._deliver([(session.codec, [session])], message, type)
-        await session.wait_drained(timeout)
-        await session.close_connection(code, reason)
-        return True
-
-    def _deliver_frame(self, frame: BroadcastFrame) -> None:
-        groups = self._groups(frame.room, frame.to, frame.exclude)
-        if groups:
-            self._deliver(groups, frame.data, frame.type)
-
-    def _disconnect_frame(self, frame: DisconnectFrame) -> None:
-        if frame.conn_id in self._registry:
-            self._spawn(
-                self.disconnect(
-                    frame.conn_id,
-                    frame.code,
-                    frame.reason,
-                    message=frame.message,
-                    type=frame.type,
-                    timeout=frame.timeout,
-                )
-            )
 
     # Idle sweeper ---------------------------------------------------------------------------
 
@@ -633,7 +351,7 @@ class Hub:
 
     # Stats ----------------------------------------------------------------------------------
 
-    @_on_loop
+    @on_loop
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: connections, rooms, messages and bytes, drops..."""
         return {

@@ -96,10 +96,6 @@ class Rooms(Generic[K]):
         """The rooms ``member`` is in."""
         return frozenset(self._rooms_of.get(member, ()))
 
-    def count(self, room: str) -> int:
-        """How many members ``room`` has."""
-        return len(self._members.get(room, ()))
-
     @property
     def names(self) -> frozenset[str]:
         """Every non-empty room."""
