@@ -26,6 +26,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
@@ -380,9 +381,9 @@ class App(RouteRegistry):
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """No route matched: 404 for HTTP; for a WebSocket, close before accept with 403,
-    which the server turns into an HTTP 403 answer to the handshake."""
+    """No route matched: 404 for HTTP; for a WebSocket, close before accept, which the
+    server turns into an HTTP 403 answer to the handshake."""
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 403, "reason": ""})
+        await send({"type": "websocket.close", "code": HANDSHAKE_REJECTED_STATUS, "reason": ""})
         return
-    raise HTTPException(status_code=404)
+    raise HTTPError(404)

@@ -24,7 +24,7 @@ from starlette.datastructures import QueryParams, State
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-from .closecodes import CloseCode
+from .closecodes import HANDSHAKE_REJECTED_STATUS, CloseCode
 from .errors import ConfigurationError, InvalidState
 from .realtime.envelope import encode_error
 from .realtime.hub import Connection, Hub
@@ -267,7 +267,7 @@ class WebSocket(HTTPConnection):
         if self._accepted:
             await self.close(CloseCode.POLICY_VIOLATION)
         else:
-            await self.close(CloseCode.REJECTED)
+            await self.close(HANDSHAKE_REJECTED_STATUS)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection with ``code`` (before accept: reject with HTTP 403).
