@@ -57,6 +57,19 @@ def previous() -> Iterator[Recorder]:
             signal.signal(sig, original)
 
 
+class GatedDrain:
+    """A drain that records its steps and ends only once ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.steps: list[str] = []
+
+    async def __call__(self) -> None:
+        self.steps.append("started")
+        await self.gate.wait()
+        self.steps.append("done")
+
+
 async def run_lifespan(
     app: App, while_serving: Callable[[], Awaitable[None]] | None = None
 ) -> list[str]:
@@ -90,19 +103,12 @@ async def run_lifespan(
 
 
 async def test_drain_task_is_held_until_done_then_the_signal_goes_on(previous: Recorder) -> None:
-    gate = asyncio.Event()
-    drains: list[str] = []
-
-    async def drain() -> None:
-        drains.append("started")
-        await gate.wait()
-        drains.append("done")
-
+    drain = GatedDrain()
     handlers = install_drain_handlers(drain, asyncio.get_running_loop())
     try:
         assert handler_of(signal.SIGTERM) is not previous
         signal.raise_signal(signal.SIGTERM)
-        await eventually(lambda: drains == ["started"])
+        await eventually(lambda: drain.steps == ["started"])
         # The loop itself keeps only a weak reference: the set is what keeps it alive.
         gc.collect()
         assert len(handlers.tasks) == 1
@@ -114,10 +120,10 @@ async def test_drain_task_is_held_until_done_then_the_signal_goes_on(previous: R
         signal.raise_signal(signal.SIGTERM)
         assert previous.calls == [signal.SIGTERM]
 
-        gate.set()
+        drain.gate.set()
         await eventually(lambda: not handlers.tasks)
         assert task.done() and task.exception() is None
-        assert drains == ["started", "done"]
+        assert drain.steps == ["started", "done"]
         assert previous.calls == [signal.SIGTERM, signal.SIGTERM]
     finally:
         await handlers.aclose()
@@ -126,24 +132,17 @@ async def test_drain_task_is_held_until_done_then_the_signal_goes_on(previous: R
 
 
 async def test_aclose_restores_the_handlers_and_awaits_a_running_drain(previous: Recorder) -> None:
-    gate = asyncio.Event()
-    drains: list[str] = []
-
-    async def drain() -> None:
-        drains.append("started")
-        await gate.wait()
-        drains.append("done")
-
+    drain = GatedDrain()
     handlers = install_drain_handlers(drain, asyncio.get_running_loop())
     signal.raise_signal(signal.SIGINT)
-    await eventually(lambda: drains == ["started"])
+    await eventually(lambda: drain.steps == ["started"])
     closing = asyncio.ensure_future(handlers.aclose())
     await eventually(lambda: handler_of(signal.SIGINT) is previous)
     assert handler_of(signal.SIGTERM) is previous
     assert not closing.done()  # waiting for the drain
-    gate.set()
+    drain.gate.set()
     await asyncio.wait_for(closing, 10)
-    assert drains == ["started", "done"]
+    assert drain.steps == ["started", "done"]
     assert not handlers.tasks
     # The app was already shutting down: the signal is not handed on after the fact.
     assert previous.calls == []
