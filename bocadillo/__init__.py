@@ -8,22 +8,27 @@ from .config import Settings, configure, plugin, settings
 from .errors import (
     BackendUnavailable,
     BocadilloError,
+    ClientDisconnect,
     ConfigurationError,
     EnvelopeError,
     ExpectedAsync,
     HTTPError,
     HubError,
+    InvalidArgument,
     InvalidState,
     MissingDependency,
+    ParameterError,
+    Redirect,
+    RoomFull,
     UnknownConnection,
     WebSocketDisconnect,
+    WireError,
 )
 from .hooks import after, before
 from .injection import provider, useprovider
 from .middleware.base import Middleware
 from .recipes import Recipe
-from .redirection import Redirect
-from .request import ClientDisconnect, Request
+from .request import Request
 from .response import Response
 from .routing import HTTPRoute, WebSocketRoute
 from .sse import EventStream, server_event
@@ -47,20 +52,24 @@ __all__ = [
     "HTTPError",
     "HTTPRoute",
     "HubError",
+    "InvalidArgument",
     "InvalidState",
     "LiveServer",
     "Middleware",
     "MissingDependency",
+    "ParameterError",
     "Recipe",
     "Redirect",
     "Request",
     "Response",
+    "RoomFull",
     "Settings",
     "Templates",
     "UnknownConnection",
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketRoute",
+    "WireError",
     "after",
     "before",
     "configure",

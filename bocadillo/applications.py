@@ -26,6 +26,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
@@ -36,7 +37,7 @@ from .middleware.errors import (
     internal_error_response,
 )
 from .middleware.hsts import HSTSMiddleware
-from .realtime.drain import install_drain_handlers
+from .realtime.drain import DrainHandlers, install_drain_handlers
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
@@ -93,7 +94,7 @@ class App(RouteRegistry):
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
         self.jobs = Jobs()
-        self._uninstall_drain: Callable[[], None] | None = None
+        self._drain_handlers: DrainHandlers | None = None
 
     def _changed(self) -> None:
         self._router = None
@@ -191,21 +192,26 @@ class App(RouteRegistry):
     async def _lifespan(self, _app: Any) -> AsyncIterator[None]:
         hub = self.hub
         await hub.startup()
-        self._uninstall_drain = install_drain_handlers(self._drain, asyncio.get_running_loop())
-        await self._run_handlers("startup")
-        self.jobs.start({"app": self, "hub": hub})
+        self._drain_handlers = handlers = install_drain_handlers(
+            self._drain, asyncio.get_running_loop()
+        )
         try:
-            yield
-        finally:
+            await self._run_handlers("startup")
+            self.jobs.start({"app": self, "hub": hub})
             try:
-                await self.jobs.stop()
-                await self._drain()
-                await self._run_handlers("shutdown")
+                yield
             finally:
-                if self._uninstall_drain is not None:
-                    self._uninstall_drain()
-                    self._uninstall_drain = None
-                await self.providers.aclose()
+                try:
+                    await self.jobs.stop()
+                    await self._drain()
+                    await self._run_handlers("shutdown")
+                finally:
+                    await self.providers.aclose()
+        finally:
+            # Whether startup failed or the app served and stopped: the server's own
+            # handlers come back, and a drain a signal started is awaited.
+            await handlers.aclose()
+            self._drain_handlers = None
 
     async def _drain(self) -> None:
         settings = self.settings
@@ -373,9 +379,9 @@ class App(RouteRegistry):
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """No route matched: 404 for HTTP; for a WebSocket, close before accept with 403,
-    which the server turns into an HTTP 403 answer to the handshake."""
+    """No route matched: 404 for HTTP; for a WebSocket, close before accept, which the
+    server turns into an HTTP 403 answer to the handshake."""
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 403, "reason": ""})
+        await send({"type": "websocket.close", "code": HANDSHAKE_REJECTED_STATUS, "reason": ""})
         return
-    raise HTTPException(status_code=404)
+    raise HTTPError(404)

@@ -2,7 +2,7 @@
 
 A route picks a codec for each direction: ``text``, ``bytes`` or ``json``. Encoding
 builds the ASGI ``websocket.send`` event; decoding turns a ``websocket.receive`` event
-into a value, or raises ``Undecodable`` with the close code the connection must end
+into a value, or raises ``_Undecodable`` with the close code the connection must end
 with. It also normalizes a route's ``caught_close_codes``. No I/O here.
 """
 
@@ -22,7 +22,6 @@ __all__ = [
     "CaughtCloseCodes",
     "Codec",
     "Decoder",
-    "Undecodable",
     "check_codec",
     "decode_bytes",
     "decode_frame",
@@ -38,7 +37,7 @@ CaughtCloseCodes = Iterable[int] | Callable[[Iterable[object]], bool]
 _CODECS = ("text", "bytes", "json")
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _T = TypeVar("_T")
-#: Turns a ``websocket.receive`` message into a value, or raises ``Undecodable``.
+#: Turns a ``websocket.receive`` message into a value, or raises ``_Undecodable``.
 Decoder = Callable[[Message], _T]
 
 
@@ -111,7 +110,7 @@ def encode_message(value: Any, send_type: Codec) -> Message:
 # Decoding received frames -------------------------------------------------------------------
 
 
-class Undecodable(Exception):
+class _Undecodable(Exception):
     """A frame the codec cannot decode: the connection is closed with ``code``.
 
     Internal: ``WebSocket`` turns it into a close and a ``WebSocketDisconnect``.
@@ -137,7 +136,7 @@ def decode_text(message: Message) -> str:
     try:
         return bytes(message.get("bytes") or b"").decode("utf-8")
     except UnicodeDecodeError:
-        raise Undecodable(CloseCode.INVALID_DATA, "expected UTF-8 text") from None
+        raise _Undecodable(CloseCode.INVALID_DATA, "expected UTF-8 text") from None
 
 
 def decode_bytes(message: Message) -> bytes:
@@ -156,7 +155,7 @@ def decode_json(message: Message) -> JSONValue:
     except (ValueError, RecursionError):
         # Not UTF-8, not JSON, NaN/Infinity, an integer with too many digits (all
         # ValueErrors), or nested too deeply.
-        raise Undecodable(CloseCode.INVALID_DATA, "invalid JSON") from None
+        raise _Undecodable(CloseCode.INVALID_DATA, "invalid JSON") from None
 
 
 DECODERS: dict[str, Decoder[Any]] = {

@@ -20,7 +20,7 @@ from typing import Any, Literal, Union
 
 import typesystem
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ParameterError
 
 __all__ = ["ParameterError", "ParameterPlan", "converter_for"]
 
@@ -28,17 +28,6 @@ Converter = Callable[[str], Any]
 _MISSING: Any = object()
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
-
-
-class ParameterError(ValueError):
-    """One or more parameters are missing or could not be converted.
-
-    ``errors`` maps each parameter name to a human-readable reason.
-    """
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {reason}" for name, reason in errors.items()))
-        self.errors = errors
 
 
 def _to_bool(value: str) -> bool:

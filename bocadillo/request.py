@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request as _StarletteRequest
+from starlette.requests import Request as _StarletteRequest
 
-from .errors import HTTPError
+from .errors import ClientDisconnect, HTTPError
 from .realtime.envelope import loads_strict
 from .types import JSONValue
 

@@ -19,6 +19,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.responses import FileResponse, Response as _StarletteResponse, StreamingResponse
 
+from .errors import InvalidArgument
 from .types import JSONValue, Receive, Scope, Send
 
 __all__ = ["Response", "encode_json"]
@@ -176,16 +177,16 @@ class Response:
             filename: The name the browser saves it under (required with ``content``).
 
         Raises:
-            ValueError: with neither or both of ``path`` and ``content``, or ``content``
+            InvalidArgument: with neither or both of ``path`` and ``content``, or ``content``
                 without ``filename``.
         """
         if (path is None) == (content is None):
-            raise ValueError("attachment() takes either a path or content=...")
+            raise InvalidArgument("attachment() takes either a path or content=...")
         if path is not None:
             self.file(path, attach=True, filename=filename)
             return
         if filename is None:
-            raise ValueError("attachment(content=...) needs a filename")
+            raise InvalidArgument("attachment(content=...) needs a filename")
         body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
         from mimetypes import guess_type
 

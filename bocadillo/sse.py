@@ -22,6 +22,7 @@ import json
 from collections.abc import AsyncIterable
 from typing import Any
 
+from .errors import InvalidArgument
 from .types import Message, Receive, Scope, Send
 
 __all__ = ["EventStream", "server_event"]
@@ -46,7 +47,7 @@ def server_event(
         comment: A comment line (ignored by browsers; useful as a keep-alive).
 
     Raises:
-        ValueError: if ``event`` or ``id`` contains a newline.
+        InvalidArgument: if ``event`` or ``id`` contains a newline.
     """
     event = event or name
     lines: list[str] = []
@@ -54,11 +55,11 @@ def server_event(
         lines.extend(f": {line}" for line in comment.splitlines() or [""])
     if id is not None:
         if "\n" in str(id) or "\r" in str(id):
-            raise ValueError("an event id cannot contain a newline")
+            raise InvalidArgument("an event id cannot contain a newline")
         lines.append(f"id: {id}")
     if event is not None:
         if "\n" in event or "\r" in event:
-            raise ValueError("an event name cannot contain a newline")
+            raise InvalidArgument("an event name cannot contain a newline")
         lines.append(f"event: {event}")
     if retry is not None:
         lines.append(f"retry: {int(retry)}")

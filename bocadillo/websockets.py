@@ -28,13 +28,13 @@ from starlette.datastructures import QueryParams, State
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-from .closecodes import CloseCode
+from .closecodes import HANDSHAKE_REJECTED_STATUS, CloseCode
 from .codecs import (
     DECODERS,
     CaughtCloseCodes,
     Codec,
     Decoder,
-    Undecodable,
+    _Undecodable,
     decode_bytes,
     decode_frame,
     decode_json,
@@ -59,8 +59,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-#: What closing before accept sends: the server answers the handshake with HTTP 403.
-_REJECT_BEFORE_ACCEPT = 403
 
 
 class WebSocketState(Enum):
@@ -264,7 +262,7 @@ class WebSocket(HTTPConnection):
         if self._phase in _ACCEPTED:
             await self.close(CloseCode.POLICY_VIOLATION)
         else:
-            await self.close(_REJECT_BEFORE_ACCEPT)
+            await self.close(HANDSHAKE_REJECTED_STATUS)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection with ``code`` (before accept: reject with HTTP 403).
@@ -349,7 +347,7 @@ class WebSocket(HTTPConnection):
                     raise await self._invalid(refusal.close, refusal.reason)
             try:
                 return decode(message)
-            except Undecodable as exc:
+            except _Undecodable as exc:
                 raise await self._invalid(exc.code, exc.reason) from None
 
     async def _send_quietly(self, text: str) -> None:

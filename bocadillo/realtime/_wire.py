@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import HubError
+from ..closecodes import CloseCode
+from ..errors import WireError
 from ..types import JSONValue
 
 __all__ = [
@@ -30,10 +31,6 @@ __all__ = [
 
 WIRE_VERSION = 1
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-class WireError(HubError):
-    """A frame from the bus could not be decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +49,7 @@ class DisconnectFrame:
     """Close the connection ``conn_id`` wherever it lives, optionally after a notice."""
 
     conn_id: str
-    code: int = 1000
+    code: int = CloseCode.NORMAL_CLOSURE
     reason: str = ""
     message: JSONValue = None
     type: str | None = None

@@ -238,7 +238,7 @@ class Hub(Delivery):
     def _refusal(self, ip: str | None) -> CloseCode | None:
         """The close code refusing a new connection from ``ip`` now, or None."""
         limits = self.limits
-        code = self.slots.refusal(
+        return self.slots.refusal(
             ip,
             accepting=self._accepting,
             live=len(self._registry),
@@ -246,7 +246,6 @@ class Hub(Delivery):
             max_connections=limits.max_connections,
             max_per_ip=limits.max_connections_per_ip,
         )
-        return None if code is None else CloseCode(code)
 
     def _add(self, session: Session) -> None:
         try:

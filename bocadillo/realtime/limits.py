@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..closecodes import CloseCode
+from ..errors import ConfigurationError
 
 __all__ = [
     "HubLimits",
@@ -72,13 +73,17 @@ class RateLimiter:
         window: The window length in seconds.
         max_violations: After this many rejected messages the verdict says ``close``
             (``None``: never).
+
+    Raises:
+        ConfigurationError: if ``limit`` is below 1 or ``window`` is not positive (the
+            ``rate_limit`` setting is wrong).
     """
 
     __slots__ = ("_count", "_start", "limit", "max_violations", "violations", "window")
 
     def __init__(self, limit: int, window: float, max_violations: int | None = None) -> None:
         if limit < 1 or window <= 0:
-            raise ValueError("a rate limit needs limit >= 1 and window > 0")
+            raise ConfigurationError("a rate limit needs limit >= 1 and window > 0")
         self.limit = limit
         self.window = window
         self.max_violations = max_violations

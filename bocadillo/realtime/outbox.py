@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import ConfigurationError
 from ..types import Message, Send
 from .limits import OverflowPolicy
 
@@ -164,9 +165,9 @@ class Outbox:
         driver: Driver | None = None,
     ) -> None:
         if policy not in _POLICIES:
-            raise ValueError(f"overflow policy must be one of {', '.join(_POLICIES)}")
+            raise ConfigurationError(f"overflow policy must be one of {', '.join(_POLICIES)}")
         if limit < 1:
-            raise ValueError("an outbox limit must be at least 1")
+            raise ConfigurationError("an outbox limit must be at least 1")
         self._send = send
         self.limit = limit
         self.policy = policy

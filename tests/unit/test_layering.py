@@ -167,7 +167,7 @@ def test_pure_modules_import_no_io_libraries(filename):
 
 @pytest.mark.parametrize("filename", PURE_MODULES)
 def test_pure_modules_import_only_stdlib_and_pure_bocadillo_modules(filename):
-    # Stdlib, and within bocadillo only errors, types and the other PURE modules.
+    # Stdlib, and within bocadillo only errors, types, close codes and the other PURE modules.
     pure = {f"bocadillo.realtime.{name.removesuffix('.py')}" for name in PURE_MODULES}
     allowed = pure | {"bocadillo.closecodes", "bocadillo.errors", "bocadillo.types"}
     for name in imports_of(REALTIME_DIR / filename):
@@ -175,6 +175,12 @@ def test_pure_modules_import_only_stdlib_and_pure_bocadillo_modules(filename):
             assert any(under(name, module) for module in allowed), name
         else:
             assert top_level(name) in sys.stdlib_module_names, name
+
+
+def test_close_codes_import_only_the_stdlib():
+    # PURE modules import closecodes.py; it must stay as pure as they are.
+    for name in imports_of(PACKAGE_DIR / "closecodes.py"):
+        assert top_level(name) in sys.stdlib_module_names, name
 
 
 @pytest.mark.parametrize(
