@@ -18,10 +18,10 @@ so its ``finally`` blocks run.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterable
 from typing import Any
 
+from .jsoncodec import dumps
 from .types import Message, Receive, Scope, Send
 
 __all__ = ["EventStream", "server_event"]
@@ -39,14 +39,16 @@ def server_event(
     """Format one server-sent event.
 
     Args:
-        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as JSON.
+        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as
+            JSON (``bocadillo.jsoncodec``: non-ASCII kept as is).
         event: The event type (``event:`` field); ``name`` is an alias.
         id: The event id, which the browser sends back as ``Last-Event-ID``.
         retry: The reconnection delay the browser should use, in milliseconds.
         comment: A comment line (ignored by browsers; useful as a keep-alive).
 
     Raises:
-        ValueError: if ``event`` or ``id`` contains a newline.
+        ValueError: if ``event`` or ``id`` contains a newline, or ``data`` holds what
+            JSON cannot carry (``NaN``, ``Infinity``...).
     """
     event = event or name
     lines: list[str] = []
@@ -62,9 +64,12 @@ def server_event(
         lines.append(f"event: {event}")
     if retry is not None:
         lines.append(f"retry: {int(retry)}")
-    if data is not None:
-        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        lines.extend(f"data: {line}" for line in text.splitlines() or [""])
+    if isinstance(data, str):
+        lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    elif data is not None:
+        # JSON text has no line break (they are escaped in strings): one line, whatever
+        # other separators (U+2028...) its strings hold.
+        lines.append(f"data: {dumps(data)}")
     return "\n".join(lines) + "\n\n"
 
 
