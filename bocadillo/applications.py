@@ -23,13 +23,14 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Route
 
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
+from .jsoncodec import dumps_bytes
 from .middleware.errors import (
     ErrorHandler,
     ErrorMiddleware,
@@ -326,8 +327,8 @@ class App(RouteRegistry):
             return []
         hub_stats = self.hub.stats
 
-        async def stats(request: Any) -> JSONResponse:
-            return JSONResponse(hub_stats())
+        async def stats(request: Any) -> _StarletteResponse:
+            return _StarletteResponse(dumps_bytes(hub_stats()), media_type="application/json")
 
         return [Route(path, stats, methods=["GET"], name="hub_stats")]
 

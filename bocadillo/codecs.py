@@ -8,13 +8,12 @@ with. It also normalizes a route's ``caught_close_codes``. No I/O here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from .closecodes import CloseCode
 from .errors import ConfigurationError
-from .request import loads_strict
+from .jsoncodec import dumps, loads
 from .types import JSONValue, Message
 
 __all__ = [
@@ -35,7 +34,6 @@ Codec = Literal["text", "bytes", "json"]
 #: An iterable of close codes, or the built-in ``all`` (typed as the function it is).
 CaughtCloseCodes = Iterable[int] | Callable[[Iterable[object]], bool]
 _CODECS = ("text", "bytes", "json")
-_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _T = TypeVar("_T")
 #: Turns a ``websocket.receive`` message into a value, or raises ``_Undecodable``.
 Decoder = Callable[[Message], _T]
@@ -94,7 +92,7 @@ def encode_message(value: Any, send_type: Codec) -> Message:
         TypeError: if ``value`` does not fit the send type.
     """
     if send_type == "json":
-        return {"type": "websocket.send", "text": _json_encoder.encode(value)}
+        return {"type": "websocket.send", "text": dumps(value)}
     if isinstance(value, str):
         if send_type == "bytes":
             return {"type": "websocket.send", "bytes": value.encode("utf-8")}
@@ -151,10 +149,9 @@ def decode_json(message: Message) -> JSONValue:
     if raw is None:
         raw = message.get("bytes") or b""
     try:
-        return loads_strict(raw)
-    except (ValueError, RecursionError):
-        # Not UTF-8, not JSON, NaN/Infinity, an integer with too many digits (all
-        # ValueErrors), or nested too deeply.
+        return loads(raw)
+    except ValueError:
+        # Not UTF-8, not JSON, or what JSON cannot hold (see jsoncodec.loads).
         raise _Undecodable(CloseCode.INVALID_DATA, "invalid JSON") from None
 
 

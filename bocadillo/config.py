@@ -14,12 +14,12 @@ scripts; in an app, prefer ``app.settings``).
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError
+from .jsoncodec import loads
 
 __all__ = ["DEFAULTS", "Settings", "configure", "plugin", "settings"]
 
@@ -93,6 +93,13 @@ def plugin(func: Plugin) -> Plugin:
     return func
 
 
+def _parse_json(name: str, raw: str, text: str) -> Any:
+    try:
+        return loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"BOCADILLO_{name.upper()}={raw!r} is not JSON: {exc}") from None
+
+
 def _parse_env(name: str, raw: str, default: Any) -> Any:
     text = raw.strip()
     kind = _ENV_TYPES.get(name)
@@ -116,7 +123,7 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         default = []
     if isinstance(default, bool) or name in ("cors", "sessions"):
         if text.startswith("{"):
-            return json.loads(text)
+            return _parse_json(name, raw, text)
         lowered = text.lower()
         if lowered in _TRUE:
             return True
@@ -132,7 +139,7 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
             ) from None
     if isinstance(default, list):
         if text.startswith("["):
-            return json.loads(text)
+            return _parse_json(name, raw, text)
         return [item.strip() for item in text.split(",") if item.strip()]
     return raw
 

@@ -8,7 +8,6 @@ view (and its after-hooks) are done.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
@@ -20,6 +19,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import FileResponse, Response as _StarletteResponse, StreamingResponse
 
 from .errors import InvalidArgument
+from .jsoncodec import dumps_bytes
 from .types import JSONValue, Receive, Scope, Send
 
 __all__ = ["Response", "encode_json"]
@@ -30,12 +30,8 @@ _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
-_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def encode_json(value: JSONValue) -> bytes:
-    """Encode ``value`` as compact UTF-8 JSON (the encoding used for every JSON response)."""
-    return _json_encoder.encode(value).encode("utf-8")
+#: The JSON codec's ``dumps_bytes`` under its former name (``bocadillo.jsoncodec``).
+encode_json = dumps_bytes
 
 
 class Response:
@@ -95,12 +91,17 @@ class Response:
 
     @property
     def json(self) -> JSONValue:
-        """The body as a JSON-serialisable value (``application/json``)."""
+        """The body as a JSON-serialisable value (``application/json``).
+
+        Setting it encodes the value at once (``bocadillo.jsoncodec``): ``NaN``,
+        ``Infinity`` or anything else JSON cannot carry raises ``ValueError`` (a value
+        that is not JSON, ``TypeError``) in the view, and the client gets a 500.
+        """
         return self._json
 
     @json.setter
     def json(self, value: JSONValue) -> None:
-        self._set_body(encode_json(value), _JSON)
+        self._set_body(dumps_bytes(value), _JSON)
         self._json = value
 
     media = json

@@ -18,11 +18,11 @@ so its ``finally`` blocks run.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterable
 from typing import Any
 
 from .errors import InvalidArgument
+from .jsoncodec import dumps
 from .types import Message, Receive, Scope, Send
 
 __all__ = ["EventStream", "server_event"]
@@ -40,7 +40,8 @@ def server_event(
     """Format one server-sent event.
 
     Args:
-        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as JSON.
+        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as
+            JSON (``bocadillo.jsoncodec``: non-ASCII kept as is).
         event: The event type (``event:`` field); ``name`` is an alias.
         id: The event id, which the browser sends back as ``Last-Event-ID``.
         retry: The reconnection delay the browser should use, in milliseconds.
@@ -48,6 +49,7 @@ def server_event(
 
     Raises:
         InvalidArgument: if ``event`` or ``id`` contains a newline.
+        ValueError: if ``data`` holds what JSON cannot carry (``NaN``, ``Infinity``...).
     """
     event = event or name
     lines: list[str] = []
@@ -63,9 +65,12 @@ def server_event(
         lines.append(f"event: {event}")
     if retry is not None:
         lines.append(f"retry: {int(retry)}")
-    if data is not None:
-        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        lines.extend(f"data: {line}" for line in text.splitlines() or [""])
+    if isinstance(data, str):
+        lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    elif data is not None:
+        # JSON text has no line break (they are escaped in strings): one line, whatever
+        # other separators (U+2028...) its strings hold.
+        lines.append(f"data: {dumps(data)}")
     return "\n".join(lines) + "\n\n"
 
 

@@ -9,12 +9,12 @@ it), then put in each recipient's bounded outbox.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..closecodes import CloseCode
+from ..jsoncodec import dumps
 from ..types import JSONValue, Message
 from ._wire import BroadcastFrame, DisconnectFrame
 from .backends import HubBackend
@@ -39,7 +39,6 @@ __all__ = [
 MessageCodec = Literal["text", "bytes", "json", "envelope"]
 #: Recipients by the codec they take broadcasts in.
 Groups = list[tuple[MessageCodec, list["Session"]]]
-dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def encode_for(codec: MessageCodec, data: JSONValue, kind: str | None) -> Message:

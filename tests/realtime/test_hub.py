@@ -1303,3 +1303,20 @@ def test_hub_reads_from_a_worker_thread_run_on_the_hubs_loop():
         "info": "/ws",
     }
     assert sorted(reply["data"]["ids"]) == sorted([member_id, own_id])
+
+
+@pytest.mark.parametrize("path", ["/json", "/text", "/bytes", "/ws"])
+def test_hub_broadcast_of_what_json_cannot_carry_raises_before_any_send(path):
+    app = codec_app()
+
+    with create_client(app) as client, ExitStack() as stack:
+        session, conn_id = open_session(client, path, stack)
+        for data in (float("nan"), {"x": float("inf")}, ["\ud800"]):
+            with pytest.raises(ValueError):
+                on_loop(client, app.hub.broadcast, data)
+            with pytest.raises(ValueError):
+                on_loop(client, app.hub.send, conn_id, data)
+
+        assert on_loop(client, app.hub.broadcast, "sentinel", type="tick") == 1
+        received = session.receive()  # the sentinel comes first: nothing else was sent
+        assert "sentinel" in (received.get("text") or received["bytes"].decode())

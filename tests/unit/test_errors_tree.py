@@ -41,13 +41,14 @@ BUILTIN_RAISES: dict[tuple[str, str], str] = {
     # Each converter reports a bad value with ValueError; resolve() gathers them all
     # into one ParameterError.
     ("converters.py", "ValueError"): "collected into ParameterError",
-    # json.loads hooks: ValueError is what json expects; parse_envelope makes it an
-    # EnvelopeError and request.py an HTTP 400.
-    ("realtime/envelope.py", "ValueError"): "json.loads hooks",
     # A slot released twice is a bug in the caller (the hub), not a user error.
     ("realtime/admission.py", "ValueError"): "internal invariant",
     # A duplicate id: the hub turns it into InvalidState.
     ("realtime/registry.py", "KeyError"): "wrapped by the hub",
+    # The JSON rule (jsoncodec.py): what JSON cannot carry is a ValueError, as the
+    # stdlib's json raises; each boundary turns it into its answer (400, 1007, an
+    # invalid_json envelope, a WireError).
+    ("jsoncodec.py", "ValueError"): "a value or a text JSON cannot carry",
     # A dead transport is an OSError, as the ASGI server's own sends raise; WebSocket
     # turns it into WebSocketDisconnect(1006).
     ("realtime/outbox.py", "ConnectionResetError"): "a send to a closed outbox",
