@@ -9,19 +9,16 @@ it), then put in each recipient's bounded outbox.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..closecodes import CloseCode
 from ..jsoncodec import dumps
 from ..types import JSONValue, Message
 from ._wire import BroadcastFrame, DisconnectFrame
-from .backends import HubBackend
 from .bus import Bus
 from .directory import Directory, on_loop
 from .envelope import encode_envelope
-from .limits import HubLimits
 
 if TYPE_CHECKING:
     from .session import Session
@@ -110,28 +107,24 @@ class Delivery(Directory):
     """The hub's delivery: ``send``, ``broadcast`` and ``disconnect``, here and, through
     the bus, in the other processes. The base of ``Hub``.
 
-    Args:
-        backend: The hub's backend.
-        limits: The hub's limits.
-        clock: Returns the time in seconds.
+    Its state is made by ``_start_delivery()``, which the hub calls once its tables exist.
     """
 
-    def __init__(
-        self,
-        backend: HubBackend,
-        limits: HubLimits | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(backend, limits, clock)
-        #: Payload encodings done by deliveries (one per codec per delivery).
+    #: Payload encodings done by deliveries (one per codec per delivery).
+    encodes: int
+    #: What crosses processes (``bus.py``).
+    bus: Bus
+    _tasks: set[asyncio.Task[Any]]
+
+    def _start_delivery(self) -> None:
         self.encodes = 0
         self.bus = Bus(
-            backend,
+            self.backend,
             self.counters,
             on_broadcast=self._deliver_frame,
             on_disconnect=self._disconnect_frame,
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = set()
 
     @property
     def distributed(self) -> bool:

@@ -28,7 +28,7 @@ from .admission import Admission, origin_allowed
 from .backends import HubBackend, backend_from_url
 from .delivery import Delivery, MessageCodec, encode_for, group, message_size
 from .directory import on_loop
-from .limits import HubLimits, OverflowPolicy, is_idle
+from .limits import HubLimits, OverflowPolicy, RateLimiter, is_idle
 from .outbox import Driver, Outbox
 from .rooms import RoomFull
 from .session import CloseCallback, Session
@@ -85,6 +85,7 @@ class Hub(Delivery):
             limits,
             clock,
         )
+        self._start_delivery()
         self.id_generator = id_generator
         # Bound once, shared by every session's outbox.
         self._on_overflow = self._overflowed
@@ -185,51 +186,22 @@ class Hub(Delivery):
             user_data: The connection's user data (``ws.state``).
             outbox_limit, overflow: The outbox's size and policy (default: the limits').
         """
+        limits = self.limits
+        rate = None
+        if limits.rate_limit is not None:
+            count, window = limits.rate_limit
+            rate = RateLimiter(count, window, limits.rate_limit_violations)
         return Session(
             self,
             conn_id,
             send,
-            codec=codec,
-            close=close,
-            path=path,
-            remote_address=remote_address,
-            user_data=user_data,
-            outbox_limit=outbox_limit,
-            overflow=overflow,
+            codec,
+            close,
+            (path, remote_address),
+            user_data if user_data is not None else {},
+            (outbox_limit or limits.outbox_limit, overflow or limits.overflow),
+            rate,
         )
-
-    def register(
-        self,
-        conn_id: ConnectionId,
-        send: Send,
-        *,
-        codec: MessageCodec,
-        close: CloseCallback,
-        path: str,
-        remote_address: str | None,
-        user_data: dict[str, Any] | None = None,
-        outbox_limit: int | None = None,
-        overflow: OverflowPolicy | None = None,
-    ) -> Session:
-        """Register a connection at once, without admission (for transports of your own);
-        ``unregister`` it when it ends.
-
-        Raises:
-            InvalidState: if the id is already registered.
-        """
-        session = self.session(
-            conn_id,
-            send,
-            codec=codec,
-            close=close,
-            path=path,
-            remote_address=remote_address,
-            user_data=user_data,
-            outbox_limit=outbox_limit,
-            overflow=overflow,
-        )
-        self._add(session)
-        return session
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a handshake with this ``Origin`` header may proceed."""

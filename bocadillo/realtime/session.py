@@ -65,7 +65,7 @@ _REFUSALS = {
 class Session(Outbox):
     """One connection, from admission to its end (see the module docstring).
 
-    Made by ``Hub.session`` (or registered at once by ``Hub.register``); not by users.
+    Made by ``Hub.session``, which resolves its settings from the hub's limits.
     """
 
     __slots__ = (
@@ -92,20 +92,18 @@ class Session(Outbox):
         hub: Hub,
         conn_id: ConnectionId,
         send: Send,
-        *,
         codec: MessageCodec,
         close: CloseCallback,
-        path: str,
-        remote_address: str | None,
-        user_data: dict[str, Any] | None = None,
-        outbox_limit: int | None = None,
-        overflow: OverflowPolicy | None = None,
+        where: tuple[str, str | None],
+        user_data: dict[str, Any],
+        outbox: tuple[int, OverflowPolicy],
+        rate: RateLimiter | None,
     ) -> None:
-        limits = hub.limits
+        limit, policy = outbox
         super().__init__(
             send,
-            limit=outbox_limit or limits.outbox_limit,
-            policy=overflow or limits.overflow,
+            limit=limit,
+            policy=policy,
             on_overflow=hub._on_overflow,
             on_error=hub._on_send_error,
             on_drop=hub._on_drop,
@@ -115,13 +113,10 @@ class Session(Outbox):
         self.id = conn_id
         self.codec: MessageCodec = codec
         self._close = close
-        self.path = path
-        self.remote_address = remote_address
-        self.user_data: dict[str, Any] = user_data if user_data is not None else {}
-        self.rate: RateLimiter | None = None
-        if limits.rate_limit is not None:
-            count, window = limits.rate_limit
-            self.rate = RateLimiter(count, window, limits.rate_limit_violations)
+        #: The request path and the client's IP.
+        self.path, self.remote_address = where
+        self.user_data = user_data
+        self.rate = rate
         self.connected_at = 0.0
         self.last_activity = 0.0
         self.messages_received = 0

@@ -1196,14 +1196,14 @@ class Recorder:
         self.texts: list[str] = []
         self.writable = asyncio.Event()
         self.writable.set()
-        hub.register(
+        hub.session(
             ConnectionId(conn_id),
             self.send,
             codec="text",
             close=self.close,
             path="/test",
             remote_address="127.0.0.1",
-        )
+        ).register()
 
     async def send(self, message: Any) -> None:
         await self.writable.wait()
