@@ -314,7 +314,10 @@ class App(RouteRegistry):
             self._router = AppRouter(
                 routes=self._stats_routes()
                 + compile_routes(
-                    self, providers=self.providers, socket_path=self.settings["socket_path"]
+                    self,
+                    providers=self.providers,
+                    socket_path=self.settings["socket_path"],
+                    debug=self.debug,
                 ),
                 lifespan=self._lifespan,
                 default=_not_found,
@@ -367,7 +370,13 @@ class App(RouteRegistry):
         scope["app"] = self
         stack = self._stack
         if stack is None:
-            stack = self._stack = self._build()
+            try:
+                stack = self._stack = self._build()
+            except Exception as exc:
+                if scope["type"] != "lifespan":
+                    raise
+                await _startup_failed(receive, send, exc)
+                raise
         if scope["type"] == "http":
             await stack(scope, receive, send)
         else:
@@ -379,10 +388,22 @@ class App(RouteRegistry):
         return f"<App {self.name}>"
 
 
+async def _startup_failed(receive: Receive, send: Send, exc: Exception) -> None:
+    """The app cannot be built (a registration the checks could only make now, such as a
+    handler parameter nothing provides): fail the startup, so that the server says why
+    and exits, instead of serving a 500 for every request. The caller re-raises, as
+    Starlette's lifespan does after a failed startup."""
+    logger.error("the app cannot start: %s", exc)
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+
+
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """No route matched: 404 for HTTP; for a WebSocket, close before accept, which the
     server turns into an HTTP 403 answer to the handshake."""
     if scope["type"] == "websocket":
+        logger.warning("no WebSocket route matches %s: handshake refused (403)", scope["path"])
         await send({"type": "websocket.close", "code": HANDSHAKE_REJECTED_STATUS, "reason": ""})
         return
     raise HTTPError(404)

@@ -251,6 +251,13 @@ class ParameterPlan:
                 continue
             self._params.append(self._plan(name, p))
         self.names = frozenset(p.name for p in self._params)
+        untaken = self.route_params - self.names - self.excluded - skipped
+        if untaken and not self.accepts_extra:
+            listed = ", ".join(sorted(untaken))
+            raise ConfigurationError(
+                f"{name} does not take the route parameter(s) {listed}: add them to its "
+                "signature, or rename the pattern's parameters to match the view's"
+            )
         #: Whether any parameter comes from the query string (else it is never parsed).
         self.uses_query = any(not p.in_path for p in self._params)
 

@@ -19,7 +19,14 @@ code, and a second ``close()`` raises ``InvalidState``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from enum import Enum
 from types import TracebackType
 from typing import Any, TypeVar
@@ -394,6 +401,14 @@ class WebSocket(HTTPConnection):
         """Receive one message decoded with the route's ``receive_type``."""
         return self._next(DECODERS[self.receive_type])
 
+    def __iter__(self) -> Iterator[str]:
+        """Refuse ``for message in ws``: a WebSocket is iterated with ``async for``.
+
+        Raises:
+            TypeError: always, naming the fix.
+        """
+        raise TypeError("iterate over a WebSocket with `async for message in ws`, not `for`")
+
     def __aiter__(self) -> AsyncIterator[Any]:
         """Yield received messages (decoded with the route's ``receive_type``) forever; a
         disconnect raises ``WebSocketDisconnect``."""
@@ -495,7 +510,7 @@ class WebSocket(HTTPConnection):
         """Broadcast through the app's hub (see ``Hub.broadcast``); never waits.
 
         Returns:
-            How many connections took the message.
+            How many connections took the message. A plain call: do not ``await`` it.
         """
         hub = self._require_hub()
         excluded = list(exclude or ())

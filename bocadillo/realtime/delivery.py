@@ -185,7 +185,8 @@ class Delivery(Directory):
         Returns:
             How many connections of this process took the message. With a shared
             backend the frame is also published for the other processes, whose
-            deliveries are not counted here.
+            deliveries are not counted here. It is a plain call, not a coroutine: do
+            not ``await`` it.
 
         Raises:
             TypeError, ValueError: if ``data`` cannot be encoded (nothing is sent).

@@ -201,13 +201,18 @@ class Dispatcher:
         check_schema(schema, f"socket handler {kind!r}")
         self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
 
-    def bind(self, providers: ProviderRegistry) -> BoundDispatcher:
+    def bind(self, providers: ProviderRegistry, *, debug: bool = False) -> BoundDispatcher:
         """The endpoint as served by an app with ``providers`` (when it compiles).
+
+        Args:
+            providers: The app's providers.
+            debug: Tell clients the type and message of a handler's exception (in the
+                ``handler_error`` envelope); never in production.
 
         Raises:
             ConfigurationError: for a handler parameter nothing can fill.
         """
-        return BoundDispatcher(self, providers)
+        return BoundDispatcher(self, providers, debug=debug)
 
 
 class BoundDispatcher:
@@ -217,8 +222,11 @@ class BoundDispatcher:
     the reply text (or None), and ``serve`` sends that.
     """
 
-    def __init__(self, dispatcher: Dispatcher, providers: ProviderRegistry) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, providers: ProviderRegistry, *, debug: bool = False
+    ) -> None:
         self.dispatcher = dispatcher
+        self.debug = debug
         self._handlers = {
             kind: (handler, handler.providers_in(providers))
             for kind, handler in dispatcher.handlers.items()
@@ -312,11 +320,12 @@ class BoundDispatcher:
             return encode_error(exc.code, exc.message, envelope.id)
         except RoomFull as exc:
             return encode_error("room_full", str(exc), envelope.id)
-        except Exception:
+        except Exception as exc:
             logger.exception("socket handler %r failed", envelope.type)
             if ws.hub is not None:
                 ws.hub.counters.errors += 1
-            return encode_error("handler_error", "the handler failed", envelope.id)
+            text = f"{type(exc).__name__}: {exc}" if self.debug else "the handler failed"
+            return encode_error("handler_error", text, envelope.id)
 
 
 def welcome_message(value: Any) -> str:

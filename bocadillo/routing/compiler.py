@@ -33,7 +33,11 @@ __all__ = ["AppRouter", "compile_routes"]
 
 
 def compile_routes(
-    registry: RouteRegistry, *, providers: ProviderRegistry, socket_path: str = "/ws"
+    registry: RouteRegistry,
+    *,
+    providers: ProviderRegistry,
+    socket_path: str = "/ws",
+    debug: bool = False,
 ) -> list[BaseRoute]:
     """Flatten a registry and its recipes into Starlette routes bound to ``providers``.
 
@@ -42,19 +46,21 @@ def compile_routes(
     specific route, mount or recipe.
 
     Raises:
-        ConfigurationError: if recipes include each other in a cycle, or for a missing
-            or circular provider.
+        ConfigurationError: if recipes include each other in a cycle, for a missing or
+            circular provider, or if a WebSocket route has the message-type endpoint's
+            path (``socket_path``).
     """
-    compiler = _Compiler(providers, socket_path)
+    compiler = _Compiler(providers, socket_path, debug)
     compiler.collect(registry, "", None, ())
     compiler.wildcards.sort(key=lambda item: (-item[0], item[1]))
     return compiler.routes + [route for _, _, route in compiler.wildcards]
 
 
 class _Compiler:
-    def __init__(self, providers: ProviderRegistry, socket_path: str) -> None:
+    def __init__(self, providers: ProviderRegistry, socket_path: str, debug: bool) -> None:
         self.providers = providers
         self.socket_path = socket_path
+        self.debug = debug
         self.routes: list[BaseRoute] = []
         self.wildcards: list[tuple[int, int, BaseRoute]] = []
 
@@ -71,8 +77,16 @@ class _Compiler:
 
         self._http(registry._http_routes, prefix, name_of)
         ws_routes = list(registry._ws_routes)
+        if None in registry._dispatchers:
+            for route in ws_routes:
+                if route.path == self.socket_path:
+                    raise ConfigurationError(
+                        f"WebSocket view {route.name!r} has the path {route.path}, which is "
+                        "the message-type endpoint of the @socket handlers (the socket_path "
+                        "setting): give the view another path, or set socket_path"
+                    )
         for endpoint, dispatcher in registry._dispatchers.items():
-            bound = dispatcher.bind(self.providers)
+            bound = dispatcher.bind(self.providers, debug=self.debug)
             route = WebSocketRoute(
                 endpoint or self.socket_path,
                 bound.serve,

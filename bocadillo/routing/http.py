@@ -72,6 +72,10 @@ class HTTPRoute:
             )
             for handler in self.all_handlers()
         }
+        #: The verbs the view declares (``None``: any, through a ``handle`` catch-all).
+        self.declared: frozenset[str] | None = (
+            None if self.catch_all is not None else frozenset(self.handlers)
+        )
         if "GET" in self.handlers and "HEAD" not in self.handlers:
             self.handlers["HEAD"] = self.handlers["GET"]
 
@@ -193,10 +197,14 @@ class MethodDispatch:
         self.by_method: dict[str, HTTPEndpoint] = {}
         self.catch_all: HTTPEndpoint | None = None
         for endpoint in endpoints:
-            if endpoint.route.methods is None:
+            route = endpoint.route
+            if route.declared is None:
                 self.catch_all = self.catch_all or endpoint
-            for method in endpoint.route.handlers:
-                self.by_method.setdefault(method, endpoint)
+            for method in route.handlers:
+                if route.declared is not None and method in route.declared:
+                    self.by_method[method] = endpoint  # declared beats an implicit HEAD
+                else:
+                    self.by_method.setdefault(method, endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.by_method.get(scope["method"]) or self.catch_all

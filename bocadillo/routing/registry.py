@@ -20,6 +20,7 @@ from ..realtime.limits import OverflowPolicy
 from ..types import ASGIApp
 from ..views import callable_name
 from .http import HTTPRoute
+from .patterns import expand_pattern
 from .websocket import WebSocketRoute
 
 __all__ = ["MountEntry", "RouteRegistry"]
@@ -90,6 +91,9 @@ class RouteRegistry:
         route = HTTPRoute(
             pattern, view, methods=methods, name=name, providers=self._provider_names()
         )
+        for other in self._http_routes:
+            if other.path == route.path:
+                _check_no_overlap(route, other)
         self._http_routes.append(route)
         self._changed()
         return route
@@ -168,6 +172,7 @@ class RouteRegistry:
         """
 
         def decorate(view: Callable[..., Any]) -> WebSocketRoute:
+            self._check_ws_path_free(expand_pattern(pattern), f"websocket_route({pattern!r})")
             route = WebSocketRoute(
                 pattern,
                 view,
@@ -189,11 +194,31 @@ class RouteRegistry:
 
     # Message-type routing ---------------------------------------------------------------------
 
+    def _check_ws_path_free(self, path: str, what: str) -> None:
+        """Raise if a WebSocket route or a message-type endpoint already serves ``path``.
+
+        Raises:
+            ConfigurationError: naming both.
+        """
+        for route in self._ws_routes:
+            if route.path == path:
+                raise ConfigurationError(
+                    f"{what}: {path} is already served by WebSocket view {route.name!r}; "
+                    "give one of them another path"
+                )
+        if path in self._dispatchers:
+            raise ConfigurationError(
+                f"{what}: {path} is already the message-type endpoint of @socket handlers; "
+                "give the route another path (or the handlers another endpoint=)"
+            )
+
     def _dispatcher(self, endpoint: str | None) -> Dispatcher:
         if endpoint is not None and not endpoint.startswith("/"):
             raise ConfigurationError(f"socket endpoint {endpoint!r} must start with '/'")
         dispatcher = self._dispatchers.get(endpoint)
         if dispatcher is None:
+            if endpoint is not None:
+                self._check_ws_path_free(endpoint, f"socket endpoint {endpoint!r}")
             dispatcher = self._dispatchers[endpoint] = Dispatcher(endpoint or "")
             self._changed()
         return dispatcher
@@ -278,3 +303,24 @@ class RouteRegistry:
 
     def _qualify(self, name: str) -> str:
         return name
+
+
+def _check_no_overlap(route: HTTPRoute, other: HTTPRoute) -> None:
+    """Raise if two views registered on one path serve a method in common (the second
+    would never be called).
+
+    Raises:
+        ConfigurationError: naming the path, the methods and the view already there.
+    """
+    mine, theirs = route.declared, other.declared
+    if mine is None or theirs is None:
+        common = "every method (a handle() catch-all)"
+    else:
+        shared = mine & theirs
+        if not shared:
+            return
+        common = ", ".join(sorted(shared))
+    raise ConfigurationError(
+        f"{route.pattern}: {common} is already served by view {other.name!r}; "
+        "register each method of a path once (merge the views, or change a path)"
+    )
