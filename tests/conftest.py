@@ -1,13 +1,44 @@
-"""Shared fixtures: an anyio backend, fresh apps, and live uvicorn servers."""
+"""Shared fixtures: an anyio backend, fresh apps, live uvicorn servers, and the isolation
+every test gets (``clean_environment``, ``restore_global_providers``).
+
+The helpers that are not fixtures (``eventually``, ``listening_socket``...) are in
+``tests/live.py``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from bocadillo import App, LiveServer
+from bocadillo.config import _PLUGINS
+from bocadillo.injection import _GLOBAL
+
+#: Kept in the environment: it selects the size of the reliability scenarios (``make soak``).
+_KEPT = frozenset({"BOCADILLO_SOAK"})
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting of the outer environment leaks into a test: every ``BOCADILLO_*``
+    variable (but ``BOCADILLO_SOAK``) and ``SECRET_KEY`` are removed for its length."""
+    for name in list(os.environ):
+        if (name.startswith("BOCADILLO_") and name not in _KEPT) or name == "SECRET_KEY":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def restore_global_providers() -> Iterator[None]:
+    """``@provider`` and ``configure(plugins=...)`` register globally: whatever a test
+    registers is gone after it."""
+    providers, plugins = dict(_GLOBAL), list(_PLUGINS)
+    yield
+    _GLOBAL.clear()
+    _GLOBAL.update(providers)
+    _PLUGINS[:] = plugins
 
 
 @pytest.fixture
