@@ -1,6 +1,8 @@
-"""Real ``python -m uvicorn`` processes for multi-process tests, on free loopback ports.
+"""Real ``python -m uvicorn`` processes for multi-process tests, on loopback ports.
 
-Each is stopped by its own PID (and its workers' PIDs), whatever happens in the test.
+Each serves a listening socket bound by the test (``tests.live.listening_socket``) and
+handed over with ``--fd``, so no port is chosen and then bound later by someone else. Each
+is stopped by its own PID (and its workers' PIDs), whatever happens in the test.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.live import free_port
+from tests.live import listening_socket
 
 __all__ = ["UvicornProcess"]
 
@@ -32,7 +34,9 @@ class UvicornProcess:
         args: tuple[str, ...] = (),
     ) -> None:
         self.app = app
-        self.port = free_port()
+        # Held until start() hands it to uvicorn: the port is never free in between.
+        self._listener: socket.socket | None = listening_socket()
+        self.port: int = self._listener.getsockname()[1]
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -45,15 +49,24 @@ class UvicornProcess:
 
     def start(self, timeout: float = 30.0) -> UvicornProcess:
         """Start the server and wait until it accepts TCP connections."""
-        command = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), *self._args],
-                cwd=ROOT,
-                env=self._environ,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        listener, self._listener = self._listener, None
+        assert listener is not None, "a UvicornProcess starts once"
+        fd = listener.fileno()
+        command = [sys.executable, "-m", "uvicorn", self.app, "--fd", str(fd), *self._args]
+        try:
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=self._environ,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=[fd],
+                )
+        finally:
+            # The child (and its workers) have their own copy: once uvicorn is gone,
+            # connections are refused, not queued on a socket of the test process.
+            listener.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -102,6 +115,9 @@ class UvicornProcess:
 
     def kill(self) -> None:
         """SIGKILL the server (and its workers): no cleanup of any kind."""
+        if self._listener is not None:  # never started
+            self._listener.close()
+            self._listener = None
         if self.process is None or self.process.poll() is not None:
             return
         for pid in [*self.children(), self.pid]:

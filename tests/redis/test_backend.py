@@ -22,7 +22,7 @@ from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
 from bocadillo.realtime.hub import Hub
 from bocadillo.types import ConnectionId, Message
-from tests.live import eventually, free_port
+from tests.live import eventually
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
@@ -290,7 +290,10 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
 
 async def test_an_unreachable_redis_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
     caplog.set_level(logging.ERROR, logger="bocadillo.hub.redis")
-    late = RedisServer(tmp_path / "late", port=free_port())
+    # A server started once, then stopped: its port, with nothing listening on it now.
+    late = RedisServer(tmp_path / "late")
+    late.start()
+    late.stop(kill=True)
     hub = await make_hub(url=late.url, backoff=(0.05, 0.2))
     assert not hub.backend.connected
     assert "unreachable" in caplog.text

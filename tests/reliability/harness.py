@@ -12,19 +12,21 @@ read from ``/proc/<pid>/status``; it is stopped by its PID, whatever happens.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2 as httpx
+
+from tests import live
 
 __all__ = [
     "SOAK",
@@ -56,23 +58,9 @@ def raise_file_limit() -> int:
     return hard
 
 
-async def eventually(
-    check: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float,
-    what: str,
-    interval: float = 0.05,
-) -> T:
-    """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result is not None and result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what} (last: {result!r})")
-        await asyncio.sleep(interval)
+#: ``tests.live.eventually``, polling every 50 ms: the checks of the scenarios ask a loaded
+#: server for its ``/state`` over HTTP.
+eventually = functools.partial(live.eventually, interval=0.05)
 
 
 #: uvicorn's own INFO lines ("Started server process", "Application startup complete"...).
@@ -99,14 +87,9 @@ class ServerProcess:
         self.log_path = log_path
         # uvicorn gets a listening socket bound here (--fd): no port can be taken between
         # choosing and binding it, and socket options are inherited by every connection.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if sndbuf is not None:
-            # A small send buffer makes the server's transport pause after a few
-            # kilobytes for a client that does not read, as megabytes would on a network.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4096)
+        # A small ``sndbuf`` makes the server's transport pause after a few kilobytes for
+        # a client that does not read, as megabytes would on a network.
+        listener = live.listening_socket(sndbuf=sndbuf)
         self.port: int = listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {
