@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from bocadillo import App, LiveServer
 from bocadillo.config import _PLUGINS
 from bocadillo.injection import _GLOBAL
+from tests.redis_server import RedisServer
 
 #: Kept in the environment: it selects the size of the reliability scenarios (``make soak``).
 _KEPT = frozenset({"BOCADILLO_SOAK"})
@@ -65,3 +67,14 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in reversed(servers):
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running ``redis-server``; missing, it fails the test (never skips it)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

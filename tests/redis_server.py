@@ -4,12 +4,14 @@ A missing ``redis-server`` fails the tests that need it (``.ci/run`` installs th
 Debian package): the Redis backend is never tested against a mock.
 
 The port: ``redis-server`` cannot be handed a listening socket as uvicorn can (``--fd``),
-and ``--port 0`` does not let it choose one (it turns TCP off). So ``start()`` asks the
-kernel for a port that is unused right now and starts the server on it; if something took
-the port in between, the collision is seen (the server exits with "Address already in
-use", or a process other than ours answers on the port) and it starts again on another
-port, ``ATTEMPTS`` times at most. Every test reaches the server through ``url`` after
-``start()``: the port it ends up on is the only one the test ever uses.
+and ``--port 0`` does not let it choose one (it turns TCP off). So ``RedisServer`` holds
+its port with a socket of its own, bound with ``SO_REUSEADDR`` (the kernel chooses the
+port) but never listening, from its creation to its end. On Linux that reservation keeps
+the port from every other ``bind`` (to port 0 or without ``SO_REUSEADDR``) and from the
+ephemeral ports of outgoing connections, while ``redis-server``, which binds with
+``SO_REUSEADDR``, can still bind it and listen. While the server is down, a connection to
+the port is refused, as from a stopped server: a restart, or a server started after the
+app (``start()`` later), gets the same port back, with no window for anyone else.
 """
 
 from __future__ import annotations
@@ -24,32 +26,31 @@ from pathlib import Path
 
 __all__ = ["RedisServer"]
 
-#: How many ports ``start()`` tries before it gives up.
-ATTEMPTS = 10
 
-
-class _PortTaken(Exception):
-    """The port was taken by another process before ``redis-server`` could bind it."""
-
-
-def _unused_port() -> int:
-    """A port of 127.0.0.1 that nothing is bound to right now (see the module docstring:
-    the caller detects a collision and retries)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def _reserve_port() -> socket.socket:
+    """A socket bound to a port of 127.0.0.1 chosen by the kernel, never listening (see
+    the module docstring)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class RedisServer:
     """One ``redis-server`` on 127.0.0.1, keeping nothing on disk; restartable on its port.
 
+    The port is chosen (and reserved) at creation: ``url`` is known before ``start()``.
+    ``close()`` stops the server and gives the port back.
+
     Args:
         workdir: Its working directory (its log is ``redis.log`` there).
-        port: A port to use; by default ``start()`` picks one (see the module docstring).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(
@@ -58,12 +59,12 @@ class RedisServer:
             )
         self.executable = executable
         self.workdir = workdir
-        self.port: int = port or 0
+        self._reservation: socket.socket | None = _reserve_port()
+        self.port: int = self._reservation.getsockname()[1]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        assert self.port, "start the server first: its port is chosen when it starts"
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -71,38 +72,15 @@ class RedisServer:
         return self.workdir / "redis.log"
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it answers; later starts reuse the port.
-
-        Raises:
-            RuntimeError: if it exits or does not answer within ``timeout``, or its port
-                (given, or chosen at an earlier start) is taken by another process, or
-                ``ATTEMPTS`` chosen ports were all taken.
-        """
+        """Start the server on its port and wait until it answers."""
         assert self.process is None, "already running"
+        assert self._reservation is not None, "closed"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if self.port:
-            try:
-                self._start_on(self.port, timeout)
-            except _PortTaken:
-                raise RuntimeError(f"port {self.port} is taken by another process") from None
-            return
-        for _ in range(ATTEMPTS):
-            port = _unused_port()
-            try:
-                self._start_on(port, timeout)
-            except _PortTaken:
-                continue
-            self.port = port
-            return
-        raise RuntimeError(f"redis-server found no free port in {ATTEMPTS} attempts")
-
-    def _start_on(self, port: int, timeout: float) -> None:
-        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
-        process = subprocess.Popen(
+        self.process = subprocess.Popen(
             [
                 self.executable,
                 "--port",
-                str(port),
+                str(self.port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -117,29 +95,20 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.process = process
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if self.process.poll() is not None:
                 self.process = None
-                with open(self.log_path, "rb") as file:
-                    file.seek(logged)
-                    log = file.read().decode(errors="replace")
-                if "Address already in use" in log:
-                    raise _PortTaken(port)
+                log = self.log_path.read_text(errors="replace")
                 raise RuntimeError(f"redis-server exited at start:\n{log}")
-            answering = _server_pid(port)
-            if answering == process.pid:
+            if self.ping():
                 return
-            if answering is not None:  # someone else's server on this port
-                self.stop(kill=True)
-                raise _PortTaken(port)
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {port}")
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
     def ping(self) -> bool:
-        """Whether this server answers on its port."""
+        """Whether this server (not another process) answers on its port."""
         return self.process is not None and _server_pid(self.port) == self.process.pid
 
     def stop(self, *, kill: bool = False) -> None:
@@ -153,6 +122,13 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop the server and give its port back."""
+        self.stop()
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
 
     def restart(self) -> None:
         """Stop, then start again on the same port, empty."""

@@ -41,6 +41,12 @@ def say(data: dict[str, Any]) -> int:
     )
 
 
+@app.socket("mark")
+def mark(data: str) -> int:
+    """A broadcast to everyone of its own type: the tests' proof that nothing else came."""
+    return app.hub.broadcast(data, type="mark")
+
+
 @app.socket("dm")
 def dm(data: dict[str, Any]) -> bool:
     return app.hub.send(data["to"], data["text"], type="dm")

@@ -163,7 +163,14 @@ async def test_rooms_to_exclude_sends_and_disconnects_cross_processes(peers):
     await eventually(lambda: a1.got("said") == ["room"] and b1.got("said") == ["room"], TIMEOUT)
     await eventually(lambda: b2.got("said") == ["picked"] and a3.got("said") == ["picked"], TIMEOUT)
     await eventually(lambda: b3.got("dm") == ["psst"], TIMEOUT)
-    await asyncio.sleep(0.3)  # anything misdirected would have arrived by now
+    # A last broadcast from each process reaches every client after everything that
+    # process published before: once all have both, nothing misdirected is on its way.
+    await a2.call("mark", "one")
+    await b3.call("mark", "two")
+    everyone = (a1, a2, a3, b1, b2, b3)
+    await eventually(
+        lambda: all(sorted(p.got("mark")) == ["one", "two"] for p in everyone), TIMEOUT
+    )
     assert a2.got("said") == b3.got("said") == []
     assert a1.got("dm") == a2.got("dm") == b1.got("dm") == []
 
