@@ -13,8 +13,8 @@ import asyncio
 import base64
 import os
 import socket
-from collections.abc import AsyncIterable, Callable
-from typing import Any
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 __all__ = [
     "eventually",
@@ -23,6 +23,8 @@ __all__ = [
     "read_until_closed",
     "stalled_client",
 ]
+
+T = TypeVar("T")
 
 
 def listening_socket(*, sndbuf: int | None = None, backlog: int = 4096) -> socket.socket:
@@ -82,6 +84,26 @@ async def stalled_client(port: int, path: str, *, timeout: float = 30.0) -> sock
         sock.close()
         raise
     return sock
+
+
+@overload
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    timeout: float = ...,
+    *,
+    what: str | None = ...,
+    interval: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T],
+    timeout: float = ...,
+    *,
+    what: str | None = ...,
+    interval: float = ...,
+) -> T: ...
 
 
 async def eventually(

@@ -13,13 +13,47 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.live import listening_socket
 
-__all__ = ["UvicornProcess"]
+__all__ = ["UvicornProcess", "spawn_uvicorn"]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn_uvicorn(
+    app: str,
+    listener: socket.socket,
+    log_path: Path,
+    environ: Mapping[str, str],
+    args: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m uvicorn <app> --fd N <args>`` serving ``listener`` (see
+    ``tests.live.listening_socket``), in the project's root, its output appended to
+    ``log_path``; close the test's copy of the socket.
+
+    Once the child has its copy, the test's is closed: when uvicorn is gone, connections
+    are refused, not queued on a socket of the test process. asyncio's debug mode (on in
+    ``make test``) is left out of ``environ``: these servers carry load.
+    """
+    environ = dict(environ)
+    # Any value, even "0", turns asyncio's debug mode on: remove the variable.
+    environ.pop("PYTHONASYNCIODEBUG", None)
+    fd = listener.fileno()
+    try:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", app, "--fd", str(fd), *args],
+                cwd=ROOT,
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[fd],
+            )
+    finally:
+        listener.close()
 
 
 class UvicornProcess:
@@ -40,10 +74,7 @@ class UvicornProcess:
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        environ = {**os.environ, **(env or {})}
-        # These servers carry load: asyncio's debug mode (on in `make test`) slows them.
-        environ.pop("PYTHONASYNCIODEBUG", None)
-        self._environ = environ
+        self._environ = {**os.environ, **(env or {})}
         self._args = args
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -51,22 +82,7 @@ class UvicornProcess:
         """Start the server and wait until it accepts TCP connections."""
         listener, self._listener = self._listener, None
         assert listener is not None, "a UvicornProcess starts once"
-        fd = listener.fileno()
-        command = [sys.executable, "-m", "uvicorn", self.app, "--fd", str(fd), *self._args]
-        try:
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=self._environ,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=[fd],
-                )
-        finally:
-            # The child (and its workers) have their own copy: once uvicorn is gone,
-            # connections are refused, not queued on a socket of the test process.
-            listener.close()
+        self.process = spawn_uvicorn(self.app, listener, self.log_path, self._environ, self._args)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

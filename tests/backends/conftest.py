@@ -4,7 +4,8 @@
 ``redis://`` (a real ``redis-server``, the ``redis_server`` fixture; a prefix per test).
 ``make_node`` and ``make_hub`` start backends and hubs on it; every one is stopped at
 teardown. With Redis, the backends and hubs made in one test share the server and the
-prefix, as the processes of one app do.
+prefix, as the processes of one app do. ``test_redis.py`` overrides ``backend_url``: what
+crosses processes, and what only Redis has, runs on Redis alone.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 import pytest
 
 from bocadillo.realtime.backends import backend_from_url
-from bocadillo.realtime.hub import Hub
+from bocadillo.realtime.hub import Hub, HubLimits
 from tests.backends.support import Node
 from tests.redis_server import RedisServer
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -59,10 +60,14 @@ async def make_node(
 async def make_hub(
     backend_url: str, backend_options: dict[str, Any]
 ) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
+    """``make_hub(url=None, *, limits=None, **options)``: a started hub on ``url`` (by
+    default the backend under test), ``options`` added to the backend options."""
     hubs: list[Hub] = []
 
-    async def make(**options: Any) -> Hub:
-        hub = Hub(backend_url, backend_options=backend_options, **options)
+    async def make(
+        url: str | None = None, *, limits: HubLimits | None = None, **options: Any
+    ) -> Hub:
+        hub = Hub(url or backend_url, backend_options={**backend_options, **options}, limits=limits)
         await hub.startup()
         hubs.append(hub)
         return hub

@@ -2,7 +2,7 @@
 whichever backend joins it to the others (delivery, rooms, the shared queries, drops).
 
 The hubs run without an app; connections are registered directly (``HubClient``). What
-crosses processes (several hubs on one Redis) is in ``tests/redis/test_backend.py``.
+crosses processes (several hubs on one Redis) is in ``test_redis.py``.
 """
 
 from __future__ import annotations

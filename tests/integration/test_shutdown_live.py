@@ -4,8 +4,8 @@ uvicorn on its own closes every WebSocket with 1012 the moment it gets the signa
 wraps uvicorn's signal handlers (``bocadillo/realtime/drain.py``) so that the first
 SIGTERM drains first: every client gets the shutdown notice after what was already queued
 for it, then a 1001 close, and connections attempted meanwhile are refused. The server is
-``tests/integration/shutdown_app.py``, started as ``python -m uvicorn`` on a free loopback
-port; the signal goes to that process only, and the process is killed by its PID whatever
+``tests/integration/shutdown_app.py``, started as ``python -m uvicorn`` on a loopback
+socket bound by the test (``--fd``); the signal goes to that process only, and the process is killed by its PID whatever
 happens. Every wait is bounded.
 """
 
@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bocadillo import CloseCode
 from tests.live import eventually, listening_socket, read_until_closed, stalled_client
+from tests.uvicorn_process import spawn_uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integration.shutdown_app:app"
 NOTICE = "server going away"
 #: Upper bound for any wait (the machine may be busy): never an expectation about speed.
@@ -52,23 +51,7 @@ class Served:
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        environ = {**os.environ, **env}
-        # The server handles bursts of messages: asyncio's debug mode (on in `make test`)
-        # would only slow it down.
-        environ.pop("PYTHONASYNCIODEBUG", None)
-        command = [sys.executable, "-m", "uvicorn", APP, "--fd", str(listener.fileno())]
-        try:
-            with open(log_path, "wb") as log:
-                self.process = subprocess.Popen(
-                    [*command, *args],
-                    cwd=ROOT,
-                    env=environ,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=[listener.fileno()],
-                )
-        finally:
-            listener.close()  # the child has its own copy
+        self.process = spawn_uvicorn(APP, listener, log_path, {**os.environ, **env}, args)
 
     @property
     def log(self) -> str:
@@ -81,11 +64,14 @@ class Served:
                 if self.process.poll() is not None:
                     raise AssertionError(f"uvicorn exited early:\n{self.log}")
                 try:
-                    return (await client.get(self.url + "/count")).status_code == 200
+                    return bool((await client.get(self.url + "/count")).status_code == 200)
                 except httpx.TransportError:
                     return False
 
-            await eventually(answers, 20.0, what=f"uvicorn answers:\n{self.log}", interval=0.05)
+            try:
+                await eventually(answers, 20.0, interval=0.05)
+            except AssertionError:
+                raise AssertionError(f"uvicorn did not answer in time:\n{self.log}") from None
 
     async def get(self, path: str) -> Any:
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:

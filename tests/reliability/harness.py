@@ -4,7 +4,7 @@ Sizes: the CI size runs in ``make test``; ``BOCADILLO_SOAK=1`` (``make soak``) s
 full size given in issue #9. ``size(ci, full)`` picks one.
 
 ``ServerProcess`` runs ``tests/reliability/soak_app.py`` under ``python -m uvicorn`` on a
-free loopback port, with settings as ``BOCADILLO_*`` variables and without asyncio's
+loopback socket it is handed (``--fd``), with settings as ``BOCADILLO_*`` variables and without asyncio's
 debug mode. Its stderr goes to a log file that ``assert_clean_log`` reads; its memory is
 read from ``/proc/<pid>/status``; it is stopped by its PID, whatever happens.
 """
@@ -12,21 +12,20 @@ read from ``/proc/<pid>/status``; it is stopped by its PID, whatever happens.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
 import resource
 import signal
 import subprocess
-import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx2 as httpx
 
 from tests import live
+from tests.uvicorn_process import spawn_uvicorn
 
 __all__ = [
     "SOAK",
@@ -58,9 +57,16 @@ def raise_file_limit() -> int:
     return hard
 
 
-#: ``tests.live.eventually``, polling every 50 ms: the checks of the scenarios ask a loaded
-#: server for its ``/state`` over HTTP.
-eventually = functools.partial(live.eventually, interval=0.05)
+async def eventually(
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+) -> T:
+    """``tests.live.eventually`` for the scenarios: a timeout and a description always,
+    and a poll every 50 ms (a check asks a loaded server for its ``/state`` over HTTP)."""
+    return cast(T, await live.eventually(check, timeout, what=what, interval=interval))
 
 
 #: uvicorn's own INFO lines ("Started server process", "Application startup complete"...).
@@ -68,7 +74,7 @@ _UVICORN_INFO = re.compile(r"^INFO:\s")
 
 
 class ServerProcess:
-    """``python -m uvicorn tests.reliability.soak_app:app`` on a free loopback port.
+    """``python -m uvicorn tests.reliability.soak_app:app`` on a loopback socket bound here.
 
     Args:
         log_path: Where its stdout and stderr go.
@@ -95,34 +101,10 @@ class ServerProcess:
         environ = {
             name: value for name, value in os.environ.items() if not name.startswith("BOCADILLO_")
         }
-        # Any value, even "0", turns asyncio's debug mode on: remove the variable.
-        environ.pop("PYTHONASYNCIODEBUG", None)
         environ.pop("COVERAGE_PROCESS_START", None)
         environ.update(env or {})
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            APP,
-            "--fd",
-            str(listener.fileno()),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *(args or []),
-        ]
-        try:
-            with open(log_path, "wb") as log:
-                self.process = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=environ,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=[listener.fileno()],
-                )
-        finally:
-            listener.close()  # the child has its own copy
+        options = ["--log-level", "warning", "--no-access-log", *(args or [])]
+        self.process = spawn_uvicorn(APP, listener, log_path, environ, options)
         self.pid = self.process.pid
 
     # Lifecycle --------------------------------------------------------------------------

@@ -1,19 +1,20 @@
 """The Redis backend in one process: several hubs, each with its own backend (its own
 node), sharing a real ``redis-server``, exactly as worker processes would.
 
-What every backend does (one hub, or the backend used directly) is the contract suite in
-``tests/backends/``, which runs against Redis too; here is what crosses processes and
-what only Redis has (outages, heartbeats, prefixes, its settings).
+What every backend does (one hub, or the backend used directly) is the contract suite
+beside it (``test_backend_contract.py``, ``test_hub_contract.py``), which runs against Redis
+too; here is what crosses processes and what only Redis has (outages, heartbeats,
+prefixes, its settings).
 
 Connections are registered on the hubs directly with recording ``send``/``close``
-callbacks; the same paths over real uvicorn processes are in ``test_cluster_live.py``.
+callbacks; the same paths over real uvicorn processes are in
+``tests/redis/test_cluster_live.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,7 +23,6 @@ from bocadillo import App
 from bocadillo.errors import BackendUnavailable, ConfigurationError, MissingDependency
 from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
-from bocadillo.realtime.hub import Hub
 from tests.backends.support import settled
 from tests.hub_client import HubClient
 from tests.live import eventually
@@ -32,19 +32,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
 
 @pytest.fixture
-async def make_hub(redis_server: RedisServer) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
-    hubs: list[Hub] = []
-
-    async def make(prefix: str = "test", url: str | None = None, **options: Any) -> Hub:
-        options.setdefault("heartbeat_ttl", 2.0)
-        hub = Hub(url or redis_server.url, backend_options={"prefix": prefix, **options})
-        await hub.startup()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in reversed(hubs):
-        await hub.shutdown(timeout=1.0)
+def backend_url(redis_server: RedisServer) -> str:
+    """This module's tests are Redis's own: not parametrized over the backends."""
+    return redis_server.url
 
 
 def test_the_scheme_picks_the_redis_backend_with_its_options():
