@@ -5,8 +5,8 @@ wraps uvicorn's signal handlers (``bocadillo/realtime/drain.py``) so that the fi
 SIGTERM drains first: every client gets the shutdown notice after what was already queued
 for it, then a 1001 close, and connections attempted meanwhile are refused. The server is
 ``tests/integration/shutdown_app.py``, started as ``python -m uvicorn`` on a loopback
-socket bound by the test (``--fd``); the signal goes to that process only, and the process is killed by its PID whatever
-happens. Every wait is bounded.
+socket bound by the test (``--fd``); the signal goes to that process only, and the process
+is killed by its PID whatever happens. Every wait is bounded.
 """
 
 from __future__ import annotations

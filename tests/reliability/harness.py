@@ -4,9 +4,10 @@ Sizes: the CI size runs in ``make test``; ``BOCADILLO_SOAK=1`` (``make soak``) s
 full size given in issue #9. ``size(ci, full)`` picks one.
 
 ``ServerProcess`` runs ``tests/reliability/soak_app.py`` under ``python -m uvicorn`` on a
-loopback socket it is handed (``--fd``), with settings as ``BOCADILLO_*`` variables and without asyncio's
-debug mode. Its stderr goes to a log file that ``assert_clean_log`` reads; its memory is
-read from ``/proc/<pid>/status``; it is stopped by its PID, whatever happens.
+loopback socket it is handed (``--fd``), with settings as ``BOCADILLO_*`` variables and
+without asyncio's debug mode. Its stderr goes to a log file that ``assert_clean_log``
+reads; its memory is read from ``/proc/<pid>/status``; it is stopped by its PID, whatever
+happens.
 """
 
 from __future__ import annotations
