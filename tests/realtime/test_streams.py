@@ -16,6 +16,7 @@ from bocadillo import (
     RequestTimeout,
     create_client,
 )
+from bocadillo.realtime.history import Position
 from tests.realtime.helpers import awaited, on_loop
 
 
@@ -35,6 +36,12 @@ def history_app(**settings: Any) -> App:
         return hub.broadcast(data["text"], type="said", room=data["room"])
 
     return app
+
+
+def current(client, app: App, room: str) -> Position:
+    position = awaited(client, app.hub.position, room)
+    assert position is not None
+    return position
 
 
 def position_of(message: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +110,7 @@ def test_resume_that_cannot_recover_says_so_with_the_current_position(position, 
     with create_client(app) as client, client.websocket_connect("/ws") as ws:
         for n in range(8):  # more than the 5 kept
             on_loop(client, app.hub.broadcast, n, room="news")
-        current = awaited(client, app.hub.position, "news")
+        current = current(client, app, "news")
         if position["epoch"] is None:
             position = {"epoch": current.epoch, "offset": 1}
         ws.send_json({"type": "resume", "data": {"rooms": {"news": position}}, "id": 1})
@@ -156,7 +163,7 @@ def test_resume_with_an_offset_ahead_of_the_stream_is_refused():
     app = history_app()
     with create_client(app) as client, client.websocket_connect("/ws") as ws:
         on_loop(client, app.hub.broadcast, "one", room="news")
-        epoch = awaited(client, app.hub.position, "news").epoch
+        epoch = current(client, app, "news").epoch
         rooms = {"news": {"epoch": epoch, "offset": 2}, "lobby": None}
         ws.send_json({"type": "resume", "data": {"rooms": rooms}, "id": 1})
         reply = ws.receive_json()
@@ -209,7 +216,7 @@ def test_ws_resume_helper_for_websocket_route_views():
     with create_client(app) as client, client.websocket_connect("/feed") as ws:
         for n in range(3):
             on_loop(client, app.hub.broadcast, {"n": n}, room="news")
-        epoch = awaited(client, app.hub.position, "news").epoch
+        epoch = current(client, app, "news").epoch
         ws.send_json({"epoch": epoch, "offset": 1})
         assert [ws.receive_json() for _ in range(2)] == [{"n": 1}, {"n": 2}]
         assert ws.receive_json() == {"recovered": True, "epoch": epoch, "offset": 3}
@@ -264,6 +271,7 @@ def test_leave_events_reach_the_remaining_members():
 def request_app() -> tuple[App, list[Any]]:
     app = App()
     results: list[Any] = []
+    tasks: set[asyncio.Task[None]] = set()  # referenced until the test ends
 
     @app.socket("ask")
     async def ask(ws, data):
@@ -273,7 +281,7 @@ def request_app() -> tuple[App, list[Any]]:
             except (RequestTimeout, RequestFailed) as exc:
                 results.append(type(exc).__name__)
 
-        asyncio.get_running_loop().create_task(asking())
+        tasks.add(asyncio.get_running_loop().create_task(asking()))
 
     @app.socket("ask_inline")
     async def ask_inline(ws):
