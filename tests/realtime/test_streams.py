@@ -110,14 +110,14 @@ def test_resume_that_cannot_recover_says_so_with_the_current_position(position, 
     with create_client(app) as client, client.websocket_connect("/ws") as ws:
         for n in range(8):  # more than the 5 kept
             on_loop(client, app.hub.broadcast, n, room="news")
-        current = current(client, app, "news")
+        now = current(client, app, "news")
         if position["epoch"] is None:
-            position = {"epoch": current.epoch, "offset": 1}
+            position = {"epoch": now.epoch, "offset": 1}
         ws.send_json({"type": "resume", "data": {"rooms": {"news": position}}, "id": 1})
         reply = ws.receive_json()  # nothing replayed: the reply comes first
         assert reply["data"]["rooms"]["news"] == {
             "recovered": False,
-            "epoch": current.epoch,
+            "epoch": now.epoch,
             "offset": 8,
         }, why
         assert on_loop(client, app.hub.local_members, "news") == {reply_id(client, app)}
