@@ -208,6 +208,7 @@ class Client:
         self._handlers: dict[str, list[Handler]] = {}
         self._listeners: dict[str, list[Listener]] = {}
         self._answerers: dict[str, Answerer] = {}
+        self._joining: set[str] = set()
         self._pending: dict[int, _Pending] = {}
         self._queue: deque[tuple[str, int | None]] = deque()
         self._seq = 0
@@ -390,6 +391,9 @@ class Client:
         known = room in self.rooms
         if not known:
             self.rooms[room] = None
+        # While its join is on its way, a reconnection does not resume the room: the
+        # join itself (queued, or failed with "disconnected" before the next attempt) says.
+        self._joining.add(room)
         try:
             answer = await self.request(
                 self.join_type, room if data is None else data, timeout=timeout
@@ -398,6 +402,8 @@ class Client:
             if not known and exc.code not in _LOCAL_CODES:
                 self.rooms.pop(room, None)
             raise
+        finally:
+            self._joining.discard(room)
         position = Position.parse(answer)
         if position is not None and room in self.rooms and self.rooms[room] is None:
             self.rooms[room] = position
@@ -565,7 +571,7 @@ class Client:
             self.state = "open"
             self._opened.set()
             self._emit("open", {})
-            if self.rooms and self._wire is wire:
+            if any(room not in self._joining for room in self.rooms) and self._wire is wire:
                 self._resume(wire)
             queue, self._queue = self._queue, deque()
             for frame, request_id in queue:
@@ -604,7 +610,7 @@ class Client:
     def _resume(self, wire: asyncio.Queue[str | None]) -> None:
         """Put the ``resume`` request on the wire now (before the offline queue), and
         handle its answer in a task."""
-        asked = dict(self.rooms)
+        asked = {room: pos for room, pos in self.rooms.items() if room not in self._joining}
         rooms = {room: None if pos is None else pos.as_dict() for room, pos in asked.items()}
         answer = self._request("resume", {"rooms": rooms}, self.request_timeout, direct=True)
         self._spawn(self._resumed(asked, answer, wire))

@@ -122,6 +122,7 @@ export class Client {
     this._handlers = new Map();
     this._listeners = new Map();
     this._answerers = new Map();
+    this._joining = new Set();
     this._pending = new Map();
     this._queue = [];
     this._seq = 0;
@@ -228,6 +229,9 @@ export class Client {
   async join(room, data = room, options = {}) {
     const known = this.rooms.has(room);
     if (!known) this.rooms.set(room, null);
+    // While its join is on its way, a reconnection does not resume the room: the join
+    // itself (queued, or failed with "disconnected" before the next attempt) says.
+    this._joining.add(room);
     try {
       const answer = await this.request(this.options.joinType, data, options);
       if (isPosition(answer) && this.rooms.has(room) && this.rooms.get(room) === null) {
@@ -238,6 +242,8 @@ export class Client {
       const local = ["timeout", "disconnected", "queue_full", "closed"].includes(error.code);
       if (!known && !local) this.rooms.delete(room);
       throw error;
+    } finally {
+      this._joining.delete(room);
     }
   }
 
@@ -360,14 +366,30 @@ export class Client {
     }
     this._socket = socket;
     this._connectTimer = setTimeout(() => {
-      if (this._socket === socket && socket.readyState !== OPEN) socket.close();
+      if (this._socket === socket && socket.readyState !== OPEN) this._abandon(socket, "timeout", true);
     }, this.options.connectTimeout);
     socket.onopen = () => this._opened(socket);
     socket.onmessage = (event) => {
       if (this._socket === socket && typeof event.data === "string") this._received(event.data, socket);
     };
     socket.onclose = (event) => this._closed(socket, event.code, event.reason, event.wasClean);
-    socket.onerror = () => {}; // a close event follows
+    // After an error a close event follows, but for a connection that failed to open
+    // some implementations (Node 20's) leave the socket "connecting" for ever.
+    socket.onerror = () => {
+      if (socket.readyState === 0) this._abandon(socket, "connection failed", false);
+    };
+  }
+
+  _abandon(socket, reason, abort) {
+    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    if (abort) {
+      try {
+        socket.close();
+      } catch {
+        // closing a socket that never opened may throw; it is dropped either way
+      }
+    }
+    this._closed(socket, 1006, reason, false);
   }
 
   _opened(socket) {
@@ -377,7 +399,7 @@ export class Client {
     this.state = "open";
     this._emit("open", {});
     if (this._socket !== socket) return; // a listener closed it
-    if (this.rooms.size > 0) this._resume(socket);
+    if ([...this.rooms.keys()].some((room) => !this._joining.has(room))) this._resume(socket);
     const queue = this._queue;
     this._queue = [];
     for (const item of queue) {
@@ -391,7 +413,7 @@ export class Client {
   }
 
   async _resume(socket) {
-    const asked = new Map(this.rooms);
+    const asked = new Map([...this.rooms].filter(([room]) => !this._joining.has(room)));
     const rooms = {};
     for (const [room, position] of asked) rooms[room] = position;
     let answer;
