@@ -20,7 +20,12 @@ from tests.live import eventually
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 TIMEOUT = 20.0
-FAST: dict[str, Any] = {"min_delay": 0.05, "max_delay": 0.5, "busy_delay": 0.3, "restart_delay": 0.2}
+FAST: dict[str, Any] = {
+    "min_delay": 0.05,
+    "max_delay": 0.5,
+    "busy_delay": 0.3,
+    "restart_delay": 0.2,
+}
 
 
 class Recorder:
