@@ -27,8 +27,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Route
 
-from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .clientscript import client_script_route
+from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
