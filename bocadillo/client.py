@@ -326,6 +326,8 @@ class Client:
         self.state = "closed"
         if ws is not None:
             await ws.close(code, reason)
+        elif self._task is not None:
+            self._task.cancel()  # connecting, or waiting to: nothing to close
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         for task in list(self._tasks):

@@ -255,3 +255,21 @@ async def test_resume_fills_the_gap(servers: list[LiveServer]) -> None:
         await post(server.url + "/control/publish/news/1")
         await eventually(lambda: len(seen.of("news")) == 6, TIMEOUT)
         assert client.rooms["news"] == Position(joined["epoch"], 6)
+
+
+async def test_close_while_nothing_listens_ends_at_once(servers: list[LiveServer]) -> None:
+    stopped = serve(servers)
+    stopped.stop()
+    client = Client(f"ws://127.0.0.1:{stopped.port}/ws", **FAST)
+    seen = Recorder(client)
+    client.start()
+    await eventually(lambda: seen.event("reconnecting"), TIMEOUT)
+    queued = asyncio.ensure_future(client.request("add", {"a": 1, "b": 1}, timeout=TIMEOUT))
+    await asyncio.wait_for(client.close(), TIMEOUT)
+    assert client.state == "closed"
+    with pytest.raises(RequestFailed) as closed:
+        await queued
+    assert closed.value.code == "closed"
+    assert seen.event("closed")[-1]["code"] == 1000
+    with pytest.raises(RequestFailed):
+        await client.wait_open(TIMEOUT)
