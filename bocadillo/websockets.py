@@ -50,9 +50,9 @@ from .codecs import (
     normalize_caught_codes,
 )
 from .errors import InvalidState
+from .jsoncodec import loads
 from .membership import HubMembership
 from .realtime.delivery import message_size
-from .jsoncodec import loads
 from .realtime.envelope import encode_error
 from .realtime.hub import new_connection_id
 from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send

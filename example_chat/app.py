@@ -149,9 +149,8 @@ def create_app(**settings: Any) -> App:
         text = data["text"].strip()
         if not text:
             raise EnvelopeError("invalid_data", "text: must not be blank")
-        hub.broadcast(
-            {"name": _name(ws), "text": text, "ts": time.time()}, type="message", room=room
-        )
+        posted = {"name": _name(ws), "text": text, "ts": time.time()}
+        hub.broadcast(posted, type="message", room=room)
         return True
 
     @app.socket("typing", schema=TYPING)
