@@ -9,6 +9,8 @@ from typing import Any
 
 from bocadillo import App, CloseCode
 
+__all__ = ["create_app"]
+
 
 def create_app(**settings: Any) -> App:
     """The test app; ``settings`` override its defaults (history for every room)."""

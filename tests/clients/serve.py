@@ -22,6 +22,8 @@ from typing import Any
 from bocadillo import LiveServer
 from tests.clients.app import create_app
 
+__all__ = ["main"]
+
 
 def main(argv: list[str]) -> None:
     settings: dict[str, Any] = json.loads(argv[1]) if len(argv) > 1 else {}
