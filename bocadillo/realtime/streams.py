@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..errors import InvalidArgument, UnknownConnection
-from ..jsoncodec import dumps
+from ..jsoncodec import dumps, loads
+from ._wire import BroadcastFrame
 from .delivery import Delivery
 from .directory import on_loop
 from .history import Histories, Position, Publication, Recovery, RoomRules
@@ -125,12 +126,25 @@ class Streams(Delivery):
             UnknownConnection: if there is no such connection.
             TypeError, ValueError: if ``user`` is not JSON.
         """
-        dumps(user)
+        encoded = dumps(user)
         self.connection(conn_id).user = user
+        self.backend.user_set(conn_id, None if user is None else encoded.encode())
 
     async def presence(self, room: str) -> list[dict[str, Any]]:
-        """Who is in ``room``: ``[{"id": conn_id, "user": user}, ...]``, by id."""
-        return self._call_here(lambda: self._presence(room))
+        """Who is in ``room`` in every process: ``[{"id": conn_id, "user": user}, ...]``,
+        by id.
+
+        Raises:
+            BackendUnavailable: if a shared backend cannot be reached.
+        """
+        if not self.distributed:
+            return self._call_here(lambda: self._presence(room))
+        ids = sorted(await self.bus.members(room))
+        users = await self.backend.users(ids)
+        return [
+            {"id": conn_id, "user": None if user is None else loads(user)}
+            for conn_id, user in zip(ids, users, strict=True)
+        ]
 
     def _presence(self, room: str) -> list[dict[str, Any]]:
         found = []
@@ -157,10 +171,12 @@ class Streams(Delivery):
         if not self.rules.for_room(room).presence_events:
             return
         session = self._registry.get(conn_id)
-        user = session.user if session is not None else None
+        event = {"room": room, "id": conn_id, "user": session.user if session else None}
+        if self.distributed:  # the room's members in other processes too (no history)
+            self.bus.publish(BroadcastFrame(event, kind, room, None, (conn_id,)))
         groups = self._groups(room, None, (conn_id,))
         if groups:
-            self._deliver(groups, {"room": room, "id": conn_id, "user": user}, kind)
+            self._deliver(groups, event, kind)
 
     # Requests to clients --------------------------------------------------------------------
 

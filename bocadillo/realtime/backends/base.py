@@ -71,6 +71,19 @@ class HubBackend(ABC):
     async def rooms_of(self, conn_id: str) -> set[str]:
         """Rooms of a connection, wherever it lives."""
 
+    def user_set(self, conn_id: str, user: bytes | None) -> None:  # noqa: B027
+        """Record who a local connection is (JSON bytes; ``None`` forgets it), for
+        presence across processes. Optional: a single-process backend needs nothing."""
+
+    async def users(self, conn_ids: list[str]) -> list[bytes | None]:
+        """The users recorded for ``conn_ids``, in order (``None`` where none is).
+
+        Raises:
+            NotImplementedError: on a backend without shared presence (the hub then
+                reads its own tables).
+        """
+        raise NotImplementedError
+
     def stats(self) -> dict[str, int]:
         """Backend counters (published, failed, reconnects...)."""
         return {}

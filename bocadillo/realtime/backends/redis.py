@@ -11,7 +11,8 @@ Presence lives in ordinary keys (all under ``<prefix>:``):
 - ``conns``: hash of connection id -> node id;
 - ``node:<node>``: set of the connection ids of a node;
 - ``room:<room>``: set of the connection ids in a room;
-- ``rooms:<conn>``: set of the rooms of a connection.
+- ``rooms:<conn>``: set of the rooms of a connection;
+- ``users``: hash of connection id -> the JSON ``user`` it set (for presence).
 
 Every node beats every ``min(heartbeat_ttl / 3, 1)`` seconds and removes the presence of
 nodes whose last beat is older than ``heartbeat_ttl`` (a worker killed without
@@ -57,7 +58,7 @@ logger = logging.getLogger("bocadillo.hub.redis")
 #: Errors that mean "Redis is unreachable or misbehaving": reconnect and carry on.
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
-_Op = tuple[str, ...]  # a presence command, e.g. ("SADD", key, member)
+_Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
@@ -133,6 +134,8 @@ class RedisBackend(HubBackend):
         self._connected: asyncio.Event | None = None
         #: Connection id -> rooms, for the connections of this process.
         self._local: dict[str, set[str]] = {}
+        #: Connection id -> JSON user, for the connections of this process that set one.
+        self._users: dict[str, bytes] = {}
         self._lost_in_outage = 0
         self._counters = {
             "published": 0,
@@ -204,6 +207,7 @@ class RedisBackend(HubBackend):
                 with contextlib.suppress(Exception):
                     await client.aclose()
         self._local.clear()
+        self._users.clear()
 
     def _new_client(self) -> aioredis.Redis:
         # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
@@ -353,6 +357,9 @@ class RedisBackend(HubBackend):
                 pipe.sadd(self._key("rooms", conn_id), *rooms)
             for room in rooms:
                 pipe.sadd(self._key("room", room), conn_id)
+        users = {conn_id: user for conn_id, user in self._users.items() if conn_id in local}
+        if users:
+            pipe.hset(self._key("users"), mapping=users)
         await pipe.execute()
         self._counters["resyncs"] += 1
 
@@ -377,6 +384,7 @@ class RedisBackend(HubBackend):
                 pipe.srem(self._key("room", room), conn_id)
             pipe.delete(self._key("rooms", conn_id))
             pipe.hdel(self._key("conns"), conn_id)
+            pipe.hdel(self._key("users"), conn_id)
 
     async def _remove_node(self, client: aioredis.Redis, node: str) -> None:
         """Remove ``node`` and the presence of its connections, in one transaction."""
@@ -453,6 +461,18 @@ class RedisBackend(HubBackend):
         self._enqueue(("DEL", self._key("rooms", conn_id)))
         self._enqueue(("SREM", self._key("node", self.node), conn_id))
         self._enqueue(("HDEL", self._key("conns"), conn_id))
+        if self._users.pop(conn_id, None) is not None:
+            self._enqueue(("HDEL", self._key("users"), conn_id))
+
+    def user_set(self, conn_id: str, user: bytes | None) -> None:
+        if conn_id not in self._local:
+            return
+        if user is None:
+            if self._users.pop(conn_id, None) is not None:
+                self._enqueue(("HDEL", self._key("users"), conn_id))
+            return
+        self._users[conn_id] = user
+        self._enqueue(("HSET", self._key("users"), conn_id, user))
 
     def room_joined(self, conn_id: str, room: str) -> None:
         rooms = self._local.get(conn_id)
@@ -494,6 +514,14 @@ class RedisBackend(HubBackend):
             lambda c: c.smembers(self._key("rooms", conn_id))
         )
         return {_text(r) for r in rooms}
+
+    async def users(self, conn_ids: list[str]) -> list[bytes | None]:
+        if not conn_ids:
+            return []
+        found: list[bytes | None] = await self._query(
+            lambda c: c.hmget(self._key("users"), conn_ids)
+        )
+        return found
 
     def stats(self) -> dict[str, int]:
         return {
