@@ -15,7 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EnvelopeError, InvalidArgument, RoomFull, TooManyRooms
+from ..errors import (
+    BackendUnavailable,
+    EnvelopeError,
+    InvalidArgument,
+    RoomFull,
+    TooManyRooms,
+)
 from ..jsoncodec import dumps, loads, loads_lenient
 from ..types import JSONValue
 
@@ -43,6 +49,7 @@ ERROR_CODES: dict[str, str] = {
     "room_full": "the room has reached its member limit",
     "too_many_rooms": "the connection is in as many rooms as it may be",
     "forbidden": "the app's can_join hook refused a room (nothing was joined or replayed)",
+    "unavailable": "the shared hub backend (Redis) cannot be reached: try again",
 }
 
 _MAX_TYPE_LENGTH = 200
@@ -148,6 +155,7 @@ ROOM_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (RoomFull, "room_full"),
     (TooManyRooms, "too_many_rooms"),
     (InvalidArgument, "invalid_data"),
+    (BackendUnavailable, "unavailable"),
 )
 
 

@@ -75,7 +75,7 @@ async def resume_request(ws: Any, envelope: Envelope) -> str:
         if not await hub.may_join(ws, room):
             return encode_error("forbidden", f"you may not join room {room!r}", envelope.id)
     try:
-        recoveries = hub.resume(ws.id, positions)
+        recoveries = await hub.resume(ws.id, positions)
     except Exception as exc:
         reply = room_error(exc, envelope.id)
         if reply is None:

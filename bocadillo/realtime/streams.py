@@ -17,15 +17,25 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..errors import InvalidArgument, UnknownConnection
+from ..errors import InvalidArgument, UnknownConnection, WireError
 from ..jsoncodec import dumps, loads
-from ._wire import BroadcastFrame
+from ._wire import BroadcastFrame, decode_frame
 from .delivery import Delivery
 from .directory import on_loop
 from .history import Histories, Position, Publication, Recovery, RoomRules
 from .rooms import check_room_name
 
 __all__ = ["JoinGuard", "Streams"]
+
+#: An offset after any real one: reading from it gives a room's position only.
+_BEYOND = 2**53
+
+
+def _publication(offset: int, time: float, raw: bytes) -> Publication:
+    frame = decode_frame(raw)
+    assert isinstance(frame, BroadcastFrame)
+    return Publication(offset, frame.data, frame.type, time)
+
 
 #: ``can_join(ws, room)``: may this connection join this room? Sync or async.
 JoinGuard = Callable[[Any, str], "bool | Awaitable[bool]"]
@@ -40,6 +50,12 @@ class Streams(Delivery):
     def _start_streams(self, rules: RoomRules | None) -> None:
         self.histories = Histories(rules or RoomRules())
         self.join_guard = None
+        # Publications arriving while connections catch up on a room (shared history).
+        self._catching_up: dict[str, list[list[tuple[int, str, BroadcastFrame]]]] = {}
+
+    @property
+    def _shared_history(self) -> bool:
+        return self.distributed and self.backend.keeps_history
 
     @property
     def rules(self) -> RoomRules:
@@ -49,12 +65,47 @@ class Streams(Delivery):
     # History and resume ---------------------------------------------------------------------
 
     async def history(self, room: str, since: int = 0) -> list[Publication]:
-        """The publications ``room`` still keeps after offset ``since``, oldest first."""
-        return self.histories.read(room, since, self.clock())
+        """The publications ``room`` still keeps after offset ``since``, oldest first.
+
+        Raises:
+            BackendUnavailable: if a shared backend cannot be reached.
+        """
+        options = self.rules.for_room(room)
+        if not self._shared_history or options.history_size <= 0:
+            return self.histories.read(room, since, self.clock())
+        _, _, entries = await self.backend.read_history(room, since, options.history_ttl)
+        return [_publication(offset, time, raw) for offset, time, raw in entries]
 
     async def position(self, room: str) -> Position | None:
-        """Where ``room``'s stream is (``None`` if the room keeps no history)."""
-        return self.histories.position(room, self.clock())
+        """Where ``room``'s stream is (``None`` if the room keeps no history).
+
+        Raises:
+            BackendUnavailable: if a shared backend cannot be reached.
+        """
+        options = self.rules.for_room(room)
+        if not self._shared_history or options.history_size <= 0:
+            return self.histories.position(room, self.clock())
+        epoch, offset, _ = await self.backend.read_history(room, _BEYOND, options.history_ttl)
+        return Position(epoch, offset)
+
+    def _publication_arrived(self, offset: int, epoch: str, raw: bytes) -> None:
+        """A publication to a room with history, from the shared backend, in the room's
+        order (every process, this one included, gets it here)."""
+        try:
+            frame = decode_frame(raw)
+        except WireError:
+            self.counters.invalid_frames += 1
+            return
+        if not isinstance(frame, BroadcastFrame) or frame.room is None:
+            self.counters.invalid_frames += 1
+            return
+        self.counters.remote_frames += 1
+        room = frame.room
+        for buffer in self._catching_up.get(room, ()):
+            buffer.append((offset, epoch, frame))
+        groups = self._groups(room, None, frame.exclude)
+        if groups:
+            self._deliver(groups, frame.data, frame.type, (room, offset, epoch))
 
     async def may_join(self, ws: Any, room: str) -> bool:
         """Ask the app's ``can_join`` hook whether ``ws`` may join ``room``."""
@@ -66,8 +117,7 @@ class Streams(Delivery):
             allowed = await allowed
         return bool(allowed)
 
-    @on_loop
-    def resume(
+    async def resume(
         self, conn_id: str, positions: Mapping[str, tuple[str, int] | None]
     ) -> dict[str, Recovery | None]:
         """Re-join rooms and hand the connection what it missed in each.
@@ -91,7 +141,15 @@ class Streams(Delivery):
                 epoch, or an invalid room name; nothing is joined or replayed then.
             TypeError: for a room name that is not a ``str``.
             RoomFull, TooManyRooms: as ``join`` (rooms before it are joined).
+            BackendUnavailable: if a shared backend cannot be reached.
         """
+        if self._shared_history:
+            return await self._resume_shared(conn_id, positions)
+        return self._call_here(lambda: self._resume_here(conn_id, positions))
+
+    def _resume_here(
+        self, conn_id: str, positions: Mapping[str, tuple[str, int] | None]
+    ) -> dict[str, Recovery | None]:
         session = self.connection(conn_id)
         now = self.clock()
         plans: list[tuple[str, Recovery | None]] = []
@@ -115,6 +173,70 @@ class Streams(Delivery):
             if recovery is not None and recovery.publications:
                 self._replay(session, room, recovery)
         return dict(plans)
+
+    async def _resume_shared(
+        self, conn_id: str, positions: Mapping[str, tuple[str, int] | None]
+    ) -> dict[str, Recovery | None]:
+        """``resume`` with the history in the shared backend.
+
+        Publications to the rooms that arrive while their history is read are kept aside;
+        once read, everything after the client's position (read, then kept aside, without
+        duplicates) is handed over and the rooms are joined, with no await in between.
+        """
+        self.connection(conn_id)
+        for room in positions:
+            check_room_name(room)
+        shared = [room for room in positions if self.rules.for_room(room).history_size > 0]
+        buffers: dict[str, list[tuple[int, str, BroadcastFrame]]] = {}
+        for room in shared:
+            buffers[room] = []
+            self._catching_up.setdefault(room, []).append(buffers[room])
+        try:
+            reads = {}
+            for room in shared:
+                position = positions[room]
+                since = position[1] if position is not None else _BEYOND
+                ttl = self.rules.for_room(room).history_ttl
+                reads[room] = await self.backend.read_history(room, since, ttl)
+            for room, (epoch, last, _) in reads.items():
+                position = positions[room]
+                if position is not None and position[0] == epoch and position[1] > last:
+                    raise InvalidArgument(
+                        f"offset {position[1]} of room {room!r} is ahead of its stream ({last})"
+                    )
+            session = self.connection(conn_id)
+            result: dict[str, Recovery | None] = {}
+            for room, position in positions.items():
+                self.join(conn_id, room)
+                if room not in reads:
+                    result[room] = None
+                    continue
+                epoch, last, entries = reads[room]
+                handed: list[Publication] = []
+                recovered = False
+                if position is not None and position[0] == epoch:
+                    wanted = [e for e in entries if e[0] > position[1]]
+                    # All of the gap, or nothing: it must start right after the position.
+                    recovered = position[1] == last or (
+                        bool(wanted) and wanted[0][0] == position[1] + 1
+                    )
+                    if recovered:
+                        handed = [_publication(offset, t, raw) for offset, t, raw in wanted]
+                newest = handed[-1].offset if handed else last
+                for offset, frame_epoch, frame in buffers[room]:
+                    if frame_epoch == epoch and offset > newest:
+                        handed.append(Publication(offset, frame.data, frame.type, 0.0))
+                        newest = offset
+                missed = Recovery(recovered, Position(epoch, newest), tuple(handed))
+                self._replay(session, room, missed)
+                result[room] = Recovery(recovered, missed.position, missed.publications)
+            return result
+        finally:
+            for room, buffer in buffers.items():
+                waiting = self._catching_up.get(room, [])
+                waiting.remove(buffer)
+                if not waiting:
+                    self._catching_up.pop(room, None)
 
     # Presence -------------------------------------------------------------------------------
 
