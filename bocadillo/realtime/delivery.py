@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..closecodes import CloseCode
 from ..jsoncodec import dumps
 from ..types import JSONValue, Message
-from ._wire import BroadcastFrame, DisconnectFrame, encode_frame
+from ._wire import BroadcastFrame, DisconnectFrame, ReplyFrame, RequestFrame, encode_frame
 from .bus import Bus
 from .directory import Directory, on_loop
 from .envelope import encode_envelope, encode_publication
@@ -139,6 +139,8 @@ class Delivery(Directory):
             self.counters,
             on_broadcast=self._deliver_frame,
             on_disconnect=self._disconnect_frame,
+            on_request=self._request_frame,
+            on_reply=self._reply_frame,
         )
         self._tasks = set()
 
@@ -325,6 +327,12 @@ class Delivery(Directory):
             if session.put_kept(message, size):
                 self.counters.messages_sent += 1
                 self.counters.bytes_sent += size
+
+    def _request_frame(self, frame: RequestFrame) -> None:
+        """Another process asks a connection: ``Streams`` answers it."""
+
+    def _reply_frame(self, frame: ReplyFrame) -> None:
+        """The answer to a request of this process: ``Streams`` takes it."""
 
     def _deliver_frame(self, frame: BroadcastFrame) -> None:
         groups = self._groups(frame.room, frame.to, frame.exclude)

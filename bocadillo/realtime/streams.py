@@ -13,13 +13,21 @@ between reading a room's history and joining it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..errors import InvalidArgument, UnknownConnection, WireError
+from ..errors import (
+    InvalidArgument,
+    InvalidState,
+    RequestFailed,
+    RequestTimeout,
+    UnknownConnection,
+    WireError,
+)
 from ..jsoncodec import dumps, loads
-from ._wire import BroadcastFrame, decode_frame
+from ._wire import BroadcastFrame, ReplyFrame, RequestFrame, decode_frame
 from .delivery import Delivery
 from .directory import on_loop
 from .history import Histories, Position, Publication, Recovery, RoomRules
@@ -52,6 +60,9 @@ class Streams(Delivery):
         self.join_guard = None
         # Publications arriving while connections catch up on a room (shared history).
         self._catching_up: dict[str, list[list[tuple[int, str, BroadcastFrame]]]] = {}
+        # Requests this process made to connections of other processes, by request id.
+        self._asking: dict[str, asyncio.Future[Any]] = {}
+        self._asked = 0
 
     @property
     def _shared_history(self) -> bool:
@@ -305,13 +316,55 @@ class Streams(Delivery):
     async def request(
         self, conn_id: str, type: str, data: Any = None, *, timeout: float = 10.0
     ) -> Any:
-        """Ask a message-type connection of this process and return its reply.
+        """Ask a message-type connection, wherever it lives, and return its reply.
 
         Raises:
-            UnknownConnection: if there is no such connection here.
-            RequestTimeout, RequestFailed, InvalidState: see ``Session.request``.
+            UnknownConnection: if it is not here and no other process shares the hub.
+            RequestTimeout: no reply within ``timeout`` (also when no process has it).
+            RequestFailed, InvalidState: see ``Session.request``.
         """
         session = self._registry.get(conn_id)
-        if session is None:
+        if session is not None:
+            return await session.request(type, data, timeout)
+        if not self.distributed:
             raise UnknownConnection(f"no connection with id {conn_id!r} in this process")
-        return await session.request(type, data, timeout)
+        self._asked += 1
+        request_id = f"{id(self):x}.{self._asked}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._asking[request_id] = future
+        try:
+            self.bus.publish(RequestFrame(conn_id, request_id, type, data, timeout))
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(type, timeout) from None
+        finally:
+            self._asking.pop(request_id, None)
+
+    def _request_frame(self, frame: RequestFrame) -> None:
+        session = self._registry.get(frame.conn_id)
+        if session is not None:
+            self._spawn(self._answer_for(session, frame))
+
+    async def _answer_for(self, session: Any, frame: RequestFrame) -> None:
+        try:
+            reply = ReplyFrame(
+                frame.request_id, await session.request(frame.type, frame.data, frame.timeout)
+            )
+        except RequestTimeout:
+            reply = ReplyFrame(frame.request_id, None, ("timeout", "no reply in time"))
+        except RequestFailed as exc:
+            reply = ReplyFrame(frame.request_id, None, (exc.code, exc.message))
+        except (InvalidState, OSError) as exc:
+            reply = ReplyFrame(frame.request_id, None, ("unavailable", str(exc)))
+        self.bus.publish(reply)
+
+    def _reply_frame(self, frame: ReplyFrame) -> None:
+        future = self._asking.pop(frame.request_id, None)
+        if future is None or future.done():
+            return  # another process's request, or one that timed out
+        if frame.error is None:
+            future.set_result(frame.data)
+        elif frame.error[0] == "timeout":
+            future.set_exception(RequestTimeout("request", 0.0))
+        else:
+            future.set_exception(RequestFailed(*frame.error))

@@ -13,6 +13,7 @@ callbacks; the same paths over real uvicorn processes are in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any
@@ -20,7 +21,13 @@ from typing import Any
 import pytest
 
 from bocadillo import App
-from bocadillo.errors import BackendUnavailable, ConfigurationError, MissingDependency
+from bocadillo.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    MissingDependency,
+    RequestFailed,
+    RequestTimeout,
+)
 from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
 from bocadillo.realtime.history import RoomOptions, RoomRules
@@ -261,6 +268,38 @@ async def test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires(mak
 
 async def backend_users(hub: Any, ids: list[str]) -> list[Any]:
     return list(await hub.backend.users(ids))
+
+
+async def test_a_request_reaches_a_connection_of_another_process(make_hub):
+    first, second = await make_hub(), await make_hub()
+    client = HubClient(second, "far", codec="envelope")
+    session = second.connection("far")
+    await settled(first, second)
+
+    async def answer(reply: str | None) -> None:
+        await eventually(lambda: len(client.received) == answered[0] + 1)
+        question = client.received[-1]
+        answered[0] += 1
+        if reply is None:
+            session.answer("error", {"code": "nope", "message": "refused"}, question["id"])
+        else:
+            session.answer("response", {"echo": question["data"], "reply": reply}, question["id"])
+
+    answered = [0]
+    task = asyncio.ensure_future(answer("yes"))
+    assert await first.request("far", "confirm", "ok?", timeout=5) == {
+        "echo": "ok?",
+        "reply": "yes",
+    }
+    await task
+    task = asyncio.ensure_future(answer(None))
+    with pytest.raises(RequestFailed, match="nope"):
+        await first.request("far", "confirm", "again?", timeout=5)
+    await task
+    with pytest.raises(RequestTimeout):  # asked, never answered
+        await first.request("far", "confirm", "silence", timeout=0.3)
+    with pytest.raises(RequestTimeout):  # no process has it
+        await first.request("nobody", "confirm", None, timeout=0.3)
 
 
 async def test_shutdown_removes_the_presence_of_the_process(make_hub):
