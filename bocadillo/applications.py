@@ -29,6 +29,7 @@ from starlette.routing import Route
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
+from .middleware.bodylimit import BodyLimitMiddleware
 from .middleware.errors import (
     ErrorHandler,
     ErrorMiddleware,
@@ -359,6 +360,8 @@ class App(RouteRegistry):
         hosts = list(settings["allowed_hosts"] or ["*"])
         if hosts != ["*"]:
             app = TrustedHostMiddleware(app, allowed_hosts=hosts)
+        # Outermost, so every layer that reads the body reads it through the limit.
+        app = BodyLimitMiddleware(app, settings["max_body_size"])
         return ServerErrorMiddleware(
             app, handler=None if self.debug else internal_error_response, debug=self.debug
         )

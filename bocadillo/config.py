@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "static_dir": "static",
     "static_root": "/static",
     "plugins": [],
+    # HTTP request bodies over this many bytes are refused with 413 (None: no limit).
+    "max_body_size": 1048576,
     # Real-time hub (see docs/realtime.md).
     "hub_backend": None,
     # Shared (Redis) backend: key/channel prefix, heartbeat expiry, publish queue size.
