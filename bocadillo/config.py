@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "rate_limit": None,
     "rate_limit_violations": 10,
     "max_message_size": 65536,
+    # Served by `bocadillo run` (docs/deployment.md): compression of WebSocket messages,
+    # the largest request head (h11), and how many connections/tasks before 503
+    # ("auto": the open-file limit minus a margin; None: no limit).
+    "ws_per_message_deflate": False,
+    "max_header_size": 32768,
+    "limit_concurrency": "auto",
     "idle_timeout": None,
     "outbox_limit": 256,
     "overflow": "drop_oldest",
