@@ -11,6 +11,8 @@ which, ``docs/deployment.md`` says why):
   before the 1009 close; anything larger is refused by the server from the frame header
   (1009), before its payload is read.
 - ``ws_per_message_deflate``: the app's ``ws_per_message_deflate`` setting (off).
+- ``ws``: uvicorn's WebSocket protocol with write backpressure (``bocadillo.serving``): a
+  client that sends pings and never reads the pongs stops being read.
 - ``http="h11"`` with ``h11_max_incomplete_event_size`` = ``max_header_size``: httptools
   buffers a request head of any size; h11 answers 400 past the bound.
 - ``limit_concurrency``: the ``limit_concurrency`` setting; ``"auto"`` is the process's
@@ -39,6 +41,7 @@ from uvicorn.importer import ImportFromStringError, import_from_string
 from uvicorn.supervisors import ChangeReload, Multiprocess
 
 from .errors import ConfigurationError
+from .serving import websocket_protocol
 
 __all__ = ["build_parser", "load_app", "main", "uvicorn_options"]
 
@@ -69,7 +72,7 @@ def uvicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         settings: The app's settings (``app.settings``).
 
     Returns:
-        Keyword arguments for ``uvicorn.Config``: ``ws_max_size``,
+        Keyword arguments for ``uvicorn.Config``: ``ws``, ``ws_max_size``,
         ``ws_per_message_deflate``, ``http``, ``h11_max_incomplete_event_size``,
         ``limit_concurrency`` and ``timeout_graceful_shutdown``.
 
@@ -82,6 +85,7 @@ def uvicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         # uvicorn's own default (16 MiB) when the app sets no message limit.
         "ws_max_size": 2 * int(max_message) if max_message else 16 * 1024 * 1024,
         "ws_per_message_deflate": bool(settings.get("ws_per_message_deflate", False)),
+        "ws": websocket_protocol(),
         "http": "h11",
         "h11_max_incomplete_event_size": int(settings.get("max_header_size") or 32 * 1024),
         "limit_concurrency": _concurrency(settings.get("limit_concurrency", "auto")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .request import Request
-from .response import Response
+from .response import Response, check_header
 
 __all__ = ["Redirect", "redirect_handler"]
 
@@ -21,7 +21,8 @@ class Redirect(Exception):
         status: Any other 3xx status, such as 303, 307 or 308.
 
     Raises:
-        ValueError: with neither or both of ``url`` and ``name``.
+        ValueError: with neither or both of ``url`` and ``name``, or a ``url`` containing
+            CR, LF or NUL (it would split the response's ``Location`` header).
     """
 
     def __init__(
@@ -35,6 +36,8 @@ class Redirect(Exception):
     ) -> None:
         if (url is None) == (name is None):
             raise ValueError("Redirect() takes a url or a route name=..., not both")
+        if url is not None:
+            check_header("location", url)
         super().__init__(url or name)
         self.url = url
         self.name = name

@@ -147,6 +147,33 @@ async def test_run_does_not_negotiate_permessage_deflate(server):
         assert await ws.recv() == "5"
 
 
+def test_run_stops_reading_a_client_that_sends_pings_and_never_reads(server):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        sock.sendall(
+            b"GET /raw HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        baseline = rss_kib(server.process.pid)
+        # Masked 125-byte pings (mask 0: the payload goes as it is), 1,000 per write.
+        ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125
+        sock.settimeout(2)
+        sent = 0
+        with pytest.raises(TimeoutError):
+            while sent < 200_000:  # 26 MB of pings, whose pongs are never read
+                sock.sendall(ping * 1000)
+                sent += 1000
+        # The server stopped reading once its pongs filled its write buffer: the rest of
+        # the pings wait in the sockets' buffers, not in the server's memory.
+        assert rss_kib(server.process.pid) - baseline < 8 * KiB
+
+
 def test_run_bounds_request_heads(server):
     baseline = rss_kib(server.process.pid)
     sent = 0
