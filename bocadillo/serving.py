@@ -14,25 +14,25 @@ the app) and ours (the write buffer is full). It resumes only when neither holds
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 __all__ = ["websocket_protocol"]
 
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # pragma: no cover - uvicorn before 0.35 has no sans-I/O protocol
+    _BASE: Any = None
+else:
+    _BASE = WebSocketsSansIOProtocol
 
-@functools.cache
-def websocket_protocol() -> Any:
-    """The protocol class for ``uvicorn.Config(ws=...)``, or ``"auto"`` when this uvicorn
-    has no sans-I/O ``websockets`` protocol to extend (uvicorn before 0.35)."""
-    try:
-        from uvicorn.protocols.websockets.websockets_sansio_impl import (
-            WebSocketsSansIOProtocol,
-        )
-    except ImportError:  # pragma: no cover - older uvicorn
-        return "auto"
 
-    class BackpressuredWebSocketProtocol(WebSocketsSansIOProtocol):
-        """uvicorn's sans-I/O WebSocket protocol that stops reading while it cannot write."""
+if _BASE is not None:
+
+    class BackpressuredWebSocketProtocol(_BASE):  # type: ignore[misc]
+        """uvicorn's sans-I/O WebSocket protocol that stops reading while it cannot write.
+
+        Defined at module level so that ``--workers`` can pickle the configuration.
+        """
 
         write_paused = False
 
@@ -44,7 +44,7 @@ def websocket_protocol() -> Any:
         def resume_writing(self) -> None:
             super().resume_writing()
             self.write_paused = False
-            if not self.read_paused and not self.transport.is_closing():
+            if not getattr(self, "read_paused", False) and not self.transport.is_closing():
                 self.transport.resume_reading()
 
         async def receive(self) -> Any:
@@ -55,4 +55,10 @@ def websocket_protocol() -> Any:
                 self.transport.pause_reading()
             return message
 
+
+def websocket_protocol() -> Any:
+    """The protocol class for ``uvicorn.Config(ws=...)``, or ``"auto"`` when this uvicorn
+    has no sans-I/O ``websockets`` protocol to extend (uvicorn before 0.35)."""
+    if _BASE is None:  # pragma: no cover - older uvicorn
+        return "auto"
     return BackpressuredWebSocketProtocol

@@ -212,6 +212,16 @@ def test_run_trusts_the_proxies_it_is_told_to(tmp_path):
     assert forwarded.json() == {"host": "203.0.113.9", "scheme": "https"}
 
 
+def test_run_serves_with_workers(tmp_path):
+    served = serve(tmp_path, "--workers", "2")
+    try:
+        with httpx.Client(base_url=served.url) as client:
+            answers = [client.get("/client").json() for _ in range(4)]
+    finally:
+        stop(served)
+    assert answers == [{"host": "127.0.0.1", "scheme": "http"}] * 4
+
+
 def test_run_reports_an_app_it_cannot_load(tmp_path):
     result = subprocess.run(
         [str(BOCADILLO), "run", "tests.integration.cli_app:nothing"],
