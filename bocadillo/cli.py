@@ -51,6 +51,8 @@ FD_MARGIN = 64
 
 
 def _concurrency(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower() in ("none", "off", ""):
+        value = None  # as given in BOCADILLO_LIMIT_CONCURRENCY
     if value is None:
         return None
     if value == "auto":

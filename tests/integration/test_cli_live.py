@@ -263,6 +263,8 @@ def test_run_reports_an_app_it_cannot_load(tmp_path):
             },
         ),
         ({"limit_concurrency": None}, {"limit_concurrency": None}),
+        ({"limit_concurrency": "off"}, {"limit_concurrency": None}),
+        ({"limit_concurrency": "250"}, {"limit_concurrency": 250}),
     ],
 )
 def test_uvicorn_options_follow_the_settings(settings, expected):
