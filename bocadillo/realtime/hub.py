@@ -226,9 +226,11 @@ class Hub(Streams):
             rate,
         )
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        """Whether a handshake with this ``Origin`` header may proceed."""
-        return origin_allowed(self.limits.allowed_origins, origin)
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Whether a handshake with these ``Origin`` and ``Host`` headers may proceed
+        (see ``admission.origin_allowed``)."""
+        limits = self.limits
+        return origin_allowed(limits.allowed_origins, origin, host, limits.allowed_hosts)
 
     def _refusal(self, ip: str | None) -> CloseCode | None:
         """The close code refusing a new connection from ``ip`` now, or None."""
