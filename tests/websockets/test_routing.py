@@ -174,7 +174,7 @@ def test_websocket_route_decorator_returns_the_route_object():
     assert echo.pattern == "/echo"
 
 
-# The router's WebSocket path (AppRouter hands the connection straight to its route) ------
+# The router's WebSocket path (Starlette's router and routes) ----------------------------
 
 
 def test_websocket_in_a_mounted_starlette_app_is_served_under_the_prefix():
