@@ -241,8 +241,8 @@ async def _measure_fanout(target: str, clients: int, broadcasts: int) -> float:
         await stop()
 
 
-def _spread(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
-    return ", ".join(f"{value * scale:.{digits}f}" for value in values)
+def _spread(values: list[float], digits: int) -> str:
+    return ", ".join(f"{value:.{digits}f}" for value in values)
 
 
 def main() -> None:
@@ -274,8 +274,8 @@ def main() -> None:
                 median = statistics.median(values)
                 ratio = f"  {median / raw_cost:.2f} of raw" if raw_cost else ""
                 print(
-                    f"fanout {clients:5} {target:10} {median:5.2f} us/recipient{ratio}"
-                    f"  ({_spread(values, digits=2)})"
+                    f"fanout {clients:5} {target:10} {median:6.3f} us/recipient{ratio}"
+                    f"  ({_spread(values, digits=3)})"
                 )
         return
     rates: dict[str, list[float]] = {target: [] for target in args.targets}
