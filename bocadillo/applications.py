@@ -25,7 +25,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
@@ -45,7 +45,7 @@ from .realtime.history import RoomOptions, RoomRules
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
-from .routing import AppRouter, RouteRegistry, compile_routes
+from .routing import RouteRegistry, compile_routes
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 
@@ -93,7 +93,7 @@ class App(RouteRegistry):
             Redirect: redirect_handler,
         }
         self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
-        self._router: AppRouter | None = None
+        self._router: Router | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
@@ -372,10 +372,10 @@ class App(RouteRegistry):
     # Routing --------------------------------------------------------------------------------
 
     @property
-    def router(self) -> AppRouter:
+    def router(self) -> Router:
         """The compiled Starlette router."""
         if self._router is None:
-            self._router = AppRouter(
+            self._router = Router(
                 routes=self._stats_routes()
                 + compile_routes(
                     self,
@@ -443,12 +443,7 @@ class App(RouteRegistry):
                     raise
                 await _startup_failed(receive, send, exc)
                 raise
-        if scope["type"] == "http":
-            await stack(scope, receive, send)
-        else:
-            # ServerErrorMiddleware only handles HTTP: skipping it saves a coroutine
-            # frame per WebSocket for as long as the connection lives.
-            await stack.app(scope, receive, send)
+        await stack(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"<App {self.name}>"

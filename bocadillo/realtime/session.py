@@ -229,7 +229,7 @@ class Session(Outbox):
         counters = self._hub.counters
         counters.messages_sent += 1
         counters.bytes_sent += size
-        return Outbox.send(self, message, size)
+        return Outbox.send(self, message, size)  # its awaitable, not a frame of our own
 
     async def close_connection(self, code: int, reason: str = "") -> None:
         """Close the connection itself (errors of a dead transport are ignored).
