@@ -137,6 +137,11 @@ class _Compiler:
                 )
                 for e in others
             ]
+            for item, endpoint_of in zip(compiled, [first, *others], strict=True):
+                limit = endpoint_of.route.max_body_size
+                if limit != "app":
+                    # Read by the body-limit middleware from scope["route"].
+                    item.max_body_size = limit  # type: ignore[attr-defined]
             if WILDCARD in path:
                 literal = len(full_path.split("{" + WILDCARD)[0])
                 self.wildcards.extend((literal, len(self.wildcards), item) for item in compiled)

@@ -19,7 +19,7 @@ from ..realtime.dispatch import Dispatcher, SocketHandler
 from ..realtime.limits import OverflowPolicy
 from ..types import ASGIApp
 from ..views import callable_name
-from .http import HTTPRoute
+from .http import BodyLimit, HTTPRoute
 from .patterns import expand_pattern
 from .websocket import WebSocketRoute
 
@@ -58,7 +58,12 @@ class RouteRegistry:
     # HTTP -----------------------------------------------------------------------------------
 
     def route(
-        self, pattern: str, *, methods: Collection[str] | None = None, name: str | None = None
+        self,
+        pattern: str,
+        *,
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        max_body_size: BodyLimit = "app",
     ) -> Callable[[F], F]:
         """Register an HTTP view (a function or a class) for ``pattern``.
 
@@ -67,6 +72,8 @@ class RouteRegistry:
             methods: For function views, the allowed verbs (default ``["GET"]``, HEAD
                 included). Class-based views serve the verbs they define.
             name: The route's name for ``url_for`` (defaults to the view's name).
+            max_body_size: This route's request body limit in bytes (``None``: no limit;
+                ``"app"``: the app's ``max_body_size`` setting).
 
         Raises:
             ExpectedAsync: if a handler is not ``async def``.
@@ -74,7 +81,7 @@ class RouteRegistry:
         """
 
         def decorate(view: F) -> F:
-            self.add_route(pattern, view, methods=methods, name=name)
+            self.add_route(pattern, view, methods=methods, name=name, max_body_size=max_body_size)
             return view
 
         return decorate
@@ -86,10 +93,16 @@ class RouteRegistry:
         *,
         methods: Collection[str] | None = None,
         name: str | None = None,
+        max_body_size: BodyLimit = "app",
     ) -> HTTPRoute:
         """Register ``view`` for ``pattern`` (the non-decorator form of ``route``)."""
         route = HTTPRoute(
-            pattern, view, methods=methods, name=name, providers=self._provider_names()
+            pattern,
+            view,
+            methods=methods,
+            name=name,
+            providers=self._provider_names(),
+            max_body_size=max_body_size,
         )
         for other in self._http_routes:
             if other.path == route.path:
