@@ -5,13 +5,7 @@ messages with the route's codecs (``codecs.py``). What the hub decides about the
 connection (limits, counters, delivery order) belongs to its session
 (``realtime/session.py``); the ``WebSocket`` only awaits what the session says.
 
-State machine (``WebSocketState``)::
-
-    CONNECTING --(connect event read)--> HANDSHAKE --accept()--> OPEN
-    CONNECTING/HANDSHAKE --reject()/close()--> REJECTED   (the client gets an HTTP 403)
-    CONNECTING/HANDSHAKE --client leaves--> ABANDONED
-    OPEN --client disconnect--> CLIENT_CLOSED
-    OPEN --close()--> SERVER_CLOSED
+Its state machine is ``WebSocketState`` (``wsstate.py``).
 
 Once closed, ``receive()`` and ``send()`` raise ``WebSocketDisconnect`` with the close
 code, and a second ``close()`` raises ``InvalidState``.
@@ -27,7 +21,6 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from enum import Enum
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -55,6 +48,7 @@ from .realtime.delivery import message_size
 from .realtime.envelope import encode_error
 from .realtime.hub import new_connection_id
 from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
+from .wsstate import ACCEPTED, BY_SERVER, CLOSED, WebSocketState
 
 __all__ = [
     "CaughtCloseCodes",
@@ -66,33 +60,12 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-
-class WebSocketState(Enum):
-    """Where a connection is in its life (see the module docstring)."""
-
-    CONNECTING = "connecting"
-    HANDSHAKE = "handshake"
-    OPEN = "open"
-    REJECTED = "rejected"
-    ABANDONED = "abandoned"
-    CLIENT_CLOSED = "client_closed"
-    SERVER_CLOSED = "server_closed"
-
-
 _CONNECTING = WebSocketState.CONNECTING
 _HANDSHAKE = WebSocketState.HANDSHAKE
 _OPEN = WebSocketState.OPEN
-_ACCEPTED = frozenset({_OPEN, WebSocketState.CLIENT_CLOSED, WebSocketState.SERVER_CLOSED})
-_CLOSED = frozenset(
-    {
-        WebSocketState.REJECTED,
-        WebSocketState.ABANDONED,
-        WebSocketState.CLIENT_CLOSED,
-        WebSocketState.SERVER_CLOSED,
-    }
-)
-_BY_SERVER = frozenset({WebSocketState.REJECTED, WebSocketState.SERVER_CLOSED})
+_ACCEPTED = ACCEPTED
+_CLOSED = CLOSED
+_BY_SERVER = BY_SERVER
 
 
 class WebSocket(HubMembership, HTTPConnection):
