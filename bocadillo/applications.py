@@ -25,7 +25,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from .clientscript import client_script_route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
@@ -33,6 +33,7 @@ from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
 from .jsoncodec import dumps_bytes
+from .middleware.bodylimit import BodyLimitMiddleware
 from .middleware.errors import (
     ErrorHandler,
     ErrorMiddleware,
@@ -45,7 +46,7 @@ from .realtime.history import RoomOptions, RoomRules
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
-from .routing import AppRouter, RouteRegistry, compile_routes
+from .routing import RouteRegistry, compile_routes
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 
@@ -93,7 +94,7 @@ class App(RouteRegistry):
             Redirect: redirect_handler,
         }
         self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
-        self._router: AppRouter | None = None
+        self._router: Router | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
@@ -235,6 +236,7 @@ class App(RouteRegistry):
             rate = settings["rate_limit"]
             limits = HubLimits(
                 allowed_origins=settings["allowed_origins"],
+                allowed_hosts=tuple(settings["allowed_hosts"] or ()),
                 max_connections=settings["max_connections"],
                 max_connections_per_ip=settings["max_connections_per_ip"],
                 max_room_members=settings["max_room_members"],
@@ -371,10 +373,10 @@ class App(RouteRegistry):
     # Routing --------------------------------------------------------------------------------
 
     @property
-    def router(self) -> AppRouter:
+    def router(self) -> Router:
         """The compiled Starlette router."""
         if self._router is None:
-            self._router = AppRouter(
+            self._router = Router(
                 routes=self._stats_routes()
                 + self._client_script_routes()
                 + compile_routes(
@@ -430,6 +432,8 @@ class App(RouteRegistry):
         hosts = list(settings["allowed_hosts"] or ["*"])
         if hosts != ["*"]:
             app = TrustedHostMiddleware(app, allowed_hosts=hosts)
+        # Outermost, so every layer that reads the body reads it through the limit.
+        app = BodyLimitMiddleware(app, settings["max_body_size"])
         return ServerErrorMiddleware(
             app, handler=None if self.debug else internal_error_response, debug=self.debug
         )
@@ -445,12 +449,7 @@ class App(RouteRegistry):
                     raise
                 await _startup_failed(receive, send, exc)
                 raise
-        if scope["type"] == "http":
-            await stack(scope, receive, send)
-        else:
-            # ServerErrorMiddleware only handles HTTP: skipping it saves a coroutine
-            # frame per WebSocket for as long as the connection lives.
-            await stack.app(scope, receive, send)
+        await stack(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"<App {self.name}>"

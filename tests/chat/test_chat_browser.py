@@ -121,11 +121,11 @@ def members(driver: WebDriver) -> list[str]:
 
 
 def messages(driver: WebDriver) -> list[tuple[str, str]]:
-    """``(author, text)`` of every chat message shown."""
-    # One script reads both, so a message shown in between cannot pair them wrongly.
+    """``(author, text)`` of every chat message shown, read in one script: a message may
+    arrive between two separate reads."""
     script = (
-        'return [...document.querySelectorAll("#messages li.message")].map((li) =>'
-        ' [li.querySelector(".author").textContent, li.querySelector(".text").textContent]);'
+        "return [...document.querySelectorAll('#messages li.message')].map((li) =>"
+        " [li.querySelector('.author').textContent, li.querySelector('.text').textContent]);"
     )
     pairs: list[list[str]] = driver.execute_script(script)
     return [(author, text) for author, text in pairs]
@@ -263,7 +263,10 @@ def test_chat_browser_on_a_phone_everything_is_reachable(live_server, browser):
     room_input.send_keys("phones", Keys.ENTER)
     wait_for(phone, "#phones", lambda d: texts(d, "#room-title") == ["#phones"])
     assert phone.find_element(By.ID, "empty").is_displayed()
-    phone.find_element(By.CSS_SELECTOR, '#rooms li[data-room="general"] button').click()
+    # One script finds and clicks: the list is redrawn whenever the room list changes.
+    phone.execute_script(
+        "document.querySelector('#rooms li[data-room=\"general\"] button').click();"
+    )
     wait_for(phone, "back in #general", lambda d: len(messages(d)) == 2)
     assert phone.save_screenshot(str(DOCS / "chat-mobile.png"))
 
