@@ -89,15 +89,10 @@ def create_app(**settings: Any) -> App:
     """Build the chat app; ``settings`` are passed to ``App`` (the environment wins)."""
     settings.setdefault("rate_limit", RATE_LIMIT)
     settings.setdefault("static_dir", str(HERE / "static"))
-    keep_history = "history_size" not in settings
     settings.setdefault("history_size", HISTORY)
     settings.setdefault("history_ttl", 3600.0)
     settings.setdefault("presence_events", True)
-    app = App("example_chat", **settings)
-    if keep_history and app.hub.distributed:
-        # Room history does not cross processes yet (docs/scaling.md): on a shared hub
-        # the chat keeps none, and a page that comes back shows its room afresh.
-        app = App("example_chat", **{**settings, "history_size": 0})
+    app = App("example_chat", **settings)  # on Redis, the history lives in Redis
     templates = Templates(app, directory=HERE / "templates")
     listed: list[Any] = [None]  # the room list everyone has
 
@@ -130,7 +125,7 @@ def create_app(**settings: Any) -> App:
         if any(m["name"] == name and m["id"] != ws.id for m in members):
             raise EnvelopeError("name_taken", f"someone in #{data} is already called {name}")
         ws.join(data)  # a full room (room_full) changes nothing
-        position = await hub.position(data)  # None without history (a shared hub)
+        position = await hub.position(data)
         history = [
             {"offset": p.offset, **p.data} for p in await hub.history(data) if p.type == "message"
         ]
