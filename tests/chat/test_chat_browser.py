@@ -383,6 +383,46 @@ def test_chat_browser_reconnects_after_a_server_restart(live_server, browser):
     assert messages(bob) == [("ada", "after the restart")]
 
 
+@pytest.mark.redis
+def test_chat_browser_server_restart_on_redis_loses_nothing(live_server, browser, redis_server):
+    # Two processes of the chat on one Redis; ada's process restarts while bob, on the
+    # other, goes on talking: the history is in Redis, so she gets all of it back.
+    def shared_chat() -> App:
+        return chat_app(hub_backend=redis_server.url, hub_prefix="chat-restart")
+
+    first, second = live_server(shared_chat()), live_server(shared_chat())
+    port = first.port
+    ada, bob = browser(), browser()
+    enter(ada, first.url, "ada")
+    enter(bob, second.url, "bob")
+    wait_for(ada, "bob from the other process", lambda d: members(d) == ["ada", "bob"])
+    say(bob, "before the restart")
+    wait_for(ada, "the first message", lambda d: ("bob", "before the restart") in messages(d))
+
+    first.stop()
+    wait_for(ada, "ada offline", lambda d: status(d) != "online")
+    for text in ("while you were away", "and another one"):
+        say(bob, text)
+
+        def shown(driver: WebDriver, text: str = text) -> bool:
+            return ("bob", text) in messages(driver)
+
+        wait_for(bob, text, shown)
+
+    restarted = live_server(shared_chat(), port=port)
+    assert restarted.port == port
+    wait_for(ada, "ada back", lambda d: status(d) == "online")
+    wait_for(ada, "the notice", lambda d: notice(d) == "Back online: nothing was lost.")
+    wait_for(ada, "the missed messages", lambda d: len(messages(d)) == 3)
+    assert messages(ada) == [
+        ("bob", "before the restart"),
+        ("bob", "while you were away"),
+        ("bob", "and another one"),
+    ]
+    say(ada, "back")
+    wait_for(bob, "ada's message", lambda d: ("ada", "back") in messages(d))
+
+
 def test_chat_browser_twenty_messages_never_hit_the_rate_limit(live_server, browser):
     # The default limit (30 messages per 10 s): 20 messages sent as fast as the page
     # answers, faster than anyone types, with the typing notices they cause.
