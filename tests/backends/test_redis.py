@@ -410,3 +410,15 @@ def test_without_the_redis_package_the_backend_asks_for_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "bocadillo.realtime.backends.redis")
     with pytest.raises(MissingDependency, match=r"pip install 'bocadillo\[redis\]'"):
         backend_from_url("redis://127.0.0.1:1/0")
+
+
+async def test_many_concurrent_queries_wait_for_a_connection_instead_of_failing(make_hub):
+    # 1,000 clients resuming at once make as many history reads: more than redis-py's
+    # connection pool holds (100 by default). They queue for a connection; none fails.
+    hub = await make_hub()
+    HubClient(hub, "c1")
+    await settled(hub)
+
+    counts = await asyncio.gather(*(hub.connection_count() for _ in range(500)))
+
+    assert counts == [1] * 500

@@ -65,6 +65,10 @@ logger = logging.getLogger("bocadillo.hub.redis")
 
 #: Errors that mean "Redis is unreachable or misbehaving": reconnect and carry on.
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+#: Queries (history reads, counts, members...) in flight at once; the others wait for
+#: one to finish. redis-py's pool holds 100 connections and fails a command beyond them,
+#: and the bus, the writer and the heartbeat need theirs.
+MAX_CONCURRENT_QUERIES = 64
 
 _Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
 
@@ -146,6 +150,7 @@ class RedisBackend(HubBackend):
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_event: asyncio.Event | None = None
+        self._queries: asyncio.Semaphore | None = None
         self._connected: asyncio.Event | None = None
         #: Connection id -> rooms, for the connections of this process.
         self._local: dict[str, set[str]] = {}
@@ -190,6 +195,7 @@ class RedisBackend(HubBackend):
         self._wakeup = asyncio.Event()
         self._connected = asyncio.Event()
         self._stop_event = asyncio.Event()
+        self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5.0)
@@ -564,8 +570,12 @@ class RedisBackend(HubBackend):
         client = self._client
         if client is None or not self._up:
             raise BackendUnavailable(f"Redis at {self.url} is unreachable")
+        queries = self._queries
         try:
-            return await command(client)
+            if queries is None:
+                return await command(client)
+            async with queries:  # each one bounded by the socket timeout
+                return await command(client)
         except _FAILURES as exc:
             raise BackendUnavailable(f"Redis at {self.url} failed: {exc!r}") from exc
 
