@@ -10,7 +10,14 @@ other core. Each subcommand prints one JSON object on stdout:
   from sending the ``POST /broadcast`` trigger to the last healthy client receiving it.
   With ``--peer-port`` (two Bocadillo workers on one Redis), the clients alternate
   between the two servers and so do the triggers (``--trigger``): the last client may be
-  on either process, and every time is still read on this process's one clock;
+  on either process, and every time is still read on this process's one clock.
+  With ``--room`` (Bocadillo only), the clients are on the message-type endpoint
+  ``/ws`` and join that room with a ``resume`` message, and the trigger is
+  ``POST /publish?room=...`` (a room ``history:...`` keeps history: ``fanout-history``);
+- ``resume``: ``--clients`` clients of ``/ws`` in one room with history drop their
+  connections (no close frame), ``--gap`` publications are made, then they all come back
+  and resume at once: the time until each has its gap and its ``response``, and whether
+  the gap is exactly right (on one server, or split between two workers on one Redis);
 - ``memory``: server RSS per idle ``/echo`` connection;
 - ``http``: requests/s on ``GET /json`` (used only when ``wrk`` is not installed).
 
@@ -360,6 +367,47 @@ class WorkerClient(FanoutClient):
         self.run.received_on(seq, self.server)
 
 
+_RESPONSE_PREFIX = b'{"type":"response"'
+_SEQ_KEY = b'"seq":'
+_OFFSET_KEY = b'"offset":'
+_EPOCH_KEY = b'"epoch":"'
+
+
+def join_message(room: str, position: tuple[str, int] | None = None, request: int = 1) -> bytes:
+    """The ``resume`` message that joins ``room`` (from ``position``, if given)."""
+    where = None if position is None else {"epoch": position[0], "offset": position[1]}
+    body = {"type": "resume", "id": request, "data": {"rooms": {room: where}}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class EnvelopeClient(WSListener):  # type: ignore[misc]
+    """A fan-out client of the message-type endpoint: its broadcasts come in envelopes
+    (with ``room``/``offset``/``epoch`` in a room with history)."""
+
+    def __init__(self, run: FanoutRun, server: int | None, joined: Callable[[], None]) -> None:
+        super().__init__()
+        self.run = run
+        self.server = server
+        self.joined = joined
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            return
+        payload = frame.get_payload_as_bytes()
+        if payload.startswith(_RESPONSE_PREFIX):
+            self.joined()
+            return
+        at = payload.find(_SEQ_KEY)
+        if at < 0:
+            self.run.bad_frames += 1
+            return
+        seq = int(payload[at + len(_SEQ_KEY) : payload.index(b",", at)])
+        if self.server is None:
+            self.run.received(seq)
+        else:
+            self.run.received_on(seq, self.server)
+
+
 async def open_stalled(host: str, port: int, rcvbuf: int) -> socket.socket:
     """A WebSocket client that completes the handshake and then never reads."""
     loop = asyncio.get_running_loop()
@@ -432,10 +480,22 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     per_port = dict.fromkeys(ports, 0)
     run.expected_on = [0] * len(ports)
 
+    joined = [0]
+
+    def one_joined() -> None:
+        joined[0] += 1
+
     def client_factory(server: int) -> Callable[[], WSListener]:
+        if args.room is not None:
+            where = None if len(ports) == 1 else server
+            return lambda: EnvelopeClient(run, where, one_joined)
         if len(ports) == 1:
             return lambda: FanoutClient(run)
         return lambda: WorkerClient(run, server)
+
+    path = "/fanout" if args.room is None else "/ws"
+    if args.room is not None and stalled_count:
+        raise SystemExit("--room takes healthy clients only (--stalled 0)")
 
     for first in range(0, args.clients, 500):  # bounded: clients / 500 batches
         waits = []
@@ -450,7 +510,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
             run.expected_on[offset] += batch.count(False)
             waits.append(
                 connect_many(
-                    f"ws://{host}:{port}/fanout",
+                    f"ws://{host}:{port}{path}",
                     batch.count(False),
                     client_factory(offset),
                     concurrency=128 // len(ports),
@@ -469,7 +529,14 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         for healthy, stalled in zip(opened[::2], opened[1::2], strict=True):
             connections += healthy
             stalled_socks += stalled
+    if args.room is not None:  # every client joins the room, and is told so (bounded)
+        message = join_message(args.room)
+        for transport, _ in connections:
+            transport.send(WSMsgType.TEXT, message)
+        total = len(connections)
+        await wait_until(lambda: joined[0] >= total, args.connect_timeout, "joining the room")
     connect_s = time.perf_counter() - started
+    trigger_path = "/broadcast?" if args.room is None else f"/publish?room={args.room}&"
     triggers = dict.fromkeys(ports, 0)  # measured broadcasts triggered on each server
     sent: dict[int, float] = {}  # when each broadcast was triggered
 
@@ -483,7 +550,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         port = trigger_port(seq)
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
         request = (
-            f"POST /broadcast?seq={seq} HTTP/1.1\r\nHost: {host}\r\n"
+            f"POST {trigger_path}seq={seq} HTTP/1.1\r\nHost: {host}\r\n"
             "Content-Length: 0\r\nConnection: close\r\n\r\n"
         ).encode()
         done = run.expect(seq)
@@ -585,6 +652,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients,
         "healthy": healthy_count,
         "stalled": stalled_count,
+        **({"room": args.room, "joined": joined[0]} if args.room is not None else {}),
         **two,
         "connect_s": round(connect_s, 2),
         "registered": registered,
@@ -610,6 +678,260 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         **fill,
         **cpu,
     }
+
+
+# Resume -----------------------------------------------------------------------------------
+
+
+class ResumeRun:
+    """Every client of the ``resume`` scenario, and how far they are."""
+
+    def __init__(self, clients: int, gap: int) -> None:
+        self.clients = clients
+        self.gap = gap
+        self.phase = "join"  # join, live, resume, over
+        self.joined = 0
+        self.caught_up = 0  # clients that have seen the live publications
+        self.live_offset = 0  # the offset every client must reach while live
+        self.done = 0
+        self.bad_frames = 0
+        self.errors: list[str] = []
+        self.all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finished(self) -> None:
+        self.done += 1
+        if self.done == self.clients and not self.all_done.done():
+            self.all_done.set_result(None)
+
+
+class ResumeClient(WSListener):  # type: ignore[misc]
+    """A client of ``/ws`` in one room with history: it keeps the last position it saw,
+    and after a ``resume`` checks that it got exactly the gap, in order, then the
+    ``response`` (``recovered: true`` at the room's last position)."""
+
+    def __init__(self, run: ResumeRun, room: str, previous: ResumeClient | None = None) -> None:
+        super().__init__()
+        self.run = run
+        self.room = room
+        self.epoch = previous.epoch if previous is not None else ""
+        self.offset = previous.offset if previous is not None else 0
+        self.seq_delta: int | None = previous.seq_delta if previous is not None else None
+        self.missed = 0  # publications received after the resume was sent
+        self.disorder = 0  # publications out of order, doubled, or from another epoch
+        self.recovered = False
+        self.sent_at = 0.0
+        self.done_at = 0.0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            return
+        run = self.run
+        payload = frame.get_payload_as_bytes()
+        if payload.startswith(_RESPONSE_PREFIX):
+            self.answered(json.loads(payload))
+            return
+        try:
+            at = payload.rindex(_OFFSET_KEY) + len(_OFFSET_KEY)
+            offset = int(payload[at : payload.index(b",", at)])
+            at = payload.rindex(_EPOCH_KEY) + len(_EPOCH_KEY)
+            epoch = payload[at : payload.index(b'"', at)].decode()
+            at = payload.index(_SEQ_KEY) + len(_SEQ_KEY)
+            seq = int(payload[at : payload.index(b",", at)])
+        except ValueError:
+            run.bad_frames += 1
+            return
+        # In order, nothing doubled or skipped, each offset carrying its own publication.
+        if self.epoch and (epoch != self.epoch or offset != self.offset + 1):
+            self.disorder += 1
+        if self.seq_delta is not None and offset - seq != self.seq_delta:
+            self.disorder += 1
+        self.epoch, self.offset, self.seq_delta = epoch, offset, offset - seq
+        if run.phase == "resume":
+            self.missed += 1
+        elif offset == run.live_offset:
+            run.caught_up += 1
+
+    def answered(self, message: dict[str, Any]) -> None:
+        run = self.run
+        if run.phase == "join":
+            run.joined += 1
+            return
+        if run.phase != "resume" or self.done_at:
+            run.bad_frames += 1
+            return
+        self.done_at = time.perf_counter()
+        state = message.get("data", {}).get("rooms", {}).get(self.room, {})
+        self.recovered = (
+            state.get("recovered") is True
+            and state.get("epoch") == self.epoch
+            and state.get("offset") == self.offset
+        )
+        run.finished()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.run.phase == "resume" and not self.done_at:
+            self.run.errors.append("a client was disconnected before its response")
+            self.done_at = time.perf_counter()
+            self.run.finished()
+
+    @property
+    def correct(self) -> bool:
+        return self.recovered and self.missed == self.run.gap and not self.disorder
+
+
+async def http_get_json(host: str, port: int, path: str, timeout: float) -> Any:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        response = await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"GET {path}: {head[:40]!r}")
+    return json.loads(body)
+
+
+async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` every 10 ms until it holds; RuntimeError after ``timeout`` seconds."""
+    deadline = time.perf_counter() + timeout
+    while not check():
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{what}: not after {timeout:g} s")
+        await asyncio.sleep(0.01)
+
+
+async def resume(args: argparse.Namespace) -> dict[str, Any]:
+    host, room = args.host, args.room
+    # One server, or two workers on one Redis: client i on ports[i % 2] first, and on the
+    # other worker when it comes back (its gap is read from Redis there).
+    ports = [args.port] if args.peer_port is None else [args.port, args.peer_port]
+    run = ResumeRun(args.clients, args.gap)
+    started = time.perf_counter()
+
+    async def connect(
+        listeners: list[ResumeClient], shift: int
+    ) -> list[tuple[WSTransport, WSListener]]:
+        """Connect listener i to ``ports[(i + shift) % len(ports)]``."""
+        waits = []
+        for index, port in enumerate(ports):
+            mine = [c for i, c in enumerate(listeners) if (i + shift) % len(ports) == index]
+            waits.append(
+                connect_many(
+                    f"ws://{host}:{port}/ws",
+                    len(mine),
+                    iter(mine).__next__,
+                    concurrency=128 // len(ports),
+                    timeout=args.connect_timeout,
+                )
+            )
+        return [pair for opened in await asyncio.gather(*waits) for pair in opened]
+
+    # 1. Join, and see a few live publications (every client then has a position).
+    previous = [ResumeClient(run, room) for _ in range(args.clients)]
+    first = await connect(previous, 0)
+    for transport, _ in first:
+        transport.send(WSMsgType.TEXT, join_message(room))
+    await wait_until(lambda: run.joined == args.clients, 30, "joining")
+    run.phase = "live"
+    before = await http_get_json(host, ports[0], f"/position?room={room}", 5)
+    base = before["offset"] if before else 0
+    run.live_offset = base + args.live
+    await http_post(host, ports[0], f"/publish?room={room}&seq=0&count={args.live}", 5)
+    await wait_until(lambda: run.caught_up == args.clients, 30, "live publications")
+    # 2. Every client drops its connection (no close frame); the servers see them go.
+    for transport, _ in first:
+        transport.disconnect(graceful=False)
+    for port in ports:
+        await wait_until_empty(host, port, args.stats_path)
+    # 3. The gap: published while nobody is connected, kept in the room's history.
+    await http_post(host, ports[0], f"/publish?room={room}&seq={args.live}&count={args.gap}", 10)
+    target = run.live_offset + args.gap
+    for port in ports:
+        await wait_until_position(host, port, room, target)
+    # 4. Everyone comes back, then every resume is sent at once.
+    run.phase = "resume"
+    back = await connect([ResumeClient(run, room, client) for client in previous], 1)
+    connect_s = time.perf_counter() - started
+    meter = CPUMeter(args.server_pid, args.peer_pid, args.redis_pid)
+    profiler = start_profiler(args)
+    messages = []
+    for _, listener in back:
+        assert isinstance(listener, ResumeClient)
+        messages.append(join_message(room, (listener.epoch, listener.offset)))
+    meter.start()
+    first_sent = time.perf_counter()
+    for (transport, listener), message in zip(back, messages, strict=True):
+        listener.sent_at = time.perf_counter()
+        transport.send(WSMsgType.TEXT, message)
+    all_sent = time.perf_counter()
+    timed_out = False
+    try:
+        await asyncio.wait_for(asyncio.shield(run.all_done), args.timeout)
+    except asyncio.TimeoutError:
+        timed_out = True
+    cpu = meter.stop()
+    stop_profiler(profiler)
+    run.phase = "over"
+    close_all(back)
+    clients = [listener for _, listener in back if isinstance(listener, ResumeClient)]
+    per_server = [0] * len(ports)
+    for i in range(args.clients):
+        per_server[(i + 1) % len(ports)] += 1
+    finished = [client for client in clients if client.done_at]
+    own = [client.done_at - client.sent_at for client in finished]
+    since_first = [client.done_at - first_sent for client in finished]
+    replayed = sum(client.missed for client in clients)
+    return {
+        "clients": args.clients,
+        "gap": args.gap,
+        "clients_per_server": per_server,
+        "connect_s": round(connect_s, 2),
+        "timed_out": timed_out,
+        "timeout_s": args.timeout,
+        "answered": len(finished),
+        "correct": sum(1 for client in clients if client.correct),
+        "recovered": sum(1 for client in clients if client.recovered),
+        "disorder": sum(client.disorder for client in clients),
+        "replayed": replayed,
+        "send_ms": _ms(all_sent - first_sent),
+        # from a client's own resume to its response (its whole gap before it)
+        "p50_ms": _ms(percentile(own, 50)),
+        "p99_ms": _ms(percentile(own, 99)),
+        # from the first resume sent until this client had everything
+        "done_p50_ms": _ms(percentile(since_first, 50)),
+        "total_ms": _ms(max(since_first)) if since_first and not timed_out else None,
+        "server_ms": round(1e3 * meter.server_seconds, 1),
+        "server_us_per_message": (
+            round(1e6 * meter.server_seconds / replayed, 2) if replayed else None
+        ),
+        **({"redis_ms": round(1e3 * meter.redis_seconds, 2)} if args.redis_pid else {}),
+        "bad_frames": run.bad_frames,
+        "incorrect": args.clients - sum(1 for client in clients if client.correct),
+        "errors": len(run.errors),
+        **cpu,
+    }
+
+
+async def wait_until_empty(host: str, port: int, stats_path: str) -> None:
+    """Until the server has no connection left (its hub's counters; bounded)."""
+    deadline = time.perf_counter() + 30
+    while (await http_get_json(host, port, stats_path, 5))["connections"]:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the server still has connections after 30 s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_until_position(host: str, port: int, room: str, offset: int) -> None:
+    """Until the room's history on this server reaches ``offset`` (bounded)."""
+    deadline = time.perf_counter() + 30
+    while True:
+        position = await http_get_json(host, port, f"/position?room={room}", 5)
+        if position and position["offset"] >= offset:
+            return
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"room {room} not at offset {offset} after 30 s: {position}")
+        await asyncio.sleep(0.02)
 
 
 # Memory -----------------------------------------------------------------------------------
@@ -793,6 +1115,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="alternate",
         help="with --peer-port: on which worker to send POST /broadcast",
     )
+    p.add_argument("--room", help="clients on /ws in this room, triggers on /publish")
+    p = sub.add_parser("resume")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--gap", type=int, default=100, help="publications missed by each")
+    p.add_argument("--live", type=int, default=3, help="publications seen before leaving")
+    p.add_argument("--room", default="history:resume")
+    p.add_argument("--timeout", type=float, default=60, help="seconds the resume may take")
+    p.add_argument("--stats-path", default="/hub-stats", help="the hub's counters")
     p = sub.add_parser("memory")
     p.add_argument("--clients", type=int, default=2000)
     p.add_argument("--settle", type=float, default=1.0)
@@ -808,6 +1138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
     "echo": echo,
     "fanout": fanout,
+    "resume": resume,
     "memory": memory,
     "http": http,
 }

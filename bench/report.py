@@ -48,7 +48,13 @@ def one_line(scenario: str, result: dict[str, Any]) -> str:
         )
     if scenario == "http":
         return f"{result['requests_per_s']:.0f} req/s, p99 {result['p99_ms']} ms, {cpu}"
-    if scenario in ("fanout", "fanout-redis"):
+    if scenario == "resume":
+        return (
+            f"{result['correct']}/{result['clients']} clients got exactly their "
+            f"{result['gap']} missed, p50 {result['p50_ms']} ms per client, all in "
+            f"{result['total_ms']} ms, {cpu}"
+        )
+    if scenario in ("fanout", "fanout-redis", "fanout-history"):
         if "redis_cpu_pct" in result:
             cpu += f", redis CPU {result['redis_cpu_pct']}%"
         if result.get("timeouts"):

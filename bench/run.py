@@ -11,6 +11,12 @@ whose hub is on one ``redis-server`` (started and stopped here, by PID): both wo
 core 0, so that they get the single process's CPU budget, redis-server and the load
 generator on core 1.
 
+``fanout-history`` (Bocadillo only, issue #17) measures the fan-out on the message-type
+endpoint into a room without history and into one with history, on one process and on
+two workers on Redis, alternating; ``resume`` has 1,000 clients of a room with history
+drop their connections, miss 100 publications and all resume at once, on one process and
+on two workers on Redis.
+
 Full mode writes ``bench/results/results.json``, ``docs/benchmarks.md``,
 ``docs/benchmarks.png`` and the summary in ``README.md``. A full run of only some
 scenarios or targets (``--scenarios``, ``--targets``) replaces those measurements in
@@ -68,12 +74,25 @@ PACKAGES = [
     "picows",
     "redis",
 ]
-SCENARIOS = ["echo", "http", "fanout", "fanout-redis", "memory"]
+SCENARIOS = ["echo", "http", "fanout", "fanout-redis", "fanout-history", "resume", "memory"]
 #: The two setups of ``fanout-redis``, alternated like targets.
 REDIS_VARIANTS = ["bocadillo", "bocadillo-redis"]
 #: Set for both setups of ``fanout-redis`` only: the hub's counters, to check that the
 #: single process runs the in-memory hub and that the workers talk through Redis.
 STATS_PATH = "/hub-stats"
+#: The setups of ``fanout-history``: a room without history and one with history (rooms
+#: ``history:*`` keep it, see ``apps/bocadillo_app.py``), on one process and on two
+#: workers on Redis; alternated like targets.
+HISTORY_VARIANTS = [
+    "bocadillo",
+    "bocadillo-history",
+    "bocadillo-redis",
+    "bocadillo-redis-history",
+]
+HISTORY_ROOMS = {False: "plain:fanout", True: "history:fanout"}
+#: The setups of ``resume``.
+RESUME_VARIANTS = ["bocadillo", "bocadillo-redis"]
+RESUME_ROOM = "history:resume"
 #: The fan-out server's SO_SNDBUF (see ``serve.py``); the kernel doubles it.
 FANOUT_SNDBUF = 128 * 1024
 
@@ -95,6 +114,14 @@ class Mode:
     #: fanout-redis: client counts, and repetitions (even: each setup goes first as often)
     redis_clients: list[int]
     redis_reps: int
+    #: fanout-history: client counts and repetitions (of each of its four setups)
+    history_clients: list[int]
+    history_reps: int
+    #: resume: clients, publications each one misses, repetitions, seconds allowed
+    resume_clients: int
+    resume_gap: int
+    resume_reps: int
+    resume_timeout: float
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
 
 
@@ -113,6 +140,12 @@ FULL = Mode(
     memory_clients=2000,
     redis_clients=[1000, 2000],
     redis_reps=6,
+    history_clients=[1000],
+    history_reps=6,
+    resume_clients=1000,
+    resume_gap=100,
+    resume_reps=5,
+    resume_timeout=60,
 )
 QUICK = Mode(
     name="quick",
@@ -129,6 +162,12 @@ QUICK = Mode(
     memory_clients=300,
     redis_clients=[200],
     redis_reps=2,
+    history_clients=[200],
+    history_reps=2,
+    resume_clients=200,
+    resume_gap=20,
+    resume_reps=2,
+    resume_timeout=30,
 )
 
 
@@ -393,6 +432,14 @@ def cases(mode: Mode) -> list[Case]:
             params = {"clients": clients, "stalled": 0.0}
             key = f"fanout-redis-{clients}"
             plan.append(Case("fanout-redis", key, params, sndbuf=FANOUT_SNDBUF))
+    if "fanout-history" in mode.scenarios:
+        for clients in mode.history_clients:
+            params = {"clients": clients, "stalled": 0.0}
+            key = f"fanout-history-{clients}"
+            plan.append(Case("fanout-history", key, params, sndbuf=FANOUT_SNDBUF))
+    if "resume" in mode.scenarios:
+        params = {"clients": mode.resume_clients, "gap": mode.resume_gap}
+        plan.append(Case("resume", f"resume-{mode.resume_clients}", params))
     if "memory" in mode.scenarios:
         plan.append(Case("memory", "memory", {"clients": mode.memory_clients}))
     return plan
@@ -401,13 +448,22 @@ def cases(mode: Mode) -> list[Case]:
 def case_targets(case: Case, targets: list[str]) -> list[str]:
     """What a case compares: the chosen targets, or for ``fanout-redis`` (Bocadillo only)
     one process against two workers on Redis."""
-    if case.scenario == "fanout-redis":
-        return list(REDIS_VARIANTS) if "bocadillo" in targets else []
+    variants = {
+        "fanout-redis": REDIS_VARIANTS,
+        "fanout-history": HISTORY_VARIANTS,
+        "resume": RESUME_VARIANTS,
+    }.get(case.scenario)
+    if variants is not None:
+        return list(variants) if "bocadillo" in targets else []
     return targets
 
 
 def case_reps(case: Case, mode: Mode) -> int:
-    return mode.redis_reps if case.scenario == "fanout-redis" else mode.reps
+    return {
+        "fanout-redis": mode.redis_reps,
+        "fanout-history": mode.history_reps,
+        "resume": mode.resume_reps,
+    }.get(case.scenario, mode.reps)
 
 
 def measure(
@@ -417,6 +473,10 @@ def measure(
     the measured window into that file."""
     if case.scenario == "fanout-redis":
         return measure_redis(case, target, mode, log_path, profile)
+    if case.scenario == "fanout-history":
+        return measure_history(case, target, mode, log_path, profile)
+    if case.scenario == "resume":
+        return measure_resume(case, target, mode, log_path, profile)
     server = Server(target, sndbuf=case.sndbuf, log_path=log_path)
     try:
         server.wait_ready()
@@ -542,6 +602,108 @@ def measure_redis(
             redis.stop()
 
 
+class Setup:
+    """One Bocadillo process (in-memory hub), or two workers of it on a fresh
+    redis-server (both workers on the server core, redis-server on the load core), as in
+    ``fanout-redis``; every server serves the hub's counters on ``STATS_PATH``, checked
+    here: no backend for the single process, connected to Redis for the workers."""
+
+    def __init__(self, workers: int, *, sndbuf: int, log_path: Path) -> None:
+        self.redis: RedisServer | None = None
+        self.servers: list[Server] = []
+        env = {"BOCADILLO_STATS_ENDPOINT": STATS_PATH}
+        try:
+            if workers > 1:
+                self.redis = RedisServer(RAW / "redis")
+                env["BOCADILLO_HUB_URL"] = self.redis.url
+                env["BOCADILLO_HUB_PREFIX"] = f"bench-{secrets.token_hex(4)}"
+            for _ in range(workers):
+                self.servers.append(Server("bocadillo", sndbuf=sndbuf, log_path=log_path, env=env))
+            for server in self.servers:
+                server.wait_ready()
+                backend = hub_stats(server)["backend"]
+                if self.redis is None and backend:
+                    raise RuntimeError(f"the single process is not on the in-memory hub: {backend}")
+                if self.redis is not None and backend.get("connected") != 1:
+                    raise RuntimeError(f"a worker is not connected to Redis: {backend}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def common(self, profile: Path | None) -> list[str]:
+        """``bench.load``'s options for the second worker and redis-server; profiled, the
+        second worker is recorded (the first one is the one the load triggers)."""
+        if len(self.servers) < 2 or self.redis is None:
+            return []
+        second = self.servers[1]
+        common = ["--peer-port", str(second.port), "--peer-pid", str(second.pid)]
+        common += ["--redis-pid", str(self.redis.pid)]
+        if profile is not None:
+            common += ["--profile-pid", str(second.pid)]
+        return common
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def measure_history(
+    case: Case, variant: str, mode: Mode, log_path: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """``fanout-history``: the fan-out to clients of the message-type endpoint, into a
+    room without history or into one with history (``variant``), on one process or on
+    two workers on Redis."""
+    setup: Setup | None = None
+    try:
+        setup = Setup(2 if "redis" in variant else 1, sndbuf=case.sndbuf, log_path=log_path)
+        options = fanout_options(case, mode)
+        options += ["--room", HISTORY_ROOMS[variant.endswith("history")]]
+        if profile is not None and len(setup.servers) > 1:
+            options += ["--trigger", "first"]
+        return run_load(
+            setup.servers[0],
+            "fanout",
+            options,
+            timeout=240,
+            profile=profile,
+            common=setup.common(profile),
+        )
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if setup is not None:
+            setup.stop()
+
+
+def measure_resume(
+    case: Case, variant: str, mode: Mode, log_path: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """``resume``: clients of a room with history drop their connections, miss
+    ``gap`` publications and resume at once, on one process or on two workers on Redis
+    (each client coming back on the other worker)."""
+    setup: Setup | None = None
+    try:
+        setup = Setup(2 if variant == "bocadillo-redis" else 1, sndbuf=0, log_path=log_path)
+        options = ["--clients", str(case.params["clients"]), "--gap", str(case.params["gap"])]
+        options += ["--room", RESUME_ROOM, "--timeout", f"{mode.resume_timeout:g}"]
+        options += ["--stats-path", STATS_PATH]
+        return run_load(
+            setup.servers[0],
+            "resume",
+            options,
+            timeout=mode.resume_timeout + 180,
+            profile=profile,
+            common=setup.common(profile),
+        )
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if setup is not None:
+            setup.stop()
+
+
 # Results -----------------------------------------------------------------------------------
 
 
@@ -656,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     if args.reps:
-        mode.reps = mode.redis_reps = args.reps
+        mode.reps = mode.redis_reps = mode.history_reps = mode.resume_reps = args.reps
     if args.scenarios:
         mode.scenarios = args.scenarios
     if not shutil.which("taskset"):
@@ -667,8 +829,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not shutil.which("wrk"):
         log("wrk not found (apt-get install wrk): HTTP uses bench.load's own client")
-    if "fanout-redis" in mode.scenarios and not shutil.which("redis-server"):
-        log("redis-server not found (apt-get install redis-server): fanout-redis will fail")
+    redis_scenarios = {"fanout-redis", "fanout-history", "resume"} & set(mode.scenarios)
+    if redis_scenarios and not shutil.which("redis-server"):
+        log(
+            "redis-server not found (apt-get install redis-server): the two-worker setups "
+            f"of {', '.join(sorted(redis_scenarios))} will fail"
+        )
     RAW.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc)
     log_path = RAW / f"servers-{mode.name}.log"
@@ -729,6 +895,9 @@ def main(argv: list[str] | None = None) -> int:
                 "fanout_sndbuf": FANOUT_SNDBUF,
                 "memory_clients": mode.memory_clients,
                 "redis_reps": mode.redis_reps,
+                "history_reps": mode.history_reps,
+                "resume_reps": mode.resume_reps,
+                "resume_timeout_s": mode.resume_timeout,
                 "redis": "two workers (each: the server line above) on core "
                 f"{SERVER_CORE}, one redis-server (--save '' --appendonly no) on core "
                 f"{LOAD_CORE} with the load generator",

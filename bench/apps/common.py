@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["HELLO", "broadcast_text", "fill_text"]
+__all__ = ["HELLO", "broadcast_data", "broadcast_text", "fill_text"]
 
 HELLO = {"message": "Hello, world!"}
 _PAD = "x" * 72
@@ -13,6 +13,12 @@ _PAD = "x" * 72
 def broadcast_text(seq: int) -> str:
     """The broadcast frame (about 100 bytes): the load generator reads ``seq`` back."""
     return json.dumps({"seq": seq, "pad": _PAD}, separators=(",", ":"))
+
+
+def broadcast_data(seq: int) -> dict[str, int | str]:
+    """The same payload as data, for a broadcast the hub encodes (in an envelope on the
+    message-type endpoint): the load generator finds ``"seq":`` in it."""
+    return {"seq": seq, "pad": _PAD}
 
 
 def fill_text(size: int) -> str:
