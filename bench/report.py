@@ -22,6 +22,8 @@ LABELS = {
     "litestar": "Litestar",
     "bocadillo": "Bocadillo",
     "bocadillo-redis": "Bocadillo, 2 workers + Redis",
+    "bocadillo-history": "Bocadillo, room with history",
+    "bocadillo-redis-history": "Bocadillo, 2 workers + Redis, room with history",
 }
 #: ``fanout-redis``: the two setups compared, and their labels there.
 REDIS_LABELS = {
@@ -31,6 +33,17 @@ REDIS_LABELS = {
 #: Issue #6: two workers on Redis within this factor of one process, at 2,000 clients.
 REDIS_GOAL = 1.5
 REDIS_GOAL_CLIENTS = 2000
+#: Issue #17: publishing to a room with history within this factor of publishing to one
+#: without (fan-out to 1,000 clients, p50).
+HISTORY_GOAL = 1.2
+HISTORY_GOAL_CLIENTS = 1000
+#: ``fanout-history``: (label, setup without history, setup with history).
+HISTORY_PAIRS = [
+    ("1 process, in-memory hub", "bocadillo", "bocadillo-history"),
+    ("2 workers + 1 redis-server", "bocadillo-redis", "bocadillo-redis-history"),
+]
+#: ``resume``: the setups and their labels.
+RESUME_LABELS = REDIS_LABELS
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 TIMED_OUT = "timed out"
@@ -151,16 +164,28 @@ def _redis_sizes(table: dict[str, dict[str, dict[str, Any]]]) -> list[int]:
     return sorted(sizes)
 
 
-def redis_ratios(data: dict[str, Any], key: str, metric: str) -> list[float]:
-    """Per repetition: the two workers' ``metric`` over the single process's, measured
-    next to each other (the alternation makes each pair adjacent in time)."""
+def _history_sizes(table: dict[str, dict[str, dict[str, Any]]]) -> list[int]:
+    sizes = {int(key.split("-")[2]) for key in table if re.fullmatch(r"fanout-history-\d+", key)}
+    return sorted(sizes)
+
+
+def redis_ratios(
+    data: dict[str, Any],
+    key: str,
+    metric: str,
+    base: str = "bocadillo",
+    other: str = "bocadillo-redis",
+) -> list[float]:
+    """Per repetition: ``other``'s ``metric`` over ``base``'s (by default the two
+    workers' over the single process's), measured next to each other (the alternation
+    makes each pair adjacent in time)."""
     by_rep: dict[int, dict[str, Any]] = {}
     for run in data["runs"]:
         if run["key"] == key:
             by_rep.setdefault(run["rep"], {})[run["target"]] = run["result"]
     ratios = []
     for pair in by_rep.values():
-        single, two = pair.get("bocadillo", {}), pair.get("bocadillo-redis", {})
+        single, two = pair.get(base, {}), pair.get(other, {})
         value = ratio(two.get(metric), single.get(metric))
         if value is not None:
             ratios.append(value)
@@ -292,6 +317,19 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
                 False,
                 f"≤ {REDIS_GOAL:g}",
             )
+    history_key = f"fanout-history-{HISTORY_GOAL_CLIENTS}"
+    if history_key in table:
+        for label, plain, kept in HISTORY_PAIRS:
+            if plain not in table[history_key]:
+                continue
+            row(
+                f"History (#17): publish to {HISTORY_GOAL_CLIENTS:,} in a room with history, "
+                f"p50 vs without ({label})",
+                ratio(get(history_key, kept, "p50_ms"), get(history_key, plain, "p50_ms")),
+                HISTORY_GOAL,
+                False,
+                f"≤ {HISTORY_GOAL:g}",
+            )
     if "memory" in table:
         row(
             "Idle memory per connection vs Starlette",
@@ -327,6 +365,10 @@ def notes(data: dict[str, Any]) -> list[str]:
             found.append(f"{where}: {result['errors']} error(s)")
         if result.get("fill_settled") is False:
             found.append(f"{where}: the stalled clients' buffers were not full in time")
+        if result.get("incorrect"):
+            found.append(f"{where}: {result['incorrect']} client(s) did not get exactly their gap")
+        if result.get("timed_out") is True:
+            found.append(f"{where}: the resume was not over in {result['timeout_s']} s")
         if result.get("bad_frames"):
             found.append(f"{where}: {result['bad_frames']} unexpected frame(s)")
         failed = sum(result.get("redis", {}).get("publish_failed", []))
@@ -537,6 +579,12 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     redis_sizes = _redis_sizes(table)
     if redis_sizes:
         out += render_redis(data, table, redis_sizes)
+    history_sizes = _history_sizes(table)
+    if history_sizes:
+        out += render_history(data, table, history_sizes)
+    resume_keys = sorted(key for key in table if re.fullmatch(r"resume-\d+", key))
+    if resume_keys:
+        out += render_resume(data, table, resume_keys)
 
     if "memory" in table:
         add("## Memory per idle connection")
@@ -672,6 +720,160 @@ def render_redis(
     )
     add("")
     return out
+
+
+def render_history(
+    data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]], sizes: list[int]
+) -> list[str]:
+    """The ``fanout-history`` section: publishing into a room with history or without."""
+    settings = data["meta"]["settings"]
+    reps = settings.get("history_reps", data["meta"]["reps"])
+    out = ["## Publishing to a room with history", ""]
+    add = out.append
+    add(
+        "Issue #17: the fan-out to clients of the message-type endpoint (`/ws`), each of "
+        "which joined the room with a `resume` message; `POST /publish` broadcasts "
+        '`{"seq": N, "pad": ...}` to the room, and every client gets it in an envelope. In a '
+        'room with history (`room_options("history:*", history_size=1000)`) the '
+        "publication is also kept and its envelope carries `room`, `offset` and `epoch`. "
+        "The time is from the trigger to the last client, over "
+        f"{settings['broadcasts']} publications. On one process (in-memory hub, the history "
+        "in the process) and on two workers on one redis-server, set up as in the section "
+        "above (clients half and half, triggers alternating; with history, the publication "
+        "goes through Redis, which gives it its offset, and both workers deliver it when "
+        f"Redis hands it back). The four setups alternate over {reps} repetitions, each on "
+        "fresh processes; cells are medians. Goal: with history within "
+        f"{HISTORY_GOAL:g}× of without at {HISTORY_GOAL_CLIENTS:,} clients (p50)."
+    )
+    add("")
+    add(
+        "| clients | setup | room | p50 ms | p99 ms | server CPU ms/publication "
+        "| load CPU % | redis-server CPU ms/publication |"
+    )
+    add("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for size in sizes:
+        cells = table[f"fanout-history-{size}"]
+        for label, plain, kept in HISTORY_PAIRS:
+            for variant, room in ((plain, "no history"), (kept, "history")):
+                cell = cells.get(variant)
+                if cell is None:
+                    continue
+                if "error" in cell:
+                    add(f"| {size:,} | {label} | {room} | error: {cell['error']} | | | | |")
+                    continue
+                p50, p99 = _fanout_cell(cell, size)
+                add(
+                    f"| {size:,} | {label} | {room} | {p50} | {p99} | "
+                    f"{_num(cell.get('server_ms_per_broadcast'), 2)} | "
+                    f"{_num(cell.get('load_cpu_pct'))} | "
+                    f"{_num(cell.get('redis_ms_per_broadcast'), 2)} |"
+                )
+    add("")
+    add(
+        "| clients | setup | p50: history ÷ none | p99 | server CPU per publication "
+        f"| p50, per repetition | goal ≤ {HISTORY_GOAL:g}× (p50) |"
+    )
+    add("| ---: | --- | ---: | ---: | ---: | --- | --- |")
+    for size in sizes:
+        key = f"fanout-history-{size}"
+        cells = table[key]
+        for label, plain, kept in HISTORY_PAIRS:
+            if plain not in cells or kept not in cells:
+                continue
+            values = {
+                metric: ratio(cells[kept].get(metric), cells[plain].get(metric))
+                for metric in ("p50_ms", "p99_ms", "server_ms_per_broadcast")
+            }
+            pairs = redis_ratios(data, key, "p50_ms", plain, kept)
+            p50 = values["p50_ms"]
+            if p50 is None:
+                status = "–"
+            elif size == HISTORY_GOAL_CLIENTS:
+                status = "met" if p50 <= HISTORY_GOAL else "**missed**"
+            else:
+                where = "within" if p50 <= HISTORY_GOAL else "beyond"
+                status = f"{where} (goal set at {HISTORY_GOAL_CLIENTS:,})"
+            add(
+                f"| {size:,} | {label} | {_ratio(p50)} | {_ratio(values['p99_ms'])} | "
+                f"{_ratio(values['server_ms_per_broadcast'])} | "
+                f"{_pairs(pairs)} | {status} |"
+            )
+    add("")
+    return out
+
+
+def _pairs(values: list[float]) -> str:
+    """Per-repetition ratios, and their median."""
+    if not values:
+        return "–"
+    listed = ", ".join(f"{value:.2f}" for value in values)
+    return f"{listed} (median {statistics.median(values):.2f})"
+
+
+def render_resume(
+    data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]], keys: list[str]
+) -> list[str]:
+    """The ``resume`` section: every client of a room comes back at once."""
+    settings = data["meta"]["settings"]
+    reps = settings.get("resume_reps", data["meta"]["reps"])
+    out = ["## Resuming after a disconnection", ""]
+    add = out.append
+    add(
+        "Issue #17: the clients of `/ws` in one room with history see a few publications, "
+        "then all drop their TCP connections (no close frame); once the servers have seen "
+        "them go, the gap is published to the room (`POST /publish`). Then they all connect "
+        "again and, once every one is connected, each sends its `resume` with the last "
+        "`epoch`/`offset` it saw, one after the other as fast as the load generator can. "
+        "*Per client*: from its own `resume` to its `response`, every missed publication "
+        "having come before it; *all done*: from the first `resume` sent to the last "
+        "client's response. A client is *correct* when it got exactly the gap, in order, "
+        "each publication once, then `recovered: true` at the room's last position. "
+        "With two workers on one redis-server (set up as above), each client comes back on "
+        "the other worker than the one it left, so its gap is read from Redis. The two "
+        f"setups alternate over {reps} repetitions, each on fresh processes; cells are "
+        f"medians (a resume that is not over after {settings.get('resume_timeout_s', '?')} s "
+        "fails the repetition)."
+    )
+    add("")
+    add(
+        "| clients | missed each | setup | correct | p50 ms per client | p99 ms "
+        "| all done ms | resumes sent in ms | server CPU ms | server CPU µs/replayed message "
+        "| load CPU % |"
+    )
+    add("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for key in keys:
+        for variant, label in RESUME_LABELS.items():
+            cell = table[key].get(variant)
+            if cell is None:
+                continue
+            clients = int(key.split("-")[1])
+            if "error" in cell:
+                add(f"| {clients:,} | | {label} | error: {cell['error']} | | | | | | | |")
+                continue
+            add(
+                f"| {clients:,} | {_num(cell.get('gap'))} | {label} | "
+                f"{_worst(data, key, variant)} | "
+                f"{_num(cell.get('p50_ms'))} | {_num(cell.get('p99_ms'))} | "
+                f"{_num(cell.get('total_ms'))} | {_num(cell.get('send_ms'), 1)} | "
+                f"{_num(cell.get('server_ms'))} | {_num(cell.get('server_us_per_message'), 1)} | "
+                f"{_num(cell.get('load_cpu_pct'))} |"
+            )
+    add("")
+    return out
+
+
+def _worst(data: dict[str, Any], key: str, variant: str) -> str:
+    """``correct/clients`` in the worst repetition (every one should be all correct)."""
+    found = [
+        (run["result"]["correct"], run["result"]["clients"])
+        for run in data["runs"]
+        if run["key"] == key and run["target"] == variant and "correct" in run["result"]
+    ]
+    if not found:
+        return "–"
+    correct, clients = min(found)
+    everywhere = " in every repetition" if correct == clients else " (worst repetition)"
+    return f"{correct:,}/{clients:,}{everywhere}"
 
 
 def render_plot(table: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> None:
