@@ -112,7 +112,7 @@ class CPUMeter:
         self, server_pid: int | None, peer_pid: int | None = None, redis_pid: int | None = None
     ) -> None:
         pids = [pid for pid in (server_pid, peer_pid) if pid]
-        self._servers = [psutil.Process(pid) for pid in pids]  # checked to exist
+        self._servers = [psutil.Process(pid) for pid in pids]  # raises if one is gone
         self._redis = redis_pid
         # wall, this process, redis-server, then each server
         self._start = [0.0] * (3 + len(self._servers))
