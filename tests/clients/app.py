@@ -39,6 +39,10 @@ def create_app(**settings: Any) -> App:
     def add(data: Any) -> Any:
         return data["a"] + data["b"]
 
+    @app.socket("silent")
+    def silent() -> None:
+        """Never answers: what a request that times out waits for."""
+
     @app.socket("ask")
     async def ask(ws: Any, data: Any) -> bool:
         """Ask the client (a request from the server), then tell it what it answered."""
