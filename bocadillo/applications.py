@@ -29,7 +29,7 @@ from starlette.routing import Route, Router
 
 from .clientscript import client_script_route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
-from .config import CORS_DEFAULTS, Plugin, Settings, configure
+from .config import CORS_DEFAULTS, Plugin, Settings, check_setting_names, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
 from .jsoncodec import dumps_bytes
@@ -78,6 +78,7 @@ class App(RouteRegistry):
     """
 
     def __init__(self, name: str | None = None, *, debug: bool = False, **settings: Any) -> None:
+        check_setting_names(settings)
         super().__init__()
         self.name = name or "bocadillo"
         self.debug = debug

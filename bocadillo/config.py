@@ -14,14 +14,15 @@ scripts; in an app, prefer ``app.settings``).
 from __future__ import annotations
 
 import copy
+import difflib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 from .jsoncodec import loads
 
-__all__ = ["DEFAULTS", "Settings", "configure", "plugin", "settings"]
+__all__ = ["DEFAULTS", "Settings", "check_setting_names", "configure", "plugin", "settings"]
 
 #: Every setting Bocadillo reads, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -277,7 +278,28 @@ def configure(app: AppT, settings_obj: Any = None, **values: Any) -> AppT:
             {k.lower(): getattr(settings_obj, k) for k in dir(settings_obj) if k.isupper()}
         )
     explicit.update(values)
+    check_setting_names(values)
     loaded = load_settings(explicit)
     target._apply_settings(loaded, [*_PLUGINS, *loaded["plugins"]])
     settings._current = loaded
     return app
+
+
+def check_setting_names(names: Iterable[str]) -> None:
+    """Refuse a setting name that is not a known one but close to one: a likely typo
+    (``rate_limt``) would otherwise leave the setting at its default, silently. Other
+    unknown names stay allowed: plugins and apps keep their own settings.
+
+    Raises:
+        ConfigurationError: naming the known setting the name is close to.
+    """
+    known = list(DEFAULTS)
+    for name in names:
+        if name in DEFAULTS:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            raise ConfigurationError(
+                f"unknown setting {name!r}: did you mean {close[0]!r}? (a custom setting "
+                "of your own must not look like a known one)"
+            )

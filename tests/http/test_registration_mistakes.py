@@ -8,7 +8,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bocadillo import App, ConfigurationError, InvalidState, LiveServer, create_client
+from bocadillo import App, ConfigurationError, InvalidState, LiveServer, configure, create_client
 
 
 def test_a_route_parameter_the_view_does_not_take_fails_at_registration():
@@ -181,3 +181,19 @@ async def test_a_websocket_to_an_unknown_path_is_refused_and_logged(live_server,
                 pass
     assert refused.value.response.status_code == 403
     assert "no WebSocket route matches /nowhere" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("rate_limt", "rate_limit"), ("max_conections", "max_connections"), ("sesions", "sessions")],
+)
+def test_a_setting_name_close_to_a_known_one_is_a_typo(name, suggestion):
+    with pytest.raises(ConfigurationError, match=f"did you mean '{suggestion}'"):
+        App(**{name: 1})
+    with pytest.raises(ConfigurationError, match=f"did you mean '{suggestion}'"):
+        configure(App(), **{name: 1})
+
+
+def test_custom_settings_stay_allowed():
+    app = App(api_key="k", my_feature=True)
+    assert app.settings["api_key"] == "k" and app.settings["my_feature"] is True
