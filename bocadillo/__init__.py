@@ -13,15 +13,17 @@ from .errors import (
     ExpectedAsync,
     HTTPError,
     HubError,
+    InvalidArgument,
     InvalidState,
     MissingDependency,
+    SettingsError,
     UnknownConnection,
     WebSocketDisconnect,
 )
 from .hooks import after, before
-from .injection import provider, useprovider
+from .injection import discover_providers, provider, useprovider
 from .middleware.base import Middleware
-from .recipes import Recipe
+from .recipes import Recipe, Router
 from .redirection import Redirect
 from .request import ClientDisconnect, Request
 from .response import Response
@@ -47,6 +49,7 @@ __all__ = [
     "HTTPError",
     "HTTPRoute",
     "HubError",
+    "InvalidArgument",
     "InvalidState",
     "LiveServer",
     "Middleware",
@@ -55,7 +58,9 @@ __all__ = [
     "Redirect",
     "Request",
     "Response",
+    "Router",
     "Settings",
+    "SettingsError",
     "Templates",
     "UnknownConnection",
     "WebSocket",
@@ -65,6 +70,7 @@ __all__ = [
     "before",
     "configure",
     "create_client",
+    "discover_providers",
     "plugin",
     "provider",
     "server_event",

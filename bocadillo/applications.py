@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
-from .errors import ConfigurationError, HTTPError
+from .errors import ConfigurationError, HTTPError, SettingsError
 from .injection import ProviderRegistry, ScopeName
 from .middleware.errors import (
     ErrorHandler,
@@ -41,6 +41,7 @@ from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
 from .routing import AppRouter, RouteRegistry, compile_routes
+from .views import ensure_async
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 
@@ -119,8 +120,12 @@ class App(RouteRegistry):
         try:
             for func in plugins:
                 func(self)
-            if settings["sessions"] and not settings["secret_key"]:
-                raise ConfigurationError(
+            sessions = settings["sessions"]
+            if isinstance(sessions, dict) and "secret_key" in sessions:
+                # Bocadillo 0.18 spelling: sessions={"secret_key": ...}.
+                settings["secret_key"] = sessions["secret_key"]
+            if sessions and not settings["secret_key"]:
+                raise SettingsError(
                     "sessions are on but no secret key is set: pass secret_key=... to "
                     "configure() or set the SECRET_KEY environment variable"
                 )
@@ -132,8 +137,12 @@ class App(RouteRegistry):
             raise
         self.debug = bool(settings["debug"])
         static_dir = settings["static_dir"]
-        if static_dir and os.path.isdir(static_dir):
-            self.mount(settings["static_root"], static(static_dir), name="static")
+        if static_dir:
+            # Mounted even if the folder does not exist yet: it answers 404 until it does.
+            config = dict(settings["static_config"] or {})
+            app = static(static_dir, check_dir=False, max_age=config.get("max_age"))
+            root = "/" + str(settings["static_root"]).strip("/")
+            self.mount(root, app, name="static")
         self._changed()
 
     @overload
@@ -288,6 +297,15 @@ class App(RouteRegistry):
 
         return register
 
+    def add_error_handler(self, exc_type: type[BaseException], handler: ErrorHandler) -> None:
+        """Register ``handler`` for ``exc_type``, as ``@app.error_handler`` does
+        (Bocadillo 0.18's spelling, which, like 0.18, takes coroutine functions only).
+
+        Raises:
+            ExpectedAsync: if ``handler`` is not a coroutine function.
+        """
+        self.error_handler(exc_type)(ensure_async(handler, "error handler"))
+
     # Middleware -----------------------------------------------------------------------------
 
     def add_middleware(self, middleware: Callable[..., ASGIApp], *args: Any, **kwargs: Any) -> None:
@@ -300,10 +318,20 @@ class App(RouteRegistry):
 
     # Routing --------------------------------------------------------------------------------
 
+    def include_router(self, router: RouteRegistry, prefix: str = "") -> None:
+        """Include a ``Router`` (or ``Recipe``) under ``prefix`` (Bocadillo 0.18's spelling
+        of ``app.include``)."""
+        if prefix and not prefix.startswith("/"):
+            prefix = "/" + prefix
+        self.include(router, prefix=prefix)
+
     @property
     def router(self) -> AppRouter:
         """The compiled Starlette router."""
         if self._router is None:
+            # The app takes its own copy of the declared providers now: what it serves
+            # never reads a process-wide registry.
+            self.providers.adopt()
             self._router = AppRouter(
                 routes=self._stats_routes()
                 + compile_routes(
@@ -348,6 +376,7 @@ class App(RouteRegistry):
         # Built-in middleware, innermost first: sessions, gzip, CORS, HSTS, allowed hosts.
         if settings["sessions"]:
             options = settings["sessions"] if isinstance(settings["sessions"], dict) else {}
+            options = {k: v for k, v in options.items() if k != "secret_key"}
             app = SessionMiddleware(app, secret_key=settings["secret_key"], **options)
         if settings["gzip"]:
             app = GZipMiddleware(app, minimum_size=int(settings["gzip_min_size"]))

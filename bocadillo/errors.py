@@ -4,7 +4,9 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
 
     BocadilloError
     ├── ConfigurationError (ValueError)         bad settings or registration, at import/startup
-    │   └── ExpectedAsync (TypeError)           a sync view where an async one is required
+    │   ├── ExpectedAsync (TypeError)           a sync view where an async one is required
+    │   ├── SettingsError (RuntimeError)        a setting is missing or invalid; configure() twice
+    │   └── InvalidArgument (TypeError, AssertionError)  a hook, stream or status of the wrong kind
     ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
     ├── InvalidState (RuntimeError)             e.g. a second ``close()``; a hub used before startup
     ├── EnvelopeError (ValueError)              a bad realtime envelope, with a stable ``.code``
@@ -32,8 +34,10 @@ __all__ = [
     "ExpectedAsync",
     "HTTPError",
     "HubError",
+    "InvalidArgument",
     "InvalidState",
     "MissingDependency",
+    "SettingsError",
     "UnknownConnection",
     "WebSocketDisconnect",
 ]
@@ -49,6 +53,21 @@ class ConfigurationError(BocadilloError, ValueError):
 
 class ExpectedAsync(ConfigurationError, TypeError):
     """A synchronous callable was given where a coroutine function is required."""
+
+
+class SettingsError(ConfigurationError, RuntimeError):
+    """A setting is missing or invalid, or ``configure()`` was called twice for one app.
+
+    It is a ``ConfigurationError``, and also a ``RuntimeError`` as in Bocadillo 0.18.
+    """
+
+
+class InvalidArgument(ConfigurationError, TypeError, AssertionError):
+    """A callable or value of the wrong kind was given (a hook that is not callable, a
+    stream that is not an async generator function, an HTTP status that is not a number).
+
+    It is also an ``AssertionError``, which is what Bocadillo 0.18 raised for these.
+    """
 
 
 class HTTPError(BocadilloError, HTTPException):
@@ -70,11 +89,19 @@ class HTTPError(BocadilloError, HTTPException):
         detail: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise InvalidArgument(
+                f"an HTTP status must be an int or HTTPStatus, not {type(status).__name__}"
+            )
         code = int(status)
         self.title = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
         self.detail_value: Any = self.title if detail is None else detail
         HTTPException.__init__(self, status_code=code, detail=str(self.detail_value))
         self.headers = headers
+
+    def __str__(self) -> str:
+        """The status line, such as ``404 Not Found``."""
+        return f"{self.status_code} {self.title}"
 
     @property
     def status(self) -> int:

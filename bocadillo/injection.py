@@ -18,14 +18,20 @@ connection, torn down when it ends; ``"app"`` makes one value per app, torn down
 shutdown. A provider may take other providers as parameters. Providers can be sync or
 async functions, or (async) generators for set-up/teardown.
 
-Definitions made with ``@provider`` are global, like the functions themselves; the
-values they produce belong to one app, so two apps never share an app-scoped value.
-``app.provider`` registers a provider for one app only (and overrides a global one).
+``@provider`` at module level declares a provider, like ``def`` declares a function: the
+declaration is recorded with the others made so far (import a module to declare its
+providers; ``configure(app, provider_modules=[...])`` and ``discover_providers`` do that).
+An app copies the declarations when it builds itself (on its first request or at startup,
+and again after a later registration); from then on it reads only its own copy, so apps
+never see each other's providers. ``app.provider`` registers a provider for one app only
+(and overrides a declared one of the same name). The values belong to the app too: two apps
+never share an app-scoped value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
@@ -40,6 +46,7 @@ __all__ = [
     "ProviderRegistry",
     "ProviderScope",
     "Resolver",
+    "discover_providers",
     "global_provider_names",
     "provider",
     "useprovider",
@@ -103,6 +110,9 @@ async def _finish_gen(gen: Any) -> None:
         raise ConfigurationError("a provider generator must yield exactly once")
 
 
+#: The providers declared with ``@provider`` so far, by name (the last declaration wins).
+#: Apps copy it when they build themselves (``ProviderRegistry.adopt``); nothing reads it
+#: while serving a request.
 _GLOBAL: dict[str, Provider] = {}
 
 
@@ -147,6 +157,19 @@ def global_provider_names() -> frozenset[str]:
     return frozenset(_GLOBAL)
 
 
+def discover_providers(*module_names: str) -> None:
+    """Import modules so that the providers they declare exist (Bocadillo 0.18's helper).
+
+    ``configure(app, provider_modules=[...])`` (``PROVIDER_MODULES`` in a settings module)
+    calls it with the modules it names.
+
+    Raises:
+        ImportError: if a module cannot be imported.
+    """
+    for name in module_names:
+        importlib.import_module(name)
+
+
 def useprovider(*names: str) -> Callable[[F], F]:
     """Resolve providers before a view runs, for their side effects, without passing them.
 
@@ -175,10 +198,16 @@ def used_providers(func: Any) -> tuple[str, ...]:
 
 
 class ProviderRegistry:
-    """The providers of one app, and the app-scoped values they made."""
+    """The providers of one app, and the app-scoped values they made.
+
+    Until ``adopt`` is first called, the declared providers are read as they are declared;
+    after it, the registry reads only its own copy of them.
+    """
 
     def __init__(self) -> None:
         self._local: dict[str, Provider] = {}
+        self._adopted: dict[str, Provider] | None = None
+        self._merged: dict[str, Provider] | None = None
         self._app_values: dict[str, Any] = {}
         self._app_locks: dict[str, asyncio.Lock] = {}
         self._app_stack: AsyncExitStack | None = None
@@ -189,14 +218,25 @@ class ProviderRegistry:
         """Register a provider for this app only."""
         definition = Provider(func, scope=scope, name=name or func.__name__)
         self._local[definition.name] = definition
+        self._merged = None
+
+    def adopt(self) -> None:
+        """Copy the providers declared with ``@provider`` so far: this app's own from now on."""
+        self._adopted = dict(_GLOBAL)
+        self._merged = None
 
     @property
     def definitions(self) -> dict[str, Provider]:
-        """Every provider visible to this app (app-local ones override global ones)."""
-        return {**_GLOBAL, **self._local}
+        """Every provider visible to this app (its own override declared ones)."""
+        if self._merged is not None:
+            return self._merged
+        if self._adopted is None:
+            return {**_GLOBAL, **self._local}
+        self._merged = {**self._adopted, **self._local}
+        return self._merged
 
     def __contains__(self, name: object) -> bool:
-        return name in self._local or name in _GLOBAL
+        return name in self.definitions
 
     def check(self, names: Iterable[str], where: str) -> None:
         """Check that ``names`` and all they depend on exist, without cycles.

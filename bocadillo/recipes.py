@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .errors import ConfigurationError
 from .routing import RouteRegistry
+from .types import ASGIApp
 
-__all__ = ["Recipe"]
+__all__ = ["Recipe", "Router"]
 
 
 class Recipe(RouteRegistry):
@@ -41,3 +42,37 @@ class Recipe(RouteRegistry):
 
     def __repr__(self) -> str:
         return f"<Recipe {self.name} {self.prefix or '/'}>"
+
+
+class Router(RouteRegistry):
+    """A group of routes without a name or prefix of its own (Bocadillo 0.18's ``Router``).
+
+    Register routes on it, then include it with ``app.include_router(router, prefix=...)``
+    (the same as ``app.include``). Route names are not qualified: ``url_for("view")``.
+
+    Example::
+
+        router = Router()
+
+        @router.route("/{pk}")
+        async def get_taco(req, res, pk: int): ...
+
+        app.include_router(router, prefix="/tacos")  # GET /tacos/1
+    """
+
+    prefix = ""
+
+    def include_router(self, router: RouteRegistry, prefix: str = "") -> None:
+        """Include another router's routes under ``prefix`` (see ``include``)."""
+        self.include(router, prefix=_leading_slash(prefix))
+
+    def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
+        """Serve an ASGI app under ``prefix`` (a leading ``/`` is added if missing)."""
+        super().mount(_leading_slash(prefix), app, name)
+
+    def __repr__(self) -> str:
+        return "<Router>"
+
+
+def _leading_slash(prefix: str) -> str:
+    return prefix if not prefix or prefix.startswith("/") else "/" + prefix
