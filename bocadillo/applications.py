@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar, overload
@@ -21,7 +20,6 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -36,14 +34,15 @@ from .middleware.errors import (
     internal_error_response,
 )
 from .middleware.hsts import HSTSMiddleware
+from .middleware.sessions import SessionMiddleware
 from .realtime.drain import install_drain_handlers
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
 from .routing import AppRouter, RouteRegistry, compile_routes
-from .views import ensure_async
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
+from .views import ensure_async
 
 __all__ = ["App"]
 

@@ -165,9 +165,7 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         try:
             return int(text)
         except ValueError:
-            raise SettingsError(
-                f"BOCADILLO_{name.upper()}={raw!r} is not an integer"
-            ) from None
+            raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not an integer") from None
     if isinstance(default, dict):
         try:
             parsed = json.loads(text or "{}")

@@ -12,16 +12,18 @@ import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
+from mimetypes import guess_type
 from typing import Any, Literal, TypeVar
 
 from starlette.background import BackgroundTasks
-from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import MutableHeaders
-from starlette.responses import FileResponse, Response as _StarletteResponse, StreamingResponse
+from starlette.responses import FileResponse, Response as _StarletteResponse
 
+from .errors import InvalidArgument
+from .streaming import StreamingBody, as_async_iterable
 from .types import JSONValue, Receive, Scope, Send
 
-__all__ = ["Response", "encode_json"]
+__all__ = ["Headers", "Response", "encode_json"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +39,17 @@ def encode_json(value: JSONValue) -> bytes:
     return _json_encoder.encode(value).encode("utf-8")
 
 
+class Headers(MutableHeaders):
+    """Response headers: Starlette's case-insensitive ``MutableHeaders``, plus ``pop``."""
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Remove the header ``key`` and return its value (``default`` if it was not set)."""
+        value = self.get(key, default)
+        if key in self:
+            del self[key]
+        return value
+
+
 class Response:
     """What a view answers: body, status code, headers, cookies and background tasks.
 
@@ -48,7 +61,7 @@ class Response:
 
     def __init__(self, status_code: int = 200) -> None:
         self.status_code = status_code
-        self._headers: MutableHeaders | None = None  # made on first use
+        self._headers: Headers | None = None  # made on first use
         #: Send the body with chunked transfer encoding instead of a Content-Length.
         self.chunked = False
         self._body: bytes = b""
@@ -60,6 +73,7 @@ class Response:
         self._cookies: list[tuple[str, dict[str, Any]]] = []
         self._tasks: BackgroundTasks | None = None
         self._events: AsyncIterable[str | bytes] | None = None
+        self._raise_on_disconnect = False
 
     def _set_body(self, body: bytes, media_type: str | None) -> None:
         self._body = body
@@ -110,40 +124,61 @@ class Response:
         return self._body
 
     @content.setter
-    def content(self, value: bytes) -> None:
-        self._set_body(bytes(value), _OCTETS)
+    def content(self, value: bytes | str) -> None:
+        if isinstance(value, str):
+            self._set_body(value.encode("utf-8"), _TEXT)
+        else:
+            self._set_body(bytes(value), _OCTETS)
 
-    def stream(self, source: Any) -> Any:
+    def stream(self, source: Any = None, *, raise_on_disconnect: bool = False) -> Any:
         """Send the body from an (async) iterable of ``str``/``bytes`` chunks, chunked.
 
-        Usable as a decorator on an async generator function taking no arguments::
+        Usable as a decorator on an async generator function taking no arguments, bare or
+        with options::
 
             @res.stream
             async def numbers():
                 for n in range(10):
                     yield str(n)
 
+        Args:
+            source: The iterable, or an async generator function.
+            raise_on_disconnect: When the client leaves, raise ``ClientDisconnect`` in the
+                generator at its next ``yield`` (default: cancel it at its ``await``).
+
         Returns:
-            ``source`` unchanged, so the decorated function keeps its name.
+            ``source`` unchanged, so the decorated function keeps its name (or, without
+            ``source``, the decorator).
+
+        Raises:
+            InvalidArgument: if ``source`` is a function but not an async generator function.
         """
-        iterable = source() if inspect.isasyncgenfunction(source) else source
+        if source is None:
+            return lambda func: self.stream(func, raise_on_disconnect=raise_on_disconnect)
         self._body = b""
         self._file = None
         self._events = None
-        self._stream = iterable
+        self._stream = _iterable_of(source, "res.stream")
+        self._raise_on_disconnect = raise_on_disconnect
         return source
 
-    def event_stream(self, source: Any) -> Any:
+    def event_stream(self, source: Any = None, *, raise_on_disconnect: bool = False) -> Any:
         """Send server-sent events from an async generator of ``server_event(...)`` strings.
 
         Usable as a decorator, like ``stream``. The response is ``text/event-stream``;
-        a client disconnect cancels and closes the generator.
+        a client disconnect cancels and closes the generator (or raises
+        ``ClientDisconnect`` in it with ``raise_on_disconnect=True``).
+
+        Raises:
+            InvalidArgument: if ``source`` is a function but not an async generator function.
         """
-        iterable = source() if inspect.isasyncgenfunction(source) else source
+        if source is None:
+            return lambda func: self.event_stream(func, raise_on_disconnect=raise_on_disconnect)
         self._body = b""
         self._file = None
         self._stream = None
-        self._events = iterable
+        self._events = as_async_iterable(_iterable_of(source, "res.event_stream"))
+        self._raise_on_disconnect = raise_on_disconnect
         return source
 
     def file(
@@ -161,36 +196,19 @@ class Response:
         self._file = (os.fspath(path), name, "attachment" if attach else "inline")
         self._stream = None
 
-    def attachment(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        content: bytes | str | None = None,
-        filename: str | None = None,
-    ) -> None:
-        """Send a download: a file from disk, or ``content`` made in memory.
+    @property
+    def attachment(self) -> _Attachment:
+        """Send a download: ``res.attachment(path)`` or ``res.attachment(content=...,
+        filename=...)`` (see ``_Attachment.__call__``).
 
-        Args:
-            path: A file to send as an attachment.
-            content: The bytes (or text) to send when there is no file.
-            filename: The name the browser saves it under (required with ``content``).
-
-        Raises:
-            ValueError: with neither or both of ``path`` and ``content``, or ``content``
-                without ``filename``.
+        Assigning a file name (``res.attachment = "report.csv"``, as in Bocadillo 0.18)
+        keeps the body already set and asks the browser to save it under that name.
         """
-        if (path is None) == (content is None):
-            raise ValueError("attachment() takes either a path or content=...")
-        if path is not None:
-            self.file(path, attach=True, filename=filename)
-            return
-        if filename is None:
-            raise ValueError("attachment(content=...) needs a filename")
-        body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
-        from mimetypes import guess_type
+        return _Attachment(self)
 
-        self._set_body(body, guess_type(filename)[0] or _OCTETS)
-        self.headers["content-disposition"] = f'attachment; filename="{filename}"'
+    @attachment.setter
+    def attachment(self, filename: str) -> None:
+        self.headers["content-disposition"] = _disposition(filename)
 
     # Cookies and background tasks ----------------------------------------------------------
 
@@ -244,9 +262,28 @@ class Response:
 
     # Sending -----------------------------------------------------------------------------
 
-    def _starlette_response(self) -> _StarletteResponse:
+    def _asgi_response(self) -> _StarletteResponse | StreamingBody:
         headers = dict(self.headers.items())
         response: _StarletteResponse
+        if self._stream is not None or (self.chunked and self._file is None):
+            source = self._stream if self._stream is not None else _single_chunk(self._body)
+            # A bodiless response carries the headers (cookies included) of the stream.
+            carrier = _StarletteResponse(
+                status_code=self.status_code,
+                headers=headers,
+                media_type=self._media_type or _OCTETS,
+            )
+            self._apply_cookies(carrier)
+            raw = [item for item in carrier.raw_headers if item[0] != b"content-length"]
+            if self.chunked and b"transfer-encoding" not in {key for key, _ in raw}:
+                raw.append((b"transfer-encoding", b"chunked"))
+            return StreamingBody(
+                source,
+                status_code=self.status_code,
+                headers=raw,
+                raise_on_disconnect=self._raise_on_disconnect,
+                background=self._tasks,
+            )
         if self._file is not None:
             path, filename, disposition = self._file
             response = FileResponse(
@@ -257,15 +294,6 @@ class Response:
                 content_disposition_type=disposition,
                 background=self._tasks,
             )
-        elif self._stream is not None or self.chunked:
-            source = self._stream if self._stream is not None else _single_chunk(self._body)
-            response = StreamingResponse(
-                _ensure_async(source),
-                status_code=self.status_code,
-                headers=headers,
-                media_type=self._media_type or _OCTETS,
-                background=self._tasks,
-            )
         else:
             response = _StarletteResponse(
                 self._body,
@@ -274,23 +302,29 @@ class Response:
                 media_type=self._media_type,
                 background=self._tasks,
             )
+        self._apply_cookies(response)
+        return response
+
+    def _apply_cookies(self, response: _StarletteResponse) -> None:
         for action, options in self._cookies:
             if action == "set":
                 response.set_cookie(**options)
             else:
                 response.delete_cookie(**options)
-        return response
 
     @property
-    def headers(self) -> MutableHeaders:
+    def headers(self) -> Headers:
         """The response headers (``Content-Type`` and ``Content-Length`` are added)."""
         if self._headers is None:
-            self._headers = MutableHeaders()
+            self._headers = Headers()
         return self._headers
 
     @headers.setter
     def headers(self, value: MutableHeaders | Mapping[str, str]) -> None:
-        self._headers = value if isinstance(value, MutableHeaders) else MutableHeaders(value)
+        self._headers = Headers(raw=list(value.raw) if isinstance(value, MutableHeaders) else None)
+        if not isinstance(value, MutableHeaders):
+            for key, item in value.items():
+                self._headers[key] = item
 
     def _raw_headers(self) -> list[tuple[bytes, bytes]]:
         if self._headers is None:  # the common case: only what the body implies
@@ -315,12 +349,17 @@ class Response:
         if self._events is not None:
             from .sse import EventStream
 
-            await EventStream(self._events, headers=list(self.headers.raw))(scope, receive, send)
+            events = EventStream(
+                self._events,
+                headers=list(self.headers.raw),
+                raise_on_disconnect=self._raise_on_disconnect,
+            )
+            await events(scope, receive, send)
             if self._tasks is not None:
                 await self._tasks()
             return
         if self._stream is not None or self._file is not None or self.chunked or self._cookies:
-            await self._starlette_response()(scope, receive, send)
+            await self._asgi_response()(scope, receive, send)
             return
         # The common case (a body in memory) is written directly: no intermediate object.
         await send(
@@ -335,11 +374,61 @@ class Response:
             await self._tasks()
 
 
+class _Attachment:
+    """``res.attachment``: call it to send a download."""
+
+    def __init__(self, res: Response) -> None:
+        self._res = res
+
+    def __call__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        content: bytes | str | None = None,
+        filename: str | None = None,
+    ) -> None:
+        """Send a download: a file from disk, or ``content`` made in memory.
+
+        Args:
+            path: A file to send as an attachment.
+            content: The bytes (or text) to send when there is no file.
+            filename: The name the browser saves it under (required with ``content``).
+
+        Raises:
+            ValueError: with neither or both of ``path`` and ``content``, or ``content``
+                without ``filename``.
+        """
+        res = self._res
+        if (path is None) == (content is None):
+            raise ValueError("attachment() takes either a path or content=...")
+        if path is not None:
+            res.file(path, attach=True, filename=filename)
+            return
+        if filename is None:
+            raise ValueError("attachment(content=...) needs a filename")
+        body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
+        res._set_body(body, guess_type(filename)[0] or _OCTETS)
+        res.headers["content-disposition"] = _disposition(filename)
+
+
+def _disposition(filename: str) -> str:
+    """``Content-Disposition`` for a download, the file name quoted as RFC 6266 says."""
+    escaped = filename.replace("\\", "\\\\").replace('"', '\\"')
+    return f'attachment; filename="{escaped}"'
+
+
+def _iterable_of(source: Any, where: str) -> AsyncIterable[Any] | Iterable[Any]:
+    if inspect.isasyncgenfunction(source):
+        return source()  # type: ignore[no-any-return]
+    if callable(source) and not isinstance(source, (AsyncIterable, Iterable)):
+        raise InvalidArgument(
+            f"{where} takes an async generator function (async def with yield) or an "
+            f"iterable, not {getattr(source, '__qualname__', source)!r}"
+        )
+    if not isinstance(source, (AsyncIterable, Iterable)) or isinstance(source, (str, bytes)):
+        raise InvalidArgument(f"{where} takes an async generator function or an iterable")
+    return source
+
+
 async def _single_chunk(body: bytes) -> AsyncIterator[bytes]:
     yield body
-
-
-def _ensure_async(source: AsyncIterable[bytes | str] | Iterable[bytes | str]) -> AsyncIterable[Any]:
-    if isinstance(source, AsyncIterable):
-        return source
-    return iterate_in_threadpool(iter(source))

@@ -12,17 +12,18 @@ In a view::
 
 The response is ``text/event-stream``, uncached, and sent as the generator yields. When
 the client disconnects, the generator is cancelled at its current ``await`` and closed,
-so its ``finally`` blocks run.
+so its ``finally`` blocks run; with ``@res.event_stream(raise_on_disconnect=True)``,
+``ClientDisconnect`` is raised in it at its next ``yield`` instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterable
 from typing import Any
 
-from .types import Message, Receive, Scope, Send
+from .streaming import StreamingBody
+from .types import Receive, Scope, Send
 
 __all__ = ["EventStream", "server_event"]
 
@@ -69,51 +70,37 @@ def server_event(
 
 
 class EventStream:
-    """An ASGI response streaming server-sent events from an async iterable of strings."""
+    """An ASGI response streaming server-sent events from an async iterable of strings.
+
+    Args:
+        events: The events, as ``server_event(...)`` strings (or bytes).
+        headers: Extra raw headers; a ``Content-Type`` or ``Cache-Control`` given here
+            replaces the default one.
+        raise_on_disconnect: Raise ``ClientDisconnect`` in the generator at its next
+            ``yield`` when the client leaves, instead of cancelling it.
+    """
 
     def __init__(
-        self, events: AsyncIterable[str | bytes], headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        events: AsyncIterable[str | bytes],
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        raise_on_disconnect: bool = False,
     ) -> None:
         self.events = events
         self.headers = headers or []
-
-    async def _pump(self, send: Send) -> None:
-        async for chunk in self.events:
-            body = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.raise_on_disconnect = raise_on_disconnect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        names = {key for key, _ in self.headers}
-        headers = [
-            *self.headers,
-            *(
-                [(b"content-type", b"text/event-stream; charset=utf-8")]
-                if b"content-type" not in names
-                else []
-            ),
+        names = {key.lower() for key, _ in self.headers}
+        defaults = [
+            (b"content-type", b"text/event-stream"),
             (b"cache-control", b"no-cache"),
+            (b"connection", b"keep-alive"),
             (b"x-accel-buffering", b"no"),
         ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        pump = asyncio.ensure_future(self._pump(send))
-        listen = asyncio.ensure_future(_wait_disconnect(receive))
-        try:
-            await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            pump.cancel()
-            listen.cancel()
-            await asyncio.gather(pump, listen, return_exceptions=True)
-            closer = getattr(self.events, "aclose", None)
-            if closer is not None:
-                await closer()
-        error = None if pump.cancelled() else pump.exception()
-        if error is not None and not isinstance(error, OSError):
-            raise error
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        headers = [*self.headers, *(item for item in defaults if item[0] not in names)]
+        body = StreamingBody(
+            self.events, headers=headers, raise_on_disconnect=self.raise_on_disconnect
+        )
+        await body(scope, receive, send)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import anyio.to_thread
 from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 
@@ -22,10 +23,22 @@ class StaticFilesApp(StaticFiles):
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, check_dir: bool = True, max_age: int | None = None
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        check_dir: bool = True,
+        max_age: int | None = None,
     ) -> None:
         super().__init__(directory=directory, check_dir=check_dir)
         self.max_age = max_age
+
+    async def check_config(self) -> None:
+        """A folder that does not exist (yet) serves nothing: every path answers 404."""
+        if self.directory is not None and not await anyio.to_thread.run_sync(
+            os.path.isdir, self.directory
+        ):
+            return
+        await super().check_config()
 
     def file_response(
         self,
