@@ -27,6 +27,7 @@ from starlette.routing import Route
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError, SettingsError
 from .injection import ProviderRegistry, ScopeName
+from .middleware.chain import Link, build_middleware
 from .middleware.errors import (
     ErrorHandler,
     ErrorMiddleware,
@@ -87,7 +88,8 @@ class App(RouteRegistry):
             HTTPError: http_error_handler,
             Redirect: redirect_handler,
         }
-        self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
+        #: User middleware, innermost first, each with the link to its inner app.
+        self._middleware: list[tuple[ASGIApp, Link]] = []
         self._router: AppRouter | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
@@ -310,9 +312,14 @@ class App(RouteRegistry):
     def add_middleware(self, middleware: Callable[..., ASGIApp], *args: Any, **kwargs: Any) -> None:
         """Wrap the app in an ASGI middleware: ``middleware(app, *args, **kwargs)``.
 
-        The last one added is the outermost: it sees requests first and responses last.
+        The middleware is built here, once (``app`` is a link to the layers inside it). The
+        last one added is the outermost: it sees requests first and responses last. An
+        ``HTTPError`` it raises is answered by the app's error handlers.
+
+        Raises:
+            ConfigurationError: for an ASGI 2 middleware (``__call__(scope)``).
         """
-        self._middleware.append((middleware, args, kwargs))
+        self._middleware.append(build_middleware(middleware, args, kwargs))
         self._changed()
 
     # Routing --------------------------------------------------------------------------------
@@ -369,9 +376,15 @@ class App(RouteRegistry):
 
     def _build(self) -> ServerErrorMiddleware:
         settings = self.settings
-        app: ASGIApp = ErrorMiddleware(self.router, dict(self._error_handlers))
-        for cls, args, kwargs in self._middleware:
-            app = cls(app, *args, **kwargs)
+        handlers = dict(self._error_handlers)
+        app: ASGIApp = ErrorMiddleware(self.router, handlers)
+        for middleware, link in self._middleware:
+            link.app = app
+            app = middleware
+        if self._middleware:
+            # Errors raised by the user middleware themselves (HTTPError, Redirect...) are
+            # answered by the app's handlers as well.
+            app = ErrorMiddleware(app, handlers)
         # Built-in middleware, innermost first: sessions, gzip, CORS, HSTS, allowed hosts.
         if settings["sessions"]:
             options = settings["sessions"] if isinstance(settings["sessions"], dict) else {}

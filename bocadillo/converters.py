@@ -22,7 +22,7 @@ import typesystem
 
 from .errors import ConfigurationError
 
-__all__ = ["ParameterError", "ParameterPlan", "converter_for"]
+__all__ = ["ParameterError", "ParameterPlan", "converter_for", "view_signature"]
 
 Converter = Callable[[str], Any]
 _MISSING: Any = object()
@@ -207,6 +207,32 @@ class _Param:
         return self.convert(raw)
 
 
+def view_signature(func: Callable[..., Any]) -> inspect.Signature:
+    """``func``'s signature with its annotations evaluated (modules may postpone them).
+
+    An annotation naming something that does not exist is dropped, so the parameter is
+    read as a string (as Bocadillo 0.18 did), instead of failing the whole signature.
+    """
+    try:
+        return inspect.signature(func, eval_str=True)
+    except NameError:
+        pass
+    signature = inspect.signature(func)
+    unwrapped = inspect.unwrap(func) if callable(func) else func
+    namespace = dict(getattr(unwrapped, "__globals__", {}))
+    params = []
+    for param in signature.parameters.values():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                # What inspect.signature(eval_str=True) does, one annotation at a time.
+                annotation = eval(annotation, namespace)
+            except (NameError, AttributeError, SyntaxError, TypeError):
+                annotation = inspect.Parameter.empty
+        params.append(param.replace(annotation=annotation))
+    return signature.replace(parameters=params)
+
+
 class ParameterPlan:
     """How to fill a view's keyword arguments from a request's path and query.
 
@@ -232,8 +258,8 @@ class ParameterPlan:
     ) -> None:
         name = getattr(func, "__qualname__", repr(func))
         try:
-            signature = inspect.signature(func, eval_str=True)
-        except (NameError, TypeError) as exc:
+            signature = view_signature(func)
+        except (NameError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"cannot read the signature of {name}: {exc}") from exc
         params = list(signature.parameters.values())
         positional = [

@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+from .errors import InvalidArgument
 from .views import HTTP_METHODS
 
 __all__ = ["after", "before"]
@@ -68,6 +69,12 @@ def _wrap(
 
 
 def _decorate(kind: Literal["before", "after"], hook: Hook, args: Any, kw: Any) -> Callable[[T], T]:
+    if not callable(hook):
+        raise InvalidArgument(
+            f"a {kind} hook must be a function or an object with a __call__ method, "
+            f"not {hook!r}"
+        )
+
     def decorate(view: T) -> T:
         if inspect.isclass(view):
             for name in (*HTTP_METHODS, "handle"):
@@ -86,10 +93,17 @@ def before(hook: Hook, *args: Any, **kwargs: Any) -> Callable[[T], T]:
     """Run ``hook(req, res, params, *args, **kwargs)`` before the decorated view.
 
     Raise in the hook (``raise HTTPError(401)``) to stop the view.
+
+    Raises:
+        InvalidArgument: if ``hook`` is not callable.
     """
     return _decorate("before", hook, args, kwargs)
 
 
 def after(hook: Hook, *args: Any, **kwargs: Any) -> Callable[[T], T]:
-    """Run ``hook(req, res, params, *args, **kwargs)`` after the decorated view returns."""
+    """Run ``hook(req, res, params, *args, **kwargs)`` after the decorated view returns.
+
+    Raises:
+        InvalidArgument: if ``hook`` is not callable.
+    """
     return _decorate("after", hook, args, kwargs)
