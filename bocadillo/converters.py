@@ -7,6 +7,7 @@ path or the query string), how to convert it, and whether it may be omitted. Per
 """
 
 from __future__ import annotations
+import __future__
 
 import datetime as dt
 import decimal
@@ -210,15 +211,22 @@ class _Param:
 def view_signature(func: Callable[..., Any]) -> inspect.Signature:
     """``func``'s signature with its annotations evaluated (modules may postpone them).
 
-    An annotation naming something that does not exist is dropped, so the parameter is
-    read as a string (as Bocadillo 0.18 did), instead of failing the whole signature.
+    In a module that postpones annotations (``from __future__ import annotations``), an
+    annotation that cannot be evaluated is an error. Elsewhere a string annotation is one
+    the author wrote as a string: if it names nothing, it is dropped and the parameter is
+    read as a string, as Bocadillo 0.18 did.
+
+    Raises:
+        NameError: for an annotation that cannot be evaluated in a postponing module.
     """
     try:
         return inspect.signature(func, eval_str=True)
     except NameError:
-        pass
+        unwrapped = inspect.unwrap(func) if callable(func) else func
+        code = getattr(unwrapped, "__code__", None)
+        if code is None or code.co_flags & __future__.annotations.compiler_flag:
+            raise
     signature = inspect.signature(func)
-    unwrapped = inspect.unwrap(func) if callable(func) else func
     namespace = dict(getattr(unwrapped, "__globals__", {}))
     params = []
     for param in signature.parameters.values():

@@ -71,8 +71,7 @@ def _wrap(
 def _decorate(kind: Literal["before", "after"], hook: Hook, args: Any, kw: Any) -> Callable[[T], T]:
     if not callable(hook):
         raise InvalidArgument(
-            f"a {kind} hook must be a function or an object with a __call__ method, "
-            f"not {hook!r}"
+            f"a {kind} hook must be a function or an object with a __call__ method, not {hook!r}"
         )
 
     def decorate(view: T) -> T:
