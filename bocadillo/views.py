@@ -80,7 +80,10 @@ def view_handlers(
     catch_all = getattr(instance, "handle", None)
     if catch_all is not None:
         ensure_async(catch_all, "view method")
-    # A class without any handler is allowed: every verb answers 405.
+    if not handlers and catch_all is None:
+        raise ConfigurationError(
+            f"{_name(view)} has no handler: define get(), post(), ... or handle()"
+        )
     return handlers, catch_all, view
 
 
