@@ -147,20 +147,40 @@ class App(RouteRegistry):
         self._changed()
 
     @overload
-    def provider(self, func: F, *, scope: ScopeName = ..., name: str | None = ...) -> F: ...
+    def provider(
+        self,
+        func: F,
+        *,
+        scope: ScopeName = ...,
+        name: str | None = ...,
+        autouse: bool = ...,
+        lazy: bool = ...,
+    ) -> F: ...
 
     @overload
     def provider(
-        self, func: None = None, *, scope: ScopeName = ..., name: str | None = ...
+        self,
+        func: None = None,
+        *,
+        scope: ScopeName = ...,
+        name: str | None = ...,
+        autouse: bool = ...,
+        lazy: bool = ...,
     ) -> Callable[[F], F]: ...
 
     def provider(
-        self, func: F | None = None, *, scope: ScopeName = "request", name: str | None = None
+        self,
+        func: F | None = None,
+        *,
+        scope: ScopeName = "request",
+        name: str | None = None,
+        autouse: bool = False,
+        lazy: bool = False,
     ) -> Any:
         """Register a provider for this app only (see ``bocadillo.provider``)."""
 
         def register(f: F) -> F:
-            self.providers.register(f, scope=scope, name=name)
+            self.providers.register(f, scope=scope, name=name, autouse=autouse, lazy=lazy)
             self._changed()
             return f
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from contextlib import AsyncExitStack
 from typing import Any, Literal, TypeVar, overload
 
@@ -57,15 +57,34 @@ ScopeName = Literal["request", "app"]
 _USE_ATTR = "__bocadillo_useproviders__"
 
 
-class Provider:
-    """A named factory of values, with a scope and its own dependencies."""
+_NAME_ATTR = "__bocadillo_provider_name__"
 
-    def __init__(self, func: Callable[..., Any], *, scope: ScopeName, name: str) -> None:
+
+class Provider:
+    """A named factory of values, with a scope and its own dependencies.
+
+    ``autouse`` providers run for every view without being asked for; a ``lazy`` one is
+    injected as an awaitable that makes the value when first awaited.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        scope: ScopeName,
+        name: str,
+        autouse: bool = False,
+        lazy: bool = False,
+    ) -> None:
         if scope not in ("request", "app"):
             raise ConfigurationError(f"provider scope must be 'request' or 'app', not {scope!r}")
+        if lazy and scope != "request":
+            raise ConfigurationError(f"lazy provider {name!r} must be request-scoped")
         self.func = func
         self.scope = scope
         self.name = name
+        self.autouse = autouse
+        self.lazy = lazy
         self.dependencies = tuple(inspect.signature(func).parameters)
 
     async def create(self, kwargs: dict[str, Any], stack: AsyncExitStack) -> Any:
@@ -117,12 +136,24 @@ _GLOBAL: dict[str, Provider] = {}
 
 
 @overload
-def provider(func: F, *, scope: ScopeName = ..., name: str | None = ...) -> F: ...
+def provider(
+    func: F,
+    *,
+    scope: ScopeName = ...,
+    name: str | None = ...,
+    autouse: bool = ...,
+    lazy: bool = ...,
+) -> F: ...
 
 
 @overload
 def provider(
-    func: None = None, *, scope: ScopeName = ..., name: str | None = ...
+    func: None = None,
+    *,
+    scope: ScopeName = ...,
+    name: str | None = ...,
+    autouse: bool = ...,
+    lazy: bool = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -131,6 +162,8 @@ def provider(
     *,
     scope: ScopeName = "request",
     name: str | None = None,
+    autouse: bool = False,
+    lazy: bool = False,
 ) -> Any:
     """Declare a provider, injected into views, hooks and handlers by parameter name.
 
@@ -139,14 +172,21 @@ def provider(
     Args:
         scope: ``"request"`` (one value per request or connection) or ``"app"``.
         name: The parameter name to inject under (defaults to the function's name).
+        autouse: Run the provider for every view (HTTP and WebSocket), asked for or not.
+        lazy: Inject an awaitable instead of the value: the provider runs when the view
+            first awaits it (request scope only).
 
     Raises:
-        ConfigurationError: for an unknown scope.
+        ConfigurationError: for an unknown scope, or a lazy app-scoped provider.
     """
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
-        definition = Provider(f, scope=scope, name=name or f.__name__)
+        definition = Provider(f, scope=scope, name=name or f.__name__, autouse=autouse, lazy=lazy)
         _GLOBAL[definition.name] = definition
+        try:
+            setattr(f, _NAME_ATTR, definition.name)
+        except (AttributeError, TypeError):
+            pass  # a callable that takes no attributes can still be named by its name
         return f
 
     return register(func) if func is not None else register
@@ -170,8 +210,10 @@ def discover_providers(*module_names: str) -> None:
         importlib.import_module(name)
 
 
-def useprovider(*names: str) -> Callable[[F], F]:
+def useprovider(*providers: str | Callable[..., Any]) -> Callable[[F], F]:
     """Resolve providers before a view runs, for their side effects, without passing them.
+
+    Providers are given by name, or by the function declared with ``@provider``.
 
     Example::
 
@@ -179,6 +221,10 @@ def useprovider(*names: str) -> Callable[[F], F]:
         @useprovider("count_visit")
         async def index(req, res): ...
     """
+    names = tuple(
+        item if isinstance(item, str) else getattr(item, _NAME_ATTR, item.__name__)
+        for item in providers
+    )
 
     def decorate(func: F) -> F:
         existing: tuple[str, ...] = getattr(func, _USE_ATTR, ())
@@ -213,10 +259,18 @@ class ProviderRegistry:
         self._app_stack: AsyncExitStack | None = None
 
     def register(
-        self, func: Callable[..., Any], *, scope: ScopeName = "request", name: str | None = None
+        self,
+        func: Callable[..., Any],
+        *,
+        scope: ScopeName = "request",
+        name: str | None = None,
+        autouse: bool = False,
+        lazy: bool = False,
     ) -> None:
-        """Register a provider for this app only."""
-        definition = Provider(func, scope=scope, name=name or func.__name__)
+        """Register a provider for this app only (options as for ``@provider``)."""
+        definition = Provider(
+            func, scope=scope, name=name or func.__name__, autouse=autouse, lazy=lazy
+        )
         self._local[definition.name] = definition
         self._merged = None
 
@@ -310,11 +364,17 @@ class Resolver:
         definition = self._definitions[name]
         if definition.scope == "app":
             value = await self.registry.app_value(definition, self)
+        elif definition.lazy:
+            value = _Lazy(self._make(definition))
         else:
             kwargs = {dep: await self.get(dep) for dep in definition.dependencies}
             value = await definition.create(kwargs, self._stack)
         self._values[name] = value
         return value
+
+    async def _make(self, definition: Provider) -> Any:
+        kwargs = {dep: await self.get(dep) for dep in definition.dependencies}
+        return await definition.create(kwargs, self._stack)
 
     async def resolve(self, names: Iterable[str]) -> dict[str, Any]:
         """The values of several providers, by name."""
@@ -323,6 +383,23 @@ class Resolver:
     async def aclose(self) -> None:
         """Tear down the request-scoped values made so far."""
         await self._stack.aclose()
+
+
+class _Lazy:
+    """A lazy provider's value: awaiting it makes the value (once) and returns it."""
+
+    def __init__(self, make: Coroutine[Any, Any, Any]) -> None:
+        self._make = make
+        self._future: asyncio.Future[Any] | None = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._future is None:
+            self._future = asyncio.ensure_future(self._make)
+        return self._future.__await__()
+
+    def __del__(self) -> None:
+        if self._future is None:
+            self._make.close()  # never awaited: nothing was made
 
 
 class ProviderScope:
@@ -357,6 +434,12 @@ class ProviderScope:
             params = {}  # type: ignore[assignment]
         injected = tuple(name for name in params if name not in skipped and name in registry)
         used = used_providers(func)
+        autoused = tuple(
+            name
+            for name, definition in registry.definitions.items()
+            if definition.autouse and name not in injected and name not in used
+        )
+        used = (*autoused, *used)
         registry.check((*injected, *used), where)
         return cls(injected, used)
 

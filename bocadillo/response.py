@@ -40,7 +40,33 @@ def encode_json(value: JSONValue) -> bytes:
 
 
 class Headers(MutableHeaders):
-    """Response headers: Starlette's case-insensitive ``MutableHeaders``, plus ``pop``."""
+    """Response headers: Starlette's case-insensitive ``MutableHeaders``, plus ``pop``.
+
+    Until ``Content-Type`` is set explicitly, reading it gives the type the body implies
+    (``text/plain...`` after ``res.text = ...``), so hooks and middleware can read it.
+    """
+
+    _response: Response | None = None
+
+    def _implied(self, key: str) -> str | None:
+        response = self._response
+        if response is None or key.lower() != "content-type":
+            return None
+        return response._media_type
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return super().__getitem__(key)
+        except KeyError:
+            implied = self._implied(key)
+            if implied is None:
+                raise
+            return implied
+
+    def __contains__(self, key: object) -> bool:
+        if super().__contains__(key):
+            return True
+        return isinstance(key, str) and self._implied(key) is not None
 
     def pop(self, key: str, default: Any = None) -> Any:
         """Remove the header ``key`` and return its value (``default`` if it was not set)."""
@@ -317,11 +343,13 @@ class Response:
         """The response headers (``Content-Type`` and ``Content-Length`` are added)."""
         if self._headers is None:
             self._headers = Headers()
+            self._headers._response = self
         return self._headers
 
     @headers.setter
     def headers(self, value: MutableHeaders | Mapping[str, str]) -> None:
         self._headers = Headers(raw=list(value.raw) if isinstance(value, MutableHeaders) else None)
+        self._headers._response = self
         if not isinstance(value, MutableHeaders):
             for key, item in value.items():
                 self._headers[key] = item
