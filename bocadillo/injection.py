@@ -31,6 +31,7 @@ never share an app-scoped value.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Coroutine, Generator, Iterable
@@ -365,7 +366,7 @@ class Resolver:
         if definition.scope == "app":
             value = await self.registry.app_value(definition, self)
         elif definition.lazy:
-            value = _Lazy(self._make(definition))
+            value = _Lazy(functools.partial(self._make, definition))
         else:
             kwargs = {dep: await self.get(dep) for dep in definition.dependencies}
             value = await definition.create(kwargs, self._stack)
@@ -388,18 +389,14 @@ class Resolver:
 class _Lazy:
     """A lazy provider's value: awaiting it makes the value (once) and returns it."""
 
-    def __init__(self, make: Coroutine[Any, Any, Any]) -> None:
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         self._make = make
         self._future: asyncio.Future[Any] | None = None
 
     def __await__(self) -> Generator[Any, None, Any]:
         if self._future is None:
-            self._future = asyncio.ensure_future(self._make)
+            self._future = asyncio.ensure_future(self._make())
         return self._future.__await__()
-
-    def __del__(self) -> None:
-        if self._future is None:
-            self._make.close()  # never awaited: nothing was made
 
 
 class ProviderScope:
