@@ -6,8 +6,10 @@ from .applications import App
 from .closecodes import CloseCode
 from .config import Settings, configure, plugin, settings
 from .errors import (
+    ArgumentTypeError,
     BackendUnavailable,
     BocadilloError,
+    ClientDisconnect,
     ConfigurationError,
     EnvelopeError,
     ExpectedAsync,
@@ -16,16 +18,19 @@ from .errors import (
     InvalidArgument,
     InvalidState,
     MissingDependency,
+    ParameterError,
+    Redirect,
+    RoomFull,
     SettingsError,
     UnknownConnection,
     WebSocketDisconnect,
+    WireError,
 )
 from .hooks import after, before
 from .injection import discover_providers, provider, useprovider
 from .middleware.base import Middleware
 from .recipes import Recipe, Router
-from .redirection import Redirect
-from .request import ClientDisconnect, Request
+from .request import Request
 from .response import Response
 from .routing import HTTPRoute, WebSocketRoute
 from .sse import EventStream, server_event
@@ -38,6 +43,7 @@ __version__ = "1.0.0.dev0"
 
 __all__ = [
     "App",
+    "ArgumentTypeError",
     "BackendUnavailable",
     "BocadilloError",
     "ClientDisconnect",
@@ -54,10 +60,12 @@ __all__ = [
     "LiveServer",
     "Middleware",
     "MissingDependency",
+    "ParameterError",
     "Recipe",
     "Redirect",
     "Request",
     "Response",
+    "RoomFull",
     "Router",
     "Settings",
     "SettingsError",
@@ -66,6 +74,7 @@ __all__ = [
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketRoute",
+    "WireError",
     "after",
     "before",
     "configure",

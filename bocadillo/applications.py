@@ -21,12 +21,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Route
 
+from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError, SettingsError
 from .injection import ProviderRegistry, ScopeName
+from .jsoncodec import dumps_bytes
 from .middleware.chain import Link, build_middleware
 from .middleware.errors import (
     ErrorHandler,
@@ -36,7 +38,7 @@ from .middleware.errors import (
 )
 from .middleware.hsts import HSTSMiddleware
 from .middleware.sessions import SessionMiddleware
-from .realtime.drain import install_drain_handlers
+from .realtime.drain import DrainHandlers, install_drain_handlers
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
@@ -95,7 +97,7 @@ class App(RouteRegistry):
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
         self.jobs = Jobs()
-        self._uninstall_drain: Callable[[], None] | None = None
+        self._drain_handlers: DrainHandlers | None = None
 
     def _changed(self) -> None:
         self._router = None
@@ -221,21 +223,26 @@ class App(RouteRegistry):
     async def _lifespan(self, _app: Any) -> AsyncIterator[None]:
         hub = self.hub
         await hub.startup()
-        self._uninstall_drain = install_drain_handlers(self._drain, asyncio.get_running_loop())
-        await self._run_handlers("startup")
-        self.jobs.start({"app": self, "hub": hub})
+        self._drain_handlers = handlers = install_drain_handlers(
+            self._drain, asyncio.get_running_loop()
+        )
         try:
-            yield
-        finally:
+            await self._run_handlers("startup")
+            self.jobs.start({"app": self, "hub": hub})
             try:
-                await self.jobs.stop()
-                await self._drain()
-                await self._run_handlers("shutdown")
+                yield
             finally:
-                if self._uninstall_drain is not None:
-                    self._uninstall_drain()
-                    self._uninstall_drain = None
-                await self.providers.aclose()
+                try:
+                    await self.jobs.stop()
+                    await self._drain()
+                    await self._run_handlers("shutdown")
+                finally:
+                    await self.providers.aclose()
+        finally:
+            # Whether startup failed or the app served and stopped: the server's own
+            # handlers come back, and a drain a signal started is awaited.
+            await handlers.aclose()
+            self._drain_handlers = None
 
     async def _drain(self) -> None:
         settings = self.settings
@@ -363,8 +370,8 @@ class App(RouteRegistry):
                 + compile_routes(
                     self,
                     providers=self.providers,
-                    configure_ws=self._configure_ws,
                     socket_path=self.settings["socket_path"],
+                    debug=self.debug,
                 ),
                 lifespan=self._lifespan,
                 default=_not_found,
@@ -377,14 +384,10 @@ class App(RouteRegistry):
             return []
         hub_stats = self.hub.stats
 
-        async def stats(request: Any) -> JSONResponse:
-            return JSONResponse(hub_stats())
+        async def stats(request: Any) -> _StarletteResponse:
+            return _StarletteResponse(dumps_bytes(hub_stats()), media_type="application/json")
 
         return [Route(path, stats, methods=["GET"], name="hub_stats")]
-
-    def _configure_ws(self, route: Any) -> None:
-        """Attach the hub to a WebSocket route."""
-        route.hub = self.hub
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).
@@ -428,7 +431,13 @@ class App(RouteRegistry):
         scope["app"] = self
         stack = self._stack
         if stack is None:
-            stack = self._stack = self._build()
+            try:
+                stack = self._stack = self._build()
+            except Exception as exc:
+                if scope["type"] != "lifespan":
+                    raise
+                await _startup_failed(receive, send, exc)
+                raise
         if scope["type"] == "http":
             await stack(scope, receive, send)
         else:
@@ -440,10 +449,22 @@ class App(RouteRegistry):
         return f"<App {self.name}>"
 
 
+async def _startup_failed(receive: Receive, send: Send, exc: Exception) -> None:
+    """The app cannot be built (a registration the checks could only make now, such as a
+    handler parameter nothing provides): fail the startup, so that the server says why
+    and exits, instead of serving a 500 for every request. The caller re-raises, as
+    Starlette's lifespan does after a failed startup."""
+    logger.error("the app cannot start: %s", exc)
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+
+
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """No route matched: 404 for HTTP; for a WebSocket, close before accept with 403,
-    which the server turns into an HTTP 403 answer to the handshake."""
+    """No route matched: 404 for HTTP; for a WebSocket, close before accept, which the
+    server turns into an HTTP 403 answer to the handshake."""
     if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 403, "reason": ""})
+        logger.warning("no WebSocket route matches %s: handshake refused (403)", scope["path"])
+        await send({"type": "websocket.close", "code": HANDSHAKE_REJECTED_STATUS, "reason": ""})
         return
-    raise HTTPException(status_code=404)
+    raise HTTPError(404)

@@ -1,13 +1,20 @@
-"""WebSocket close codes used by Bocadillo, as one ``IntEnum``.
+"""WebSocket close codes used by Bocadillo, as one ``IntEnum``, and the handshake refusal.
 
 Codes 4000-4999 are free for applications; pass any ``int`` where a code is expected.
+Only ``enum`` is imported here, so PURE modules may use the codes.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["CloseCode"]
+__all__ = ["HANDSHAKE_REJECTED_STATUS", "CloseCode"]
+
+#: Not a close code. An ASGI ``websocket.close`` sent *before* ``websocket.accept``
+#: makes the server answer the handshake with HTTP 403; this is the ``code`` such a
+#: close carries, which is how Bocadillo refuses a connection. After accept there is
+#: no 403: refuse with ``CloseCode.POLICY_VIOLATION`` instead.
+HANDSHAKE_REJECTED_STATUS = 403
 
 
 class CloseCode(IntEnum):
@@ -26,6 +33,5 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
-    #: Not a protocol code: closing *before* accept makes the server answer the
-    #: handshake with HTTP 403, which is how Bocadillo rejects a connection.
-    REJECTED = 403
+    #: Never sent: a client reports it when the TLS handshake failed.
+    TLS_HANDSHAKE = 1015

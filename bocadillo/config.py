@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from .errors import SettingsError
+from .jsoncodec import loads
 
 __all__ = ["DEFAULTS", "Settings", "configure", "plugin", "plugin_functions", "settings"]
 
@@ -131,6 +131,13 @@ def _module_names(value: Any) -> list[str]:
     return [str(name) for name in value]
 
 
+def _parse_json(name: str, raw: str, text: str) -> Any:
+    try:
+        return loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not JSON: {exc}") from None
+
+
 def _parse_env(name: str, raw: str, default: Any) -> Any:
     text = raw.strip()
     kind = _ENV_TYPES.get(name)
@@ -154,7 +161,7 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         default = []
     if isinstance(default, bool) or name in ("cors", "sessions"):
         if text.startswith("{"):
-            return json.loads(text)
+            return _parse_json(name, raw, text)
         lowered = text.lower()
         if lowered in _TRUE:
             return True
@@ -167,16 +174,13 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         except ValueError:
             raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not an integer") from None
     if isinstance(default, dict):
-        try:
-            parsed = json.loads(text or "{}")
-        except ValueError:
-            raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not a JSON object") from None
+        parsed = _parse_json(name, raw, text or "{}")
         if not isinstance(parsed, dict):
             raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not a JSON object")
         return parsed
     if isinstance(default, list):
         if text.startswith("["):
-            return json.loads(text)
+            return _parse_json(name, raw, text)
         return [item.strip() for item in text.split(",") if item.strip()]
     return raw
 

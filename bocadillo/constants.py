@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .closecodes import CloseCode
 from .views import HTTP_METHODS
 
 __all__ = ["ALL_HTTP_METHODS", "WEBSOCKET_CLOSE_CODES"]
@@ -11,8 +12,8 @@ ALL_HTTP_METHODS: tuple[str, ...] = tuple(sorted(HTTP_METHODS))
 
 #: The close codes RFC 6455 defines (section 7.4.1; 1004 is reserved), as plain ``int``
 #: values. ``bocadillo.CloseCode`` names these and the ones registered since.
-WEBSOCKET_CLOSE_CODES: tuple[int, ...] = (
-    *range(1000, 1004),
-    *range(1005, 1012),
-    1015,
+WEBSOCKET_CLOSE_CODES: tuple[int, ...] = tuple(
+    int(code)
+    for code in CloseCode
+    if code <= CloseCode.INTERNAL_ERROR or code is CloseCode.TLS_HANDSHAKE
 )

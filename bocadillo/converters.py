@@ -21,7 +21,7 @@ from typing import Any, Literal, Union
 
 import typesystem
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ParameterError
 
 __all__ = ["ParameterError", "ParameterPlan", "converter_for", "view_signature"]
 
@@ -29,17 +29,6 @@ Converter = Callable[[str], Any]
 _MISSING: Any = object()
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
-
-
-class ParameterError(ValueError):
-    """One or more parameters are missing or could not be converted.
-
-    ``errors`` maps each parameter name to a human-readable reason.
-    """
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {reason}" for name, reason in errors.items()))
-        self.errors = errors
 
 
 def _to_bool(value: str) -> bool:
@@ -296,6 +285,13 @@ class ParameterPlan:
                 continue
             self._params.append(self._plan(name, p))
         self.names = frozenset(p.name for p in self._params)
+        untaken = self.route_params - self.names - self.excluded - skipped
+        if untaken and not self.accepts_extra:
+            listed = ", ".join(sorted(untaken))
+            raise ConfigurationError(
+                f"{name} does not take the route parameter(s) {listed}: add them to its "
+                "signature, or rename the pattern's parameters to match the view's"
+            )
         #: Whether any parameter comes from the query string (else it is never parsed).
         self.uses_query = any(not p.in_path for p in self._params)
 

@@ -5,17 +5,23 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
     BocadilloError
     ├── ConfigurationError (ValueError)         bad settings or registration, at import/startup
     │   ├── ExpectedAsync (TypeError)           a sync view where an async one is required
-    │   ├── SettingsError (RuntimeError)        a setting is missing or invalid; configure() twice
-    │   └── InvalidArgument (TypeError, AssertionError)  a hook, stream or status of the wrong kind
+    │   └── SettingsError (RuntimeError)        a setting is missing or invalid; configure() twice
+    ├── InvalidArgument (ValueError)            a call's arguments cannot work, at call time
+    │   └── ArgumentTypeError (TypeError, AssertionError)  an argument of the wrong kind
+    ├── ParameterError (ValueError)             a route or query parameter is missing or invalid
     ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
+    ├── Redirect                                a signal, not an error: answered with a 3xx
     ├── InvalidState (RuntimeError)             e.g. a second ``close()``; a hub used before startup
     ├── EnvelopeError (ValueError)              a bad realtime envelope, with a stable ``.code``
     ├── HubError
     │   ├── UnknownConnection (LookupError)     no connection with that id
-    │   └── BackendUnavailable (ConnectionError) the hub backend cannot be reached
+    │   ├── RoomFull                            a join over ``max_room_members``
+    │   ├── BackendUnavailable (ConnectionError) the hub backend cannot be reached
+    │   └── WireError (ValueError)              a frame from the hub bus cannot be decoded
     └── MissingDependency (ImportError)         an optional package is not installed
 
-``WebSocketDisconnect`` is Starlette's class, re-exported so one ``except`` catches both.
+``WebSocketDisconnect`` and ``ClientDisconnect`` are Starlette's classes, re-exported so
+one ``except`` catches both Starlette's and ours.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from http import HTTPStatus
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect
 
 __all__ = [
+    "ArgumentTypeError",
     "BackendUnavailable",
     "BocadilloError",
+    "ClientDisconnect",
     "ConfigurationError",
     "EnvelopeError",
     "ExpectedAsync",
@@ -37,9 +46,13 @@ __all__ = [
     "InvalidArgument",
     "InvalidState",
     "MissingDependency",
+    "ParameterError",
+    "Redirect",
+    "RoomFull",
     "SettingsError",
     "UnknownConnection",
     "WebSocketDisconnect",
+    "WireError",
 ]
 
 
@@ -62,9 +75,32 @@ class SettingsError(ConfigurationError, RuntimeError):
     """
 
 
-class InvalidArgument(ConfigurationError, TypeError, AssertionError):
-    """A callable or value of the wrong kind was given (a hook that is not callable, a
-    stream that is not an async generator function, an HTTP status that is not a number).
+class InvalidArgument(BocadilloError, ValueError):
+    """A function was called with arguments that cannot work together or hold a
+    forbidden value (for example a newline in a server-sent event's id).
+
+    Unlike ``ConfigurationError``, it is raised when the call is made, which may be
+    while handling a request.
+    """
+
+
+class ParameterError(BocadilloError, ValueError):
+    """One or more route or query parameters are missing or could not be converted.
+
+    Args:
+        errors: Each parameter's name mapped to a human-readable reason.
+
+    An HTTP view answers it with 400; a WebSocket route refuses the handshake (HTTP 403).
+    """
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {reason}" for name, reason in errors.items()))
+        self.errors = errors
+
+
+class ArgumentTypeError(InvalidArgument, TypeError, AssertionError):
+    """An argument of the wrong kind: a hook that is not callable, a stream that is not an
+    async generator function, an HTTP status that is not a number.
 
     It is also an ``AssertionError``, which is what Bocadillo 0.18 raised for these.
     """
@@ -90,7 +126,7 @@ class HTTPError(BocadilloError, HTTPException):
         headers: dict[str, str] | None = None,
     ) -> None:
         if isinstance(status, bool) or not isinstance(status, int):
-            raise InvalidArgument(
+            raise ArgumentTypeError(
                 f"an HTTP status must be an int or HTTPStatus, not {type(status).__name__}"
             )
         code = int(status)
@@ -111,6 +147,39 @@ class HTTPError(BocadilloError, HTTPException):
     def as_json(self) -> dict[str, Any]:
         """The JSON body of the default error response."""
         return {"error": self.title, "status": self.status_code, "detail": self.detail_value}
+
+
+class Redirect(BocadilloError):
+    """Redirect the client: raise it in a view (or hook). A signal, not an error.
+
+    Args:
+        url: Where to go (absolute or a path).
+        name: Instead of ``url``, the name of a route (``"recipe:view"`` in a recipe);
+            ``params`` fill its path parameters.
+        permanent: Answer 301 (permanent) instead of 302 (found).
+        status: Any other 3xx status, such as 303, 307 or 308.
+        **params: The path parameters of the route ``name``.
+
+    Raises:
+        InvalidArgument: with neither or both of ``url`` and ``name``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        name: str | None = None,
+        permanent: bool = False,
+        status: int | None = None,
+        **params: Any,
+    ) -> None:
+        if (url is None) == (name is None):
+            raise InvalidArgument("Redirect() takes a url or a route name=..., not both")
+        super().__init__(url or name)
+        self.url = url
+        self.name = name
+        self.params = params
+        self.status = status or (301 if permanent else 302)
 
 
 class InvalidState(BocadilloError, RuntimeError):
@@ -143,8 +212,26 @@ class UnknownConnection(HubError, LookupError):
     """No connection with the given id is registered."""
 
 
+class RoomFull(HubError):
+    """A join would take a room over its member limit (``max_room_members``).
+
+    Args:
+        room: The room that is full.
+        limit: Its member limit.
+    """
+
+    def __init__(self, room: str, limit: int) -> None:
+        super().__init__(f"room {room!r} is full ({limit} members)")
+        self.room = room
+        self.limit = limit
+
+
 class BackendUnavailable(HubError, ConnectionError):
     """The hub backend (for example Redis) cannot be reached."""
+
+
+class WireError(HubError, ValueError):
+    """A frame from the hub bus could not be decoded."""
 
 
 class MissingDependency(BocadilloError, ImportError):

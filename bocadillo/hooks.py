@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
-from .errors import InvalidArgument
+from .errors import ArgumentTypeError
 from .views import HTTP_METHODS
 
 __all__ = ["after", "before"]
@@ -70,7 +70,7 @@ def _wrap(
 
 def _decorate(kind: Literal["before", "after"], hook: Hook, args: Any, kw: Any) -> Callable[[T], T]:
     if not callable(hook):
-        raise InvalidArgument(
+        raise ArgumentTypeError(
             f"a {kind} hook must be a function or an object with a __call__ method, not {hook!r}"
         )
 
@@ -94,7 +94,7 @@ def before(hook: Hook, *args: Any, **kwargs: Any) -> Callable[[T], T]:
     Raise in the hook (``raise HTTPError(401)``) to stop the view.
 
     Raises:
-        InvalidArgument: if ``hook`` is not callable.
+        ArgumentTypeError: if ``hook`` is not callable.
     """
     return _decorate("before", hook, args, kwargs)
 
@@ -103,6 +103,6 @@ def after(hook: Hook, *args: Any, **kwargs: Any) -> Callable[[T], T]:
     """Run ``hook(req, res, params, *args, **kwargs)`` after the decorated view returns.
 
     Raises:
-        InvalidArgument: if ``hook`` is not callable.
+        ArgumentTypeError: if ``hook`` is not callable.
     """
     return _decorate("after", hook, args, kwargs)

@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request as _StarletteRequest
+from starlette.requests import Request as _StarletteRequest
 
-from .errors import HTTPError
-from .realtime.envelope import loads_strict
+from .errors import ClientDisconnect, HTTPError
+from .jsoncodec import loads
 from .types import JSONValue
 
 __all__ = ["ClientDisconnect", "Request", "loads_strict"]
 
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return str(exc)
+#: The JSON codec's ``loads`` under its former name (``bocadillo.jsoncodec``).
+loads_strict = loads
 
 
 class Request(_StarletteRequest):
@@ -37,17 +34,20 @@ class Request(_StarletteRequest):
     async def json(self) -> JSONValue:
         """Parse the body as JSON.
 
+        The body must be JSON in UTF-8; ``NaN``, ``Infinity`` and numbers beyond a
+        float are refused (see ``bocadillo.jsoncodec``).
+
         Raises:
-            HTTPError: 400 when the body is not valid UTF-8 JSON.
+            HTTPError: 400 when the body is not JSON the codec accepts.
         """
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = loads_strict(body)
-            except (ValueError, RecursionError) as exc:
-                # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is an
-                # integer with too many digits; very deep nesting raises RecursionError.
-                raise HTTPError(400, detail=f"Invalid JSON body: {_reason(exc)}") from None
+                self._json = loads(body)
+            except ValueError as exc:
+                # Whatever the JSON codec refuses: not UTF-8, not JSON, NaN or Infinity, a
+                # number out of range, a lone surrogate, nesting too deep.
+                raise HTTPError(400, detail=f"Invalid JSON body: {exc}") from None
         return self._json
 
     def __aiter__(self) -> AsyncIterator[bytes]:

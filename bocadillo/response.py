@@ -8,7 +8,6 @@ view (and its after-hooks) are done.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
@@ -19,7 +18,8 @@ from starlette.background import BackgroundTasks
 from starlette.datastructures import MutableHeaders
 from starlette.responses import FileResponse, Response as _StarletteResponse
 
-from .errors import InvalidArgument
+from .errors import ArgumentTypeError, InvalidArgument
+from .jsoncodec import dumps_bytes
 from .streaming import StreamingBody, as_async_iterable
 from .types import JSONValue, Receive, Scope, Send
 
@@ -31,12 +31,8 @@ _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
-_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def encode_json(value: JSONValue) -> bytes:
-    """Encode ``value`` as compact UTF-8 JSON (the encoding used for every JSON response)."""
-    return _json_encoder.encode(value).encode("utf-8")
+#: The JSON codec's ``dumps_bytes`` under its former name (``bocadillo.jsoncodec``).
+encode_json = dumps_bytes
 
 
 class Headers(MutableHeaders):
@@ -134,12 +130,17 @@ class Response:
 
     @property
     def json(self) -> JSONValue:
-        """The body as a JSON-serialisable value (``application/json``)."""
+        """The body as a JSON-serialisable value (``application/json``).
+
+        Setting it encodes the value at once (``bocadillo.jsoncodec``): ``NaN``,
+        ``Infinity`` or anything else JSON cannot carry raises ``ValueError`` (a value
+        that is not JSON, ``TypeError``) in the view, and the client gets a 500.
+        """
         return self._json
 
     @json.setter
     def json(self, value: JSONValue) -> None:
-        self._set_body(encode_json(value), _JSON)
+        self._set_body(dumps_bytes(value), _JSON)
         self._json = value
 
     media = json
@@ -177,7 +178,7 @@ class Response:
             ``source``, the decorator).
 
         Raises:
-            InvalidArgument: if ``source`` is a function but not an async generator function.
+            ArgumentTypeError: if ``source`` is a function but not an async generator function.
         """
         if source is None:
             return lambda func: self.stream(func, raise_on_disconnect=raise_on_disconnect)
@@ -196,7 +197,7 @@ class Response:
         ``ClientDisconnect`` in it with ``raise_on_disconnect=True``).
 
         Raises:
-            InvalidArgument: if ``source`` is a function but not an async generator function.
+            ArgumentTypeError: if ``source`` is a function but not an async generator function.
         """
         if source is None:
             return lambda func: self.event_stream(func, raise_on_disconnect=raise_on_disconnect)
@@ -423,17 +424,17 @@ class _Attachment:
             filename: The name the browser saves it under (required with ``content``).
 
         Raises:
-            ValueError: with neither or both of ``path`` and ``content``, or ``content``
+            InvalidArgument: with neither or both of ``path`` and ``content``, or ``content``
                 without ``filename``.
         """
         res = self._res
         if (path is None) == (content is None):
-            raise ValueError("attachment() takes either a path or content=...")
+            raise InvalidArgument("attachment() takes either a path or content=...")
         if path is not None:
             res.file(path, attach=True, filename=filename)
             return
         if filename is None:
-            raise ValueError("attachment(content=...) needs a filename")
+            raise InvalidArgument("attachment(content=...) needs a filename")
         body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
         res._set_body(body, guess_type(filename)[0] or _OCTETS)
         res.headers["content-disposition"] = _disposition(filename)
@@ -449,12 +450,12 @@ def _iterable_of(source: Any, where: str) -> AsyncIterable[Any] | Iterable[Any]:
     if inspect.isasyncgenfunction(source):
         return source()  # type: ignore[no-any-return]
     if callable(source) and not isinstance(source, (AsyncIterable, Iterable)):
-        raise InvalidArgument(
+        raise ArgumentTypeError(
             f"{where} takes an async generator function (async def with yield) or an "
             f"iterable, not {getattr(source, '__qualname__', source)!r}"
         )
     if not isinstance(source, (AsyncIterable, Iterable)) or isinstance(source, (str, bytes)):
-        raise InvalidArgument(f"{where} takes an async generator function or an iterable")
+        raise ArgumentTypeError(f"{where} takes an async generator function or an iterable")
     return source
 
 

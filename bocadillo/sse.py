@@ -18,10 +18,11 @@ so its ``finally`` blocks run; with ``@res.event_stream(raise_on_disconnect=True
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable
 from typing import Any
 
+from .errors import InvalidArgument
+from .jsoncodec import dumps
 from .streaming import StreamingBody
 from .types import Receive, Scope, Send
 
@@ -40,14 +41,16 @@ def server_event(
     """Format one server-sent event.
 
     Args:
-        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as JSON.
+        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as
+            JSON (``bocadillo.jsoncodec``: non-ASCII kept as is).
         event: The event type (``event:`` field); ``name`` is an alias.
         id: The event id, which the browser sends back as ``Last-Event-ID``.
         retry: The reconnection delay the browser should use, in milliseconds.
         comment: A comment line (ignored by browsers; useful as a keep-alive).
 
     Raises:
-        ValueError: if ``event`` or ``id`` contains a newline.
+        InvalidArgument: if ``event`` or ``id`` contains a newline.
+        ValueError: if ``data`` holds what JSON cannot carry (``NaN``, ``Infinity``...).
     """
     event = event or name
     lines: list[str] = []
@@ -55,17 +58,20 @@ def server_event(
         lines.extend(f": {line}" for line in comment.splitlines() or [""])
     if id is not None:
         if "\n" in str(id) or "\r" in str(id):
-            raise ValueError("an event id cannot contain a newline")
+            raise InvalidArgument("an event id cannot contain a newline")
         lines.append(f"id: {id}")
     if event is not None:
         if "\n" in event or "\r" in event:
-            raise ValueError("an event name cannot contain a newline")
+            raise InvalidArgument("an event name cannot contain a newline")
         lines.append(f"event: {event}")
     if retry is not None:
         lines.append(f"retry: {int(retry)}")
-    if data is not None:
-        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        lines.extend(f"data: {line}" for line in text.splitlines() or [""])
+    if isinstance(data, str):
+        lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    elif data is not None:
+        # JSON text has no line break (they are escaped in strings): one line, whatever
+        # other separators (U+2028...) its strings hold.
+        lines.append(f"data: {dumps(data)}")
     return "\n".join(lines) + "\n\n"
 
 

@@ -82,7 +82,7 @@ class Chat:
         """The usernames in ``room`` (in this process), sorted, each once."""
         hub = self.app.hub
         names = set()
-        for conn_id in hub.members(room):
+        for conn_id in hub.local_members(room):
             if conn_id == without or not hub.is_connected(conn_id):
                 continue
             name = hub.info(conn_id).user_data.get("name")
@@ -92,7 +92,7 @@ class Chat:
 
     def rooms(self, *, without: str | None = None) -> list[dict[str, Any]]:
         """Every known room with its number of users."""
-        names = set(DEFAULT_ROOMS) | set(self.history) | set(self.app.hub.rooms)
+        names = set(DEFAULT_ROOMS) | set(self.history) | set(self.app.hub.local_rooms)
         return [
             {"name": name, "users": len(self.members(name, without=without))}
             for name in sorted(names)

@@ -15,17 +15,21 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request as _StarletteRequest
-from starlette.responses import JSONResponse, PlainTextResponse, Response as _StarletteResponse
+from starlette.responses import PlainTextResponse, Response as _StarletteResponse
 
 from ..errors import HTTPError
+from ..jsoncodec import dumps, dumps_bytes
 from ..request import Request
-from ..response import Response, encode_json
+from ..response import Response
 from ..types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ErrorHandler", "ErrorMiddleware", "internal_error_response", "wants_text"]
 
 logger = logging.getLogger("bocadillo.errors")
 ErrorHandler = Callable[[Request, Response, Any], Awaitable[None] | None]
+_INTERNAL_ERROR = dumps_bytes(
+    {"error": "Internal Server Error", "status": 500, "detail": "Internal Server Error"}
+)
 
 
 def wants_text(req: _StarletteRequest) -> bool:
@@ -46,7 +50,7 @@ async def http_error_handler(req: Request, res: Response, exc: HTTPError) -> Non
     if wants_text(req):
         detail = exc.detail_value
         # A structured detail (e.g. the 400 of typed parameters) stays JSON, never a Python repr.
-        res.text = detail if isinstance(detail, str) else encode_json(detail).decode("utf-8")
+        res.text = detail if isinstance(detail, str) else dumps(detail)
     else:
         res.json = exc.as_json()
 
@@ -71,10 +75,8 @@ def internal_error_response(request: _StarletteRequest, exc: Exception) -> _Star
     headers = {"connection": "close"}
     if wants_text(request):
         return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)
-    return JSONResponse(
-        {"error": "Internal Server Error", "status": 500, "detail": "Internal Server Error"},
-        status_code=500,
-        headers=headers,
+    return _StarletteResponse(
+        _INTERNAL_ERROR, status_code=500, headers=headers, media_type="application/json"
     )
 
 

@@ -1,6 +1,9 @@
 """Frames on the bus between processes: what one hub asks the others to deliver.
 
-A frame is compact JSON in UTF-8. The payload of a broadcast travels as JSON, or, for
+A frame is compact JSON in UTF-8, written and read by the JSON codec
+(``bocadillo.jsoncodec``), whose rule holds here too: a payload JSON cannot carry
+(``NaN``, ``Infinity``...) fails where it is published, and a frame holding one is
+refused as undecodable. The payload of a broadcast travels as JSON, or, for
 ``bytes`` data (which only ``text``/``bytes`` routes can carry), as base64. Frames have
 a version field so that a newer process can refuse an older frame clearly.
 
@@ -11,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import HubError
+from ..closecodes import CloseCode
+from ..errors import WireError
+from ..jsoncodec import dumps_bytes, loads
 from ..types import JSONValue
 
 __all__ = [
@@ -29,11 +34,6 @@ __all__ = [
 ]
 
 WIRE_VERSION = 1
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-class WireError(HubError):
-    """A frame from the bus could not be decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class DisconnectFrame:
     """Close the connection ``conn_id`` wherever it lives, optionally after a notice."""
 
     conn_id: str
-    code: int = 1000
+    code: int = CloseCode.NORMAL_CLOSURE
     reason: str = ""
     message: JSONValue = None
     type: str | None = None
@@ -84,6 +84,7 @@ def encode_frame(frame: Frame) -> bytes:
     """The bytes that carry ``frame`` on the bus.
 
     Raises:
+        ValueError: if the payload holds what JSON cannot carry (``NaN``, ``Infinity``...).
         TypeError: if the payload is not JSON-serialisable.
     """
     body: dict[str, Any]
@@ -104,12 +105,13 @@ def encode_frame(frame: Frame) -> bytes:
             "id": frame.conn_id,
             "code": frame.code,
             "reason": frame.reason,
-            "timeout": frame.timeout,
+            # No time limit (inf) travels as null: JSON has no Infinity.
+            "timeout": frame.timeout if math.isfinite(frame.timeout) else None,
             **_pack_data(frame.message),
         }
         if frame.type is not None:
             body["type"] = frame.type
-    return _encoder.encode(body).encode("utf-8")
+    return dumps_bytes(body)
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:
@@ -135,8 +137,8 @@ def decode_frame(raw: bytes) -> Frame:
         WireError: if ``raw`` is not a frame this version understands.
     """
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+        body = loads(raw)
+    except ValueError:
         raise WireError("a frame must be JSON in UTF-8") from None
     if not isinstance(body, dict):
         raise WireError("a frame must be a JSON object")
@@ -157,7 +159,9 @@ def decode_frame(raw: bytes) -> Frame:
             raise WireError("'id' must be a connection id")
         if not isinstance(code, int) or isinstance(code, bool):
             raise WireError("'code' must be an integer")
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        if timeout is None and "timeout" in body:
+            timeout = math.inf  # null: no time limit
+        elif not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
             raise WireError("'timeout' must be a number")
         return DisconnectFrame(
             conn_id=conn_id,

@@ -8,10 +8,13 @@ against the caps like registered connections: concurrent handshakes cannot overs
 
 from __future__ import annotations
 
+from ..closecodes import CloseCode
+
 __all__ = ["GOING_AWAY", "TRY_AGAIN_LATER", "Admission", "origin_allowed"]
 
-GOING_AWAY = 1001
-TRY_AGAIN_LATER = 1013
+# The two refusals, kept under these names for the modules that import them from here.
+GOING_AWAY = CloseCode.GOING_AWAY
+TRY_AGAIN_LATER = CloseCode.TRY_AGAIN_LATER
 
 
 def origin_allowed(allowed: list[str] | None, origin: str | None) -> bool:
@@ -44,26 +47,26 @@ class Admission:
         live_from_ip: int,
         max_connections: int | None,
         max_per_ip: int | None,
-    ) -> int | None:
+    ) -> CloseCode | None:
         """The close code refusing a new connection from ``ip``, or ``None`` to admit it.
 
         Args:
-            accepting: False once shutdown has begun (refused with 1001).
+            accepting: False once shutdown has begun (refused with ``GOING_AWAY``).
             live: Registered connections.
             live_from_ip: Registered connections from ``ip``.
-            max_connections: The global cap (``None``: none); over it, 1013.
-            max_per_ip: The per-IP cap (``None``: none); over it, 1013.
+            max_connections: The global cap (``None``: none); over it, ``TRY_AGAIN_LATER``.
+            max_per_ip: The per-IP cap (``None``: none); over it, ``TRY_AGAIN_LATER``.
         """
         if not accepting:
-            return GOING_AWAY
+            return CloseCode.GOING_AWAY
         if max_connections is not None and live + self.held >= max_connections:
-            return TRY_AGAIN_LATER
+            return CloseCode.TRY_AGAIN_LATER
         if (
             ip is not None
             and max_per_ip is not None
             and live_from_ip + self.held_by(ip) >= max_per_ip
         ):
-            return TRY_AGAIN_LATER
+            return CloseCode.TRY_AGAIN_LATER
         return None
 
     def hold(self, ip: str | None) -> None:

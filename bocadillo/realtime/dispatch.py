@@ -37,6 +37,7 @@ from .envelope import Envelope, encode_envelope, encode_error, encode_response, 
 from .rooms import RoomFull
 
 __all__ = [
+    "BoundDispatcher",
     "Dispatcher",
     "SocketHandler",
     "SocketRequest",
@@ -146,33 +147,34 @@ class SocketHandler:
         self.what = what
         self.is_async = inspect.iscoroutinefunction(func)
         self.params = tuple(inspect.signature(func).parameters.values())
-        self.providers = ProviderScope((), ())
 
-    def prepare(self, registry: ProviderRegistry) -> None:
-        """Check every parameter can be filled (a built-in name, a provider or a default).
+    def providers_in(self, registry: ProviderRegistry) -> ProviderScope:
+        """What the handler needs from an app's providers; checks every parameter can
+        be filled (a built-in name, a provider or a default).
 
         Raises:
             ConfigurationError: for a parameter nothing can fill.
         """
-        self.providers = ProviderScope.of(self.func, registry, skip=_BUILTIN_NAMES, where=self.what)
+        providers = ProviderScope.of(self.func, registry, skip=_BUILTIN_NAMES, where=self.what)
         for param in self.params:
             if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
                 continue
-            known = param.name in _BUILTIN_NAMES or param.name in self.providers.injected
+            known = param.name in _BUILTIN_NAMES or param.name in providers.injected
             if not known and param.default is param.empty:
                 raise ConfigurationError(
                     f"{self.what}: cannot fill parameter {param.name!r}; use data, ws, "
                     "client_id, message, type, id, hub, req, or a provider name"
                 )
+        return providers
 
-    async def call(self, available: dict[str, Any], ws: Any) -> Any:
+    async def call(self, available: dict[str, Any], ws: Any, providers: ProviderScope) -> Any:
         """Call the handler; sync handlers run in a thread so the loop is not blocked."""
         kwargs: dict[str, Any] = {}
         for param in self.params:
             if param.name in available:
                 kwargs[param.name] = available[param.name]
-        if not self.providers.empty and ws.providers is not None:
-            kwargs.update(await self.providers.kwargs(ws.providers))
+        if not providers.empty and ws.providers is not None:
+            kwargs.update(await providers.kwargs(ws.providers))
         if self.is_async:
             return await self.func(**kwargs)
         return await run_in_threadpool(self.func, **kwargs)
@@ -199,9 +201,52 @@ class Dispatcher:
         check_schema(schema, f"socket handler {kind!r}")
         self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
 
-    def prepare(self, registry: ProviderRegistry) -> None:
-        for handler in (*self.handlers.values(), *self.connect_handlers, *self.disconnect_handlers):
-            handler.prepare(registry)
+    def bind(self, providers: ProviderRegistry, *, debug: bool = False) -> BoundDispatcher:
+        """The endpoint as served by an app with ``providers`` (when it compiles).
+
+        Args:
+            providers: The app's providers.
+            debug: Tell clients the type and message of a handler's exception (in the
+                ``handler_error`` envelope); never in production.
+
+        Raises:
+            ConfigurationError: for a handler parameter nothing can fill.
+        """
+        return BoundDispatcher(self, providers, debug=debug)
+
+
+class BoundDispatcher:
+    """A ``Dispatcher`` bound to one app's providers: serves its connections.
+
+    One message crosses each way once: ``serve`` reads a frame, ``handle`` turns it into
+    the reply text (or None), and ``serve`` sends that.
+    """
+
+    def __init__(
+        self, dispatcher: Dispatcher, providers: ProviderRegistry, *, debug: bool = False
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.debug = debug
+        self._handlers = {
+            kind: (handler, handler.providers_in(providers))
+            for kind, handler in dispatcher.handlers.items()
+        }
+        self._connect = [(h, h.providers_in(providers)) for h in dispatcher.connect_handlers]
+        self._disconnect = [(h, h.providers_in(providers)) for h in dispatcher.disconnect_handlers]
+
+    async def serve(self, ws: Any) -> None:
+        """Run one connection: connect handlers, accept, welcome, then each message."""
+        admitted, welcome = await self.connect(ws)
+        if not admitted:
+            await ws.reject()
+            return
+        await ws.accept()
+        for value in welcome:
+            await ws.send_text(welcome_message(value))
+        while True:
+            reply = await self.handle(ws, await ws.receive_frame())
+            if reply is not None:
+                await ws.send_text(reply)
 
     @staticmethod
     def _available(ws: Any, envelope: Envelope | None, data: Any) -> dict[str, Any]:
@@ -227,8 +272,8 @@ class Dispatcher:
         """
         welcome = []
         available = self._available(ws, None, None)
-        for handler in self.connect_handlers:
-            result = await handler.call(available, ws)
+        for handler, providers in self._connect:
+            result = await handler.call(available, ws, providers)
             if result is False:
                 return False, []
             if result is not None and result is not True:
@@ -238,9 +283,9 @@ class Dispatcher:
     async def disconnected(self, ws: Any) -> None:
         """Run the disconnect handlers; their errors are logged, never raised."""
         available = self._available(ws, None, None)
-        for handler in self.disconnect_handlers:
+        for handler, providers in self._disconnect:
             try:
-                await handler.call(available, ws)
+                await handler.call(available, ws, providers)
             except Exception:
                 logger.exception("socket_disconnect handler failed for %s", ws.id)
 
@@ -254,11 +299,12 @@ class Dispatcher:
             envelope = parse_envelope(frame)
         except EnvelopeError as exc:
             return encode_error(exc.code, exc.message, exc.request_id)
-        handler = self.handlers.get(envelope.type)
-        if handler is None:
+        found = self._handlers.get(envelope.type)
+        if found is None:
             return encode_error(
                 "unknown_type", f"no handler for message type {envelope.type!r}", envelope.id
             )
+        handler, providers = found
         data = envelope.data
         try:
             if handler.schema is not None:
@@ -266,7 +312,7 @@ class Dispatcher:
         except EnvelopeError as exc:
             return encode_error(exc.code, exc.message, envelope.id)
         try:
-            result = await handler.call(self._available(ws, envelope, data), ws)
+            result = await handler.call(self._available(ws, envelope, data), ws, providers)
             if result is None:
                 return None
             return encode_response(result, envelope.id)
@@ -274,11 +320,12 @@ class Dispatcher:
             return encode_error(exc.code, exc.message, envelope.id)
         except RoomFull as exc:
             return encode_error("room_full", str(exc), envelope.id)
-        except Exception:
+        except Exception as exc:
             logger.exception("socket handler %r failed", envelope.type)
             if ws.hub is not None:
                 ws.hub.counters.errors += 1
-            return encode_error("handler_error", "the handler failed", envelope.id)
+            text = f"{type(exc).__name__}: {exc}" if self.debug else "the handler failed"
+            return encode_error("handler_error", text, envelope.id)
 
 
 def welcome_message(value: Any) -> str:

@@ -12,17 +12,14 @@ Error codes are stable strings, listed in ``ERROR_CODES``.
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EnvelopeError
+from ..jsoncodec import dumps, loads, loads_lenient
 from ..types import JSONValue
 
 __all__ = [
-    "loads_strict",
     "ERROR_CODES",
     "Envelope",
     "encode_envelope",
@@ -43,59 +40,14 @@ ERROR_CODES: dict[str, str] = {
     "room_full": "the room has reached its member limit",
 }
 
-# allow_nan=False: NaN and Infinity are not JSON; a handler returning one fails cleanly.
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _MAX_TYPE_LENGTH = 200
-# A \uD800-\uDFFF escape: the only way a lone surrogate (which UTF-8 cannot carry) gets in.
-_SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(item) for item in value)
-    return False
-
-
-def loads_strict(raw: str | bytes) -> Any:
-    """``json.loads`` that refuses what is not JSON, or what JSON text cannot carry back:
-    ``NaN`` and ``Infinity``, numbers too large for a float (Python makes them ``inf``),
-    and lone surrogates (``"\\ud800"``, which cannot be encoded as UTF-8).
-
-    Raises:
-        ValueError: if ``raw`` is not valid UTF-8 JSON (``RecursionError`` if too deep).
-    """
-    value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-    pattern = _SURROGATE_TEXT if isinstance(raw, str) else _SURROGATE_BYTES
-    if pattern.search(raw) is not None and _has_lone_surrogate(value):  # type: ignore[arg-type]
-        raise ValueError("a string holds a lone surrogate")
-    return value
 
 
 def _salvage_id(frame: str | bytes) -> str | int | None:
     """The ``id`` of a frame that is JSON to Python but not strict JSON, if it has one."""
     try:
-        obj = json.loads(frame)
-    except (ValueError, RecursionError):
+        obj = loads_lenient(frame)
+    except ValueError:
         return None
     return _request_id(obj) if isinstance(obj, dict) else None
 
@@ -131,12 +83,10 @@ def parse_envelope(frame: str | bytes) -> Envelope:
             correlated by the client.
     """
     try:
-        obj = loads_strict(frame)
-    except RecursionError:
-        raise EnvelopeError("invalid_json", "message is not valid JSON") from None
+        obj = loads(frame)
     except ValueError:
-        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so are integers with
-        # too many digits, NaN/Infinity and lone surrogates (then the id may be readable).
+        # Whatever the JSON codec refuses (see ``bocadillo.jsoncodec``); for NaN, huge
+        # numbers or a lone surrogate the id may still be readable.
         raise EnvelopeError(
             "invalid_json", "message is not valid JSON", request_id=_salvage_id(frame)
         ) from None
@@ -159,12 +109,13 @@ def encode_envelope(kind: str, data: JSONValue, request_id: str | int | None = N
     """Encode ``{"type": kind, "data": data}`` (with ``"id"`` when given) as JSON text.
 
     Raises:
+        ValueError: for what the JSON codec refuses to write (``NaN``, ``Infinity``...).
         TypeError: if ``data`` is not JSON-serialisable.
     """
     envelope: dict[str, Any] = {"type": kind, "data": data}
     if request_id is not None:
         envelope["id"] = request_id
-    return _encoder.encode(envelope)
+    return dumps(envelope)
 
 
 def encode_response(data: JSONValue, request_id: str | int | None) -> str:

@@ -22,13 +22,14 @@ import asyncio
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import ConfigurationError
 from ..types import Message, Send
+from .limits import OverflowPolicy
 
 __all__ = ["Driver", "OverflowPolicy", "Outbox"]
 
-OverflowPolicy = Literal["drop_oldest", "drop_newest", "close"]
 _POLICIES = ("drop_oldest", "drop_newest", "close")
 
 
@@ -145,14 +146,11 @@ class Outbox:
         "_pump",
         "_queue",
         "_send",
-        "dropped",
+        "bytes_sent",
         "limit",
+        "messages_sent",
         "overflowed",
-        "owner",
         "policy",
-        "sent",
-        "taken",
-        "taken_bytes",
     )
 
     def __init__(
@@ -167,9 +165,9 @@ class Outbox:
         driver: Driver | None = None,
     ) -> None:
         if policy not in _POLICIES:
-            raise ValueError(f"overflow policy must be one of {', '.join(_POLICIES)}")
+            raise ConfigurationError(f"overflow policy must be one of {', '.join(_POLICIES)}")
         if limit < 1:
-            raise ValueError("an outbox limit must be at least 1")
+            raise ConfigurationError("an outbox limit must be at least 1")
         self._send = send
         self.limit = limit
         self.policy = policy
@@ -177,21 +175,14 @@ class Outbox:
         self._on_error = on_error
         self._on_drop = on_drop
         self._driver = driver if driver is not None else Driver()
-        #: Whatever the creator wants to find from the outbox in its callbacks.
-        self.owner: Any = None
         # Made on first use: most outboxes never queue, and an empty deque is ~600 bytes.
         self._queue: deque[tuple[Message, asyncio.Future[None] | None]] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
-        #: Messages written to the connection.
-        self.sent = 0
-        #: Messages (and their bytes, as given to ``put``) taken for delivery: written,
-        #: queued, or queued and later dropped. The connection's own sends are added by
-        #: their caller.
-        self.taken = 0
-        self.taken_bytes = 0
-        #: Messages dropped by the overflow policy.
-        self.dropped = 0
+        #: Messages (and their bytes) taken for delivery by ``put`` or ``send``: written,
+        #: queued, or queued and later dropped (drops are reported to ``on_drop``).
+        self.messages_sent = 0
+        self.bytes_sent = 0
         #: The ``close`` policy was triggered.
         self.overflowed = False
 
@@ -222,20 +213,18 @@ class Outbox:
             except Exception as exc:
                 self._fail(exc)
                 return False
-            if pending is None:
-                self.sent += 1
-            else:
+            if pending is not None:
                 self._pump = asyncio.get_running_loop().create_task(self._resume(*pending))
-            self.taken += 1
-            self.taken_bytes += size
+            self.messages_sent += 1
+            self.bytes_sent += size
             return True
         if self._queue is None:
             self._queue = deque()
         elif len(self._queue) >= self.limit and not self._make_room():
             return False
         self._queue.append((message, None))
-        self.taken += 1
-        self.taken_bytes += size
+        self.messages_sent += 1
+        self.bytes_sent += size
         return True
 
     def _make_room(self) -> bool:
@@ -255,13 +244,12 @@ class Outbox:
         return False
 
     def _count_drop(self) -> None:
-        self.dropped += 1
         if self._on_drop is not None:
             self._on_drop(self)
 
-    def send(self, message: Message) -> Awaitable[None]:
-        """Send ``message`` in order with what is queued; await the result to wait until
-        it is written.
+    def send(self, message: Message, size: int = 0) -> Awaitable[None]:
+        """Send ``message`` (of ``size`` bytes, for the counters) in order with what is
+        queued; await the result to wait until it is written.
 
         Used for the connection's own sends (``ws.send``): they wait for the client
         instead of being dropped. With nothing queued, the awaitable is the ASGI send
@@ -272,8 +260,9 @@ class Outbox:
         """
         if self._closed:
             raise ConnectionResetError("the connection is closed")
+        self.messages_sent += 1
+        self.bytes_sent += size
         if self._pump is None and not self._queue:
-            self.sent += 1
             return self._send(message)
         return self._send_after_queue(message)
 
@@ -287,7 +276,6 @@ class Outbox:
     async def _resume(self, runner: Runner, yielded: Any) -> None:
         try:
             await finish(runner, yielded)
-            self.sent += 1
             while self._queue:
                 message, waiter = self._queue.popleft()
                 try:
@@ -296,7 +284,6 @@ class Outbox:
                     if waiter is not None and not waiter.done():
                         waiter.set_exception(exc)
                     raise
-                self.sent += 1
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
             self._queue = None  # drained: give its memory back

@@ -10,18 +10,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
+from ..errors import RoomFull
+
 __all__ = ["RoomFull", "Rooms"]
 
 K = TypeVar("K", bound=Hashable)
-
-
-class RoomFull(Exception):
-    """A join would take a room over its member limit."""
-
-    def __init__(self, room: str, limit: int) -> None:
-        super().__init__(f"room {room!r} is full ({limit} members)")
-        self.room = room
-        self.limit = limit
 
 
 class Rooms(Generic[K]):
@@ -95,10 +88,6 @@ class Rooms(Generic[K]):
     def rooms_of(self, member: K) -> frozenset[str]:
         """The rooms ``member`` is in."""
         return frozenset(self._rooms_of.get(member, ()))
-
-    def count(self, room: str) -> int:
-        """How many members ``room`` has."""
-        return len(self._members.get(room, ()))
 
     @property
     def names(self) -> frozenset[str]:

@@ -136,6 +136,8 @@ class LiveServer:
         assert self._server is not None and self._socket is not None
         try:
             self._server.run(sockets=[self._socket])
+        except SystemExit:
+            pass  # uvicorn exits after a failed startup: start() raises InvalidState
         finally:
             self._server._ready.set()
 

@@ -13,10 +13,10 @@ from starlette.responses import PlainTextResponse
 
 from bocadillo import (
     App,
+    ArgumentTypeError,
     ConfigurationError,
     ExpectedAsync,
     HTTPError,
-    InvalidArgument,
     Router,
     SettingsError,
     Templates,
@@ -238,7 +238,7 @@ def test_add_error_handler_takes_coroutine_functions_only():
 
 def test_http_error_status_line_and_status_type():
     assert str(HTTPError(404, detail="foo")) == "404 Not Found"
-    with pytest.raises(InvalidArgument, match="int or HTTPStatus") as caught:
+    with pytest.raises(ArgumentTypeError, match="int or HTTPStatus") as caught:
         HTTPError("404")  # type: ignore[arg-type]
     assert isinstance(caught.value, AssertionError)  # what 0.18 raised
 
@@ -247,7 +247,7 @@ def test_non_callable_hook_is_refused():
     class NotAHook:
         pass
 
-    with pytest.raises(InvalidArgument, match="__call__"):
+    with pytest.raises(ArgumentTypeError, match="__call__"):
         before(NotAHook())  # type: ignore[arg-type]
 
 
@@ -427,7 +427,7 @@ def test_stream_refuses_functions_that_are_not_async_generators():
             yield "nope"
 
         for func in (plain, coroutine, generator):
-            with pytest.raises(InvalidArgument):
+            with pytest.raises(ArgumentTypeError):
                 res.stream(func)
             refused.append(func.__name__)
         res.text = "done"

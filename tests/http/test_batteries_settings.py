@@ -278,6 +278,23 @@ def test_invalid_environment_value_raises_configuration_error(
         configure(App())
 
 
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("BOCADILLO_CORS", '{"allow_origins": ['),
+        ("BOCADILLO_SESSIONS", '{"max_age": NaN}'),
+        ("BOCADILLO_ALLOWED_HOSTS", '["a.example",]'),
+    ],
+)
+def test_environment_value_that_is_not_json_raises_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, raw: str
+):
+    monkeypatch.setenv(name, raw)
+
+    with pytest.raises(ConfigurationError, match=f"{name}=.* is not JSON"):
+        configure(App())
+
+
 # The settings objects ---------------------------------------------------------------------
 
 

@@ -39,6 +39,17 @@ def test_server_event_encodes_non_string_data_as_json():
     assert server_event(5) == "data: 5\n\n"
 
 
+def test_server_event_json_data_keeps_unicode_on_one_line():
+    # U+2028 is a line break to str.splitlines(), not to server-sent events or JSON.
+    assert server_event({"text": "café\u2028ok"}) == 'data: {"text":"café\u2028ok"}\n\n'
+
+
+@pytest.mark.parametrize("data", [float("nan"), {"x": float("inf")}, ["\ud800"]])
+def test_server_event_data_json_cannot_carry_raises_value_error(data):
+    with pytest.raises(ValueError):
+        server_event(data)
+
+
 def test_server_event_comment_lines():
     assert server_event(comment="keep-alive") == ": keep-alive\n\n"
     assert server_event("x", comment="a\nb") == ": a\n: b\ndata: x\n\n"

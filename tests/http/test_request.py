@@ -218,3 +218,24 @@ def test_request_async_iteration_streams_the_body():
         response = client.post("/", content=body())
 
     assert response.json() == {"body": "first,second,third", "types": ["bytes"]}
+
+
+def test_request_json_answers_400_for_what_the_json_codec_refuses():
+    app = App()
+
+    @app.route("/", methods=["POST"])
+    async def view(req, res):
+        res.json = await req.json()
+
+    bodies = [
+        b'"\\ud800"',  # a lone surrogate: UTF-8 cannot carry it back
+        "[1]".encode("utf-16"),  # JSON in UTF-8 only
+        b"\xef\xbb\xbf[1]",  # no byte-order mark
+        b"[-Infinity]",
+    ]
+    with create_client(app) as client:
+        for body in bodies:
+            response = client.post("/", content=body)
+            assert response.status_code == 400, body[:20]
+            assert response.json()["detail"].startswith("Invalid JSON body")
+        assert client.post("/", content='{"é": "ü"}'.encode()).json() == {"é": "ü"}

@@ -458,3 +458,30 @@ def test_view_return_unsupported_type_raises_type_error_in_tests():
 
     with create_client(app) as client, pytest.raises(TypeError, match="returned object"):
         client.get("/")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {"score": float("-inf")}])
+def test_response_json_of_what_json_cannot_carry_fails_the_view_with_a_500(value):
+    app = App()
+    failures: list[BaseException] = []
+
+    @app.route("/")
+    async def view(req, res):
+        try:
+            res.json = value
+        except ValueError as exc:
+            failures.append(exc)
+            raise
+
+    with create_client(app, raise_server_exceptions=False) as client:
+        response = client.get("/")
+
+    assert [type(exc) for exc in failures] == [ValueError]
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "Internal Server Error",
+        "status": 500,
+        "detail": "Internal Server Error",
+    }
+    assert "Traceback" not in response.text
+    assert "NaN" not in response.text and "Infinity" not in response.text

@@ -1196,14 +1196,14 @@ class Recorder:
         self.texts: list[str] = []
         self.writable = asyncio.Event()
         self.writable.set()
-        hub.register(
+        hub.session(
             ConnectionId(conn_id),
             self.send,
             codec="text",
             close=self.close,
             path="/test",
             remote_address="127.0.0.1",
-        )
+        ).register()
 
     async def send(self, message: Any) -> None:
         await self.writable.wait()
@@ -1257,4 +1257,66 @@ async def test_hub_counts_every_message_a_slow_client_loses():
     assert slow.texts == ["0", "8", "9"]
     # Counted as sent when the outbox took them; the drops are counted apart.
     assert hub.info("slow").messages_sent == 10
-    assert conn.outbox.dropped == 7
+    assert hub.stats()["dropped"] == 7
+
+
+def test_hub_query_names_say_what_they_cover_and_old_names_stay_aliases():
+    assert Hub.count is Hub.local_count
+    assert Hub.ids is Hub.local_ids
+    assert Hub.rooms is Hub.local_rooms
+    assert Hub.members is Hub.local_members
+    assert Hub.rooms_of is Hub.local_rooms_of
+    assert Hub.connection_count is Hub.global_count
+    assert Hub.room_members is Hub.global_members
+    assert Hub.connection_rooms is Hub.global_rooms_of
+
+
+def test_hub_reads_from_a_worker_thread_run_on_the_hubs_loop():
+    app = member_app()
+    seen: list[Any] = []
+
+    @app.socket("census")
+    def census(hub, client_id):  # sync: runs in a worker thread
+        seen.append(threading.get_ident())
+        return {
+            "count": hub.local_count,
+            "ids": hub.local_ids,
+            "members": sorted(hub.local_members("red")),
+            "rooms": sorted(hub.local_rooms_of(client_id)),
+            "connected": hub.is_connected(client_id),
+            "info": hub.info(client_id).path,
+        }
+
+    with create_client(app) as client:
+        with connect(client, "/member?rooms=red") as member, connect(client, "/ws") as ws:
+            member_id = member.receive_json()["id"]
+            ws.send_json({"type": "census", "id": 1})
+            reply = ws.receive_json()
+            own_id = on_loop(client, lambda: [i for i in app.hub.local_ids if i != member_id])[0]
+    assert seen and seen[0] != threading.get_ident()
+    assert reply["data"] == {
+        "count": 2,
+        "ids": reply["data"]["ids"],
+        "members": [member_id],
+        "rooms": [],
+        "connected": True,
+        "info": "/ws",
+    }
+    assert sorted(reply["data"]["ids"]) == sorted([member_id, own_id])
+
+
+@pytest.mark.parametrize("path", ["/json", "/text", "/bytes", "/ws"])
+def test_hub_broadcast_of_what_json_cannot_carry_raises_before_any_send(path):
+    app = codec_app()
+
+    with create_client(app) as client, ExitStack() as stack:
+        session, conn_id = open_session(client, path, stack)
+        for data in (float("nan"), {"x": float("inf")}, ["\ud800"]):
+            with pytest.raises(ValueError):
+                on_loop(client, app.hub.broadcast, data)
+            with pytest.raises(ValueError):
+                on_loop(client, app.hub.send, conn_id, data)
+
+        assert on_loop(client, app.hub.broadcast, "sentinel", type="tick") == 1
+        received = session.receive()  # the sentinel comes first: nothing else was sent
+        assert "sentinel" in (received.get("text") or received["bytes"].decode())

@@ -36,14 +36,14 @@ class Client:
         self.hub = hub
         self.messages: list[Message] = []
         self.closed: tuple[int, str] | None = None
-        hub.register(
+        hub.session(
             ConnectionId(conn_id),
             self._send,
             codec=codec,
             close=self._close,
             path="/test",
             remote_address="127.0.0.1",
-        )
+        ).register()
 
     async def _send(self, message: Message) -> None:
         self.messages.append(message)

@@ -182,7 +182,9 @@ def tampered_cookies(valid: str, secret: str) -> list[str]:
         valid[: len(valid) // 2],
         valid + "x",
         flipped + valid[1:],
-        valid[:-1] + ("A" if valid[-1] != "A" else "B"),
+        # The signature's second-to-last character: the last one's low bits are base64
+        # padding, so changing only those would leave the signature intact.
+        valid[:-2] + ("A" if valid[-2] != "A" else "B") + valid[-1],
         f"{forged}.{signature}",  # the admin payload with ann's signature
         f"{forged}.{valid.rsplit('.', 2)[1]}.{valid.rsplit('.', 1)[1]}",
         forged,

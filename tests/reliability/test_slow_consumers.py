@@ -136,20 +136,10 @@ async def test_stalled_clients_never_cost_healthy_clients_a_message(serve):
         return bool((await server.state())["count"] == 0)
 
     await eventually(empty, timeout=WAIT, what="every connection forgotten")
-    # Known bug (test_close_policy_logs_no_error below): the hub cancels the handler of
-    # a client it closes for being slow, and uvicorn logs the CancelledError.
-    server.assert_clean_log(tolerated={CANCELLED_LOG: closing})
+    # The hub ends the handler of a client it closes for being slow without an error.
+    server.assert_clean_log()
 
 
-#: What uvicorn logs when the hub cancels a connection's handler.
-CANCELLED_LOG = r"(?s)^ERROR:\s+Exception in ASGI application.*CancelledError\s*$"
-
-
-@pytest.mark.xfail(
-    reason="Hub._force_close (bocadillo/realtime/hub.py) cancels the handler task of a "
-    "client closed by the 'close' overflow policy when its close frame cannot be written "
-    "within 1 s; uvicorn logs the CancelledError as 'Exception in ASGI application'"
-)
 async def test_close_policy_logs_no_error(serve):
     server = serve(sndbuf=SNDBUF, BOCADILLO_OUTBOX_LIMIT=8)
     await server.wait_ready()

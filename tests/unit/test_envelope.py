@@ -235,3 +235,25 @@ def test_surrogate_pairs_and_large_finite_numbers_are_fine(frame):
 def test_encoding_nan_fails_instead_of_writing_non_json():
     with pytest.raises(ValueError):
         encode_envelope("t", float("nan"))
+
+
+@pytest.mark.parametrize("data", [float("inf"), [float("-inf")], {"text": "\ud800"}])
+def test_encoding_what_json_cannot_carry_fails(data):
+    with pytest.raises(ValueError):
+        encode_envelope("t", data)
+    with pytest.raises(ValueError):
+        encode_response(data, 1)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type": "t", "id": 7}'.encode("utf-16"),
+        '{"type": "t", "id": 7}'.encode("utf-16-le"),
+        b'\xef\xbb\xbf{"type": "t", "id": 7}',
+    ],
+)
+def test_frames_not_in_utf8_are_invalid_json(frame):
+    with pytest.raises(EnvelopeError) as excinfo:
+        parse_envelope(frame)
+    assert excinfo.value.code == "invalid_json"

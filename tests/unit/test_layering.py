@@ -22,6 +22,8 @@ PURE_MODULES = [
     "admission.py",
     "_wire.py",
 ]
+#: PURE modules at the top of the package, importable from every layer.
+PURE_TOP_LEVEL = ["jsoncodec.py"]
 PURE_FORBIDDEN = {"asyncio", "starlette", "redis", "uvicorn"}
 HTTP_MODULES = {
     "bocadillo.request",
@@ -29,6 +31,7 @@ HTTP_MODULES = {
     "bocadillo.routing",
     "bocadillo.applications",
     "bocadillo.websockets",
+    "bocadillo.codecs",
 }
 BACKEND_ALLOWED = {
     "bocadillo.realtime.backends.base",
@@ -145,6 +148,8 @@ def test_layering_checker_resolves_imports(source, name, is_package, expected):
 def test_layering_checker_sees_the_files_it_checks():
     for filename in PURE_MODULES:
         assert (REALTIME_DIR / filename).is_file(), filename
+    for filename in PURE_TOP_LEVEL:
+        assert (PACKAGE_DIR / filename).is_file(), filename
     assert {path.name for path in BACKENDS_DIR.glob("*.py")} >= {
         "__init__.py",
         "base.py",
@@ -157,23 +162,38 @@ def test_layering_checker_sees_the_files_it_checks():
 # The rules --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("filename", PURE_MODULES)
-def test_pure_modules_import_no_io_libraries(filename):
-    imports = imports_of(REALTIME_DIR / filename)
+PURE_PATHS = [REALTIME_DIR / name for name in PURE_MODULES] + [
+    PACKAGE_DIR / name for name in PURE_TOP_LEVEL
+]
+
+
+def _pure_ids(path: Path) -> str:
+    return str(path.relative_to(PACKAGE_DIR))
+
+
+@pytest.mark.parametrize("path", PURE_PATHS, ids=_pure_ids)
+def test_pure_modules_import_no_io_libraries(path):
+    imports = imports_of(path)
     offending = sorted(name for name in imports if top_level(name) in PURE_FORBIDDEN)
     assert offending == []
 
 
-@pytest.mark.parametrize("filename", PURE_MODULES)
-def test_pure_modules_import_only_stdlib_and_pure_bocadillo_modules(filename):
-    # Stdlib, and within bocadillo only errors, types and the other PURE modules.
-    pure = {f"bocadillo.realtime.{name.removesuffix('.py')}" for name in PURE_MODULES}
-    allowed = pure | {"bocadillo.errors", "bocadillo.types"}
-    for name in imports_of(REALTIME_DIR / filename):
+@pytest.mark.parametrize("path", PURE_PATHS, ids=_pure_ids)
+def test_pure_modules_import_only_stdlib_and_pure_bocadillo_modules(path):
+    # Stdlib, and within bocadillo only errors, types, close codes and the other PURE modules.
+    pure = {module_name(pure_path) for pure_path in PURE_PATHS}
+    allowed = pure | {"bocadillo.closecodes", "bocadillo.errors", "bocadillo.types"}
+    for name in imports_of(path):
         if top_level(name) == "bocadillo":
             assert any(under(name, module) for module in allowed), name
         else:
             assert top_level(name) in sys.stdlib_module_names, name
+
+
+def test_close_codes_import_only_the_stdlib():
+    # PURE modules import closecodes.py; it must stay as pure as they are.
+    for name in imports_of(PACKAGE_DIR / "closecodes.py"):
+        assert top_level(name) in sys.stdlib_module_names, name
 
 
 @pytest.mark.parametrize(

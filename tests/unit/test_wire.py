@@ -45,10 +45,35 @@ def test_unserialisable_data_fails_to_encode():
 
 
 @pytest.mark.parametrize(
+    "frame",
+    [
+        BroadcastFrame(float("nan")),
+        BroadcastFrame({"score": float("inf")}, room="lobby"),
+        BroadcastFrame(["\ud800"]),
+        DisconnectFrame("abc", message=[float("-inf")]),
+    ],
+)
+def test_data_json_cannot_carry_fails_to_encode(frame):
+    with pytest.raises(ValueError):
+        encode_frame(frame)
+
+
+def test_a_disconnect_without_time_limit_travels_as_null():
+    raw = encode_frame(DisconnectFrame("abc", timeout=float("inf")))
+    assert json.loads(raw)["timeout"] is None
+    assert decode_frame(raw) == DisconnectFrame("abc", timeout=float("inf"))
+
+
+@pytest.mark.parametrize(
     ("raw", "message"),
     [
         (b"\xff\xfe", "JSON in UTF-8"),
         (b"{not json", "JSON in UTF-8"),
+        (b'{"v": 1, "op": "broadcast", "data": NaN}', "JSON in UTF-8"),
+        (b'{"v": 1, "op": "broadcast", "data": [1e999]}', "JSON in UTF-8"),
+        (b'{"v": 1, "op": "broadcast", "data": "\\ud800"}', "JSON in UTF-8"),
+        (b'{"v": 1, "op": "broadcast", "data": ' + b"[" * 100_000, "JSON in UTF-8"),
+        ('{"v": 1, "op": "broadcast"}'.encode("utf-16"), "JSON in UTF-8"),
         (b"[1, 2]", "JSON object"),
         (b'{"op": "broadcast"}', "version None"),
         (b'{"v": 99, "op": "broadcast"}', "version 99"),

@@ -300,3 +300,23 @@ def test_websocket_async_for_raises_disconnect_with_code():
             ws.close(4001)
             assert done.wait(5)
     assert codes == [4001]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {"x": float("-inf")}, "\ud800"])
+@pytest.mark.parametrize("how", ["send_json", "send"])
+def test_websocket_json_send_of_what_json_cannot_carry_raises_value_error(how, value):
+    app = App()
+    raised: list[type[BaseException]] = []
+
+    @app.websocket_route("/out", send_type="json")
+    async def out(ws):
+        try:
+            await (ws.send_json(value) if how == "send_json" else ws.send(value))
+        except ValueError as exc:
+            raised.append(type(exc))
+        await ws.send_json("sentinel")
+
+    with create_client(app) as client:
+        with client.websocket_connect("/out") as ws:
+            assert ws.receive_json() == "sentinel"  # nothing was sent before it
+    assert raised == [ValueError]

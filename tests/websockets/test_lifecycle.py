@@ -339,23 +339,23 @@ def test_websocket_receive_after_server_close_ends_view_quietly():
     assert codes == [4004]
 
 
-def test_websocket_on_accept_callbacks_stop_once_one_closes():
+def test_websocket_on_connect_hooks_stop_once_one_closes():
     app = App()
     calls: list[str] = []
 
     @app.websocket_route("/gate", auto_accept=False)
     async def gate(ws):
-        async def first(ws):
-            calls.append("first")
-            await ws.close(4001)
-
-        async def second(ws):
-            calls.append("second")
-
-        ws.on_accept(first)
-        ws.on_accept(second)
         await ws.accept()
         calls.append(f"accept returned closed={ws.closed}")
+
+    @gate.on_connect
+    async def first(ws):
+        calls.append("first")
+        await ws.close(4001)
+
+    @gate.on_connect
+    async def second(ws):
+        calls.append("second")
 
     with create_client(app) as client:
         with client.websocket_connect("/gate") as ws:

@@ -1,0 +1,83 @@
+"""The bus: what crosses processes when several share one hub through a backend (Redis).
+
+A delivery that may concern connections of other processes is published once, as a
+frame (see ``_wire.py``); each process's bus decodes the frames the backend hands it and
+gives them to its hub. The queries that span every process (global counts, room members,
+a connection's rooms) are asked of the backend here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ._wire import BroadcastFrame, DisconnectFrame, WireError, decode_frame, encode_frame
+from .backends import HubBackend
+from .registry import Counters
+
+__all__ = ["Bus"]
+
+logger = logging.getLogger("bocadillo.hub")
+
+
+class Bus:
+    """Frames to and from the other processes of an app.
+
+    Args:
+        backend: The hub's backend.
+        counters: The hub's counters (``published``, ``remote_frames``, ``invalid_frames``).
+        on_broadcast: Delivers a broadcast frame to this process's connections.
+        on_disconnect: Disconnects a connection of this process as a frame asks.
+    """
+
+    __slots__ = ("_on_broadcast", "_on_disconnect", "backend", "counters", "distributed")
+
+    def __init__(
+        self,
+        backend: HubBackend,
+        counters: Counters,
+        *,
+        on_broadcast: Callable[[BroadcastFrame], None],
+        on_disconnect: Callable[[DisconnectFrame], None],
+    ) -> None:
+        self.backend = backend
+        self.counters = counters
+        #: Whether other processes share the hub (frames are published).
+        self.distributed = not backend.local_only
+        self._on_broadcast = on_broadcast
+        self._on_disconnect = on_disconnect
+
+    def publish(self, frame: BroadcastFrame | DisconnectFrame) -> None:
+        """Publish ``frame`` for the other processes (never waits).
+
+        Raises:
+            TypeError, ValueError: if the frame's data cannot be encoded.
+        """
+        self.backend.publish(encode_frame(frame))
+        self.counters.published += 1
+
+    def received(self, raw: bytes) -> None:
+        """Handle a frame published by another process (the backend calls this)."""
+        try:
+            frame = decode_frame(raw)
+        except WireError as exc:
+            self.counters.invalid_frames += 1
+            logger.warning("ignoring an undecodable frame from the bus: %s", exc)
+            return
+        self.counters.remote_frames += 1
+        if isinstance(frame, BroadcastFrame):
+            self._on_broadcast(frame)
+        else:
+            self._on_disconnect(frame)
+
+    async def count(self) -> int:
+        """Live connections across every process."""
+        return await self.backend.connection_count()
+
+    async def members(self, room: str) -> set[str]:
+        """Members of ``room`` across every process."""
+        return await self.backend.room_members(room)
+
+    async def rooms_of(self, conn_id: str) -> set[str]:
+        """Rooms of a connection wherever it lives."""
+        return await self.backend.rooms_of(conn_id)

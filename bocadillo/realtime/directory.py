@@ -1,0 +1,172 @@
+"""The hub's tables: live connections by id, rooms, and the queries about this process.
+
+``Directory`` is the base of ``Hub``: it drives the pure ``Registry`` and ``Rooms``
+tables and answers the ``local_*`` queries. It also knows the hub's event loop, so that
+sync code running in a worker thread (sync socket handlers and jobs) can still use the
+hub: every public method runs on that loop (``on_loop``), reads as well as writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+
+from ..errors import UnknownConnection
+from ..types import ConnectionId
+from .backends import HubBackend
+from .limits import HubLimits
+from .registry import ConnectionInfo, Counters, Registry
+from .rooms import Rooms
+
+if TYPE_CHECKING:
+    from .delivery import Groups
+    from .session import Session
+
+__all__ = ["Directory", "on_loop"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+D = TypeVar("D", bound="Directory")
+
+
+async def _call(func: Callable[[], T]) -> T:
+    return func()
+
+
+def on_loop(method: Callable[Concatenate[D, P], T]) -> Callable[Concatenate[D, P], T]:
+    """Run the method on the hub's loop when called from another thread: the tables and
+    outboxes are not thread-safe."""
+
+    @functools.wraps(method)
+    def wrapper(self: D, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._thread is not None and threading.get_ident() != self._thread:
+            return self._call_in_loop(lambda: method(self, *args, **kwargs))
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Directory:
+    """Live connections and rooms of one process (see the module docstring).
+
+    Args:
+        backend: Told of every registration and room change (for the other processes).
+        limits: The hub's limits (``max_room_members`` applies here).
+        clock: Returns the time in seconds.
+    """
+
+    def __init__(
+        self,
+        backend: HubBackend,
+        limits: HubLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.limits = limits or HubLimits()
+        self.clock = clock
+        self.counters = Counters()
+        self._registry: Registry[Session] = Registry()
+        self._rooms: Rooms[str] = Rooms()
+        #: The recipients of each room broadcast to, by codec, kept until its
+        #: membership changes.
+        self._room_groups: dict[str, Groups] = {}
+        #: The loop the hub runs on and its thread (set at startup).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+
+    def _call_in_loop(self, func: Callable[[], T]) -> T:
+        """Run ``func()`` on the hub's loop, from another thread, and return its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(_call(func), self._loop).result()
+
+    def _call_here(self, func: Callable[[], T]) -> T:
+        if self._thread is not None and threading.get_ident() != self._thread:
+            return self._call_in_loop(func)
+        return func()
+
+    # Queries: this process ------------------------------------------------------------------
+
+    @property
+    def local_count(self) -> int:
+        """Live connections in this process."""
+        return len(self._registry)
+
+    @property
+    def local_ids(self) -> list[ConnectionId]:
+        """Ids of the live connections in this process."""
+        return [ConnectionId(i) for i in self._call_here(lambda: self._registry.ids)]
+
+    @property
+    def local_rooms(self) -> frozenset[str]:
+        """Non-empty rooms in this process."""
+        return self._call_here(lambda: self._rooms.names)
+
+    @on_loop
+    def is_connected(self, conn_id: str) -> bool:
+        """Whether ``conn_id`` is a live connection of this process."""
+        return conn_id in self._registry
+
+    @on_loop
+    def connection(self, conn_id: str) -> Session:
+        """The session of a live connection of this process.
+
+        Raises:
+            UnknownConnection: if there is none with that id.
+        """
+        session = self._registry.get(conn_id)
+        if session is None:
+            raise UnknownConnection(f"no connection with id {conn_id!r}")
+        return session
+
+    @on_loop
+    def info(self, conn_id: str) -> ConnectionInfo:
+        """What the hub knows about a connection of this process (rooms included).
+
+        Raises:
+            UnknownConnection: if there is none with that id.
+        """
+        session = self.connection(conn_id)
+        return session.info(self._rooms.rooms_of(session.id))
+
+    @on_loop
+    def filter(self, predicate: Callable[[ConnectionInfo], bool]) -> list[ConnectionId]:
+        """Ids of the connections of this process whose info satisfies ``predicate``."""
+        rooms_of = self._rooms.rooms_of
+        chosen = self._registry.filter(lambda s: predicate(s.info(rooms_of(s.id))))
+        return [session.id for session in chosen]
+
+    @on_loop
+    def local_members(self, room: str) -> frozenset[str]:
+        """Members of ``room`` in this process."""
+        return self._rooms.members(room)
+
+    @on_loop
+    def local_rooms_of(self, conn_id: str) -> frozenset[str]:
+        """Rooms of a connection of this process."""
+        return self._rooms.rooms_of(conn_id)
+
+    # Rooms ----------------------------------------------------------------------------------
+
+    @on_loop
+    def join(self, conn_id: str, room: str) -> None:
+        """Put a connection in ``room`` (created on first join).
+
+        Raises:
+            UnknownConnection: if there is no such connection.
+            RoomFull: if the room has ``max_room_members`` members.
+        """
+        self.connection(conn_id)
+        self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
+        self._room_groups.pop(room, None)
+        self.backend.room_joined(conn_id, room)
+
+    @on_loop
+    def leave(self, conn_id: str, room: str) -> None:
+        """Take a connection out of ``room`` (no-op if it is not in it)."""
+        self._rooms.leave(conn_id, room)
+        self._room_groups.pop(room, None)
+        self.backend.room_left(conn_id, room)
