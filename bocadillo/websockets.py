@@ -19,6 +19,7 @@ code, and a second ``close()`` raises ``InvalidState``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -294,6 +295,23 @@ class WebSocket(HTTPConnection):
         if self._phase in _CLOSED:
             return
         await self.close(code)
+
+    async def _wait_peer_closed(self, timeout: float) -> None:
+        """After a server-side close, wait (at most ``timeout`` seconds) until the client
+        has answered it (the server reports ``websocket.disconnect``). Never raises."""
+        if self._phase not in _BY_SERVER:
+            return
+
+        async def drain() -> None:
+            while True:
+                message = await self._receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except (asyncio.TimeoutError, OSError, RuntimeError):
+            pass  # the peer did not answer in time, or the server has no more events
 
     async def _close_from_hub(self, code: int, reason: str) -> None:
         """Close on the hub's behalf (limits, ``hub.disconnect``, shutdown)."""
