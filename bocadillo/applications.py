@@ -22,7 +22,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
@@ -375,6 +375,8 @@ class App(RouteRegistry):
                 ),
                 lifespan=self._lifespan,
                 default=_not_found,
+                # Trailing slashes are honoured; see ``_not_found`` for the one redirect.
+                redirect_slashes=False,
             )
         return self._router
 
@@ -462,9 +464,26 @@ async def _startup_failed(receive: Receive, send: Send, exc: Exception) -> None:
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """No route matched: 404 for HTTP; for a WebSocket, close before accept, which the
-    server turns into an HTTP 403 answer to the handshake."""
+    server turns into an HTTP 403 answer to the handshake.
+
+    With the ``redirect_trailing_slash`` setting (the default), an HTTP path without a
+    trailing slash that matches once the slash is added is redirected there (302).
+    """
     if scope["type"] == "websocket":
         logger.warning("no WebSocket route matches %s: handshake refused (403)", scope["path"])
         await send({"type": "websocket.close", "code": HANDSHAKE_REJECTED_STATUS, "reason": ""})
         return
+    path = scope["path"]
+    app = scope.get("app")
+    router = scope.get("router")
+    if (
+        not path.endswith("/")
+        and isinstance(app, App)
+        and router is not None
+        and app.settings["redirect_trailing_slash"]
+    ):
+        slashed = {**scope, "path": path + "/"}
+        if any(route.matches(slashed)[0] is not Match.NONE for route in router.routes):
+            query = scope.get("query_string", b"").decode("latin-1")
+            raise Redirect(path + "/" + (f"?{query}" if query else ""))
     raise HTTPError(404)

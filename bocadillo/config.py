@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "static_dir": "static",
     "static_root": "/static",
     "plugins": [],
+    # A path without its trailing slash is redirected (302) to the route that has it.
+    "redirect_trailing_slash": True,
     # Modules imported by configure() so that their @provider declarations exist.
     "provider_modules": [],
     # Options of the static files app (``{"max_age": seconds}``).

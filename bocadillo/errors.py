@@ -5,6 +5,7 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
     BocadilloError
     ├── ConfigurationError (ValueError)         bad settings or registration, at import/startup
     │   ├── ExpectedAsync (TypeError)           a sync view where an async one is required
+    │   ├── PatternError (TypeError)            a route pattern that cannot be compiled
     │   └── SettingsError (RuntimeError)        a setting is missing or invalid; configure() twice
     ├── InvalidArgument (ValueError)            a call's arguments cannot work, at call time
     │   └── ArgumentTypeError (TypeError, AssertionError)  an argument of the wrong kind
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidState",
     "MissingDependency",
     "ParameterError",
+    "PatternError",
     "Redirect",
     "RoomFull",
     "SettingsError",
@@ -66,6 +68,13 @@ class ConfigurationError(BocadilloError, ValueError):
 
 class ExpectedAsync(ConfigurationError, TypeError):
     """A synchronous callable was given where a coroutine function is required."""
+
+
+class PatternError(ConfigurationError, TypeError):
+    """A route pattern cannot be compiled, for example ``{x:d}`` (no parameter type ``d``).
+
+    It is also a ``TypeError``, as in Bocadillo 0.18.
+    """
 
 
 class SettingsError(ConfigurationError, RuntimeError):

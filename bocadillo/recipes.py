@@ -61,6 +61,9 @@ class Router(RouteRegistry):
     """
 
     prefix = ""
+    #: Paths are joined to the prefix as written: ``"/"`` under ``"/tacos"`` is ``"/tacos/"``
+    #: (``"/tacos"`` is redirected there), as in Bocadillo 0.18.
+    joins_literally = True
 
     def include_router(self, router: RouteRegistry, prefix: str = "") -> None:
         """Include another router's routes under ``prefix`` (see ``include``)."""
