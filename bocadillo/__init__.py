@@ -27,7 +27,6 @@ from .errors import (
     WebSocketDisconnect,
     WireError,
 )
-from .hooks import after, before
 from .injection import discover_providers, provider, useprovider
 from .middleware.base import Middleware
 from .recipes import Recipe, Router
@@ -38,6 +37,7 @@ from .sse import EventStream, server_event
 from .staticfiles import static
 from .templates import Templates
 from .testing import LiveServer, create_client
+from .viewhooks import after, before
 from .websockets import WebSocket
 
 __version__ = "1.0.0.dev0"

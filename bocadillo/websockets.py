@@ -297,9 +297,11 @@ class WebSocket(HTTPConnection):
         await self.close(code)
 
     async def _wait_peer_closed(self, timeout: float) -> None:
-        """After a server-side close, wait (at most ``timeout`` seconds) until the client
-        has answered it (the server reports ``websocket.disconnect``). Never raises."""
-        if self._phase not in _BY_SERVER:
+        """After a server-side close of an accepted connection, wait (at most ``timeout``
+        seconds) until the client has answered it (the server reports
+        ``websocket.disconnect``). Never raises. A refused handshake has nothing to wait
+        for: the server answered it with HTTP 403."""
+        if self._phase is not WebSocketState.SERVER_CLOSED:
             return
 
         async def drain() -> None:

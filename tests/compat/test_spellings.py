@@ -24,6 +24,7 @@ from bocadillo import (
     configure,
     create_client,
     discover_providers,
+    hooks,
     settings,
 )
 from bocadillo.constants import ALL_HTTP_METHODS, WEBSOCKET_CLOSE_CODES
@@ -494,3 +495,40 @@ def test_settings_module_object(project: Callable[..., Path]):
     assert app.settings.gzip is True and app.settings.gzip_min_size == 10
     assert "_hidden" not in app.settings
     assert isinstance(module, types.ModuleType)
+
+
+def test_hooks_module_keeps_the_async_rule_of_0_18():
+    def sync_hook(req, res, params):
+        pass
+
+    class SyncCallable:
+        def __call__(self, req, res, params):
+            pass
+
+    for register in (hooks.before, hooks.after):
+        with pytest.raises(ExpectedAsync):
+            register(sync_hook)
+        with pytest.raises(ExpectedAsync):
+            register(SyncCallable())
+    # Today's spelling takes plain functions.
+    assert callable(before(sync_hook))
+
+    app = App()
+    seen: list[str] = []
+
+    class Tag:
+        def __init__(self, value: str) -> None:
+            self.value = value
+
+        async def __call__(self, req, res, params):
+            seen.append(self.value)
+
+    @app.route("/")
+    @hooks.before(Tag("before"))
+    @hooks.after(Tag("after"))
+    async def index(req, res):
+        seen.append("view")
+
+    with create_client(app) as client:
+        client.get("/")
+    assert seen == ["before", "view", "after"]
