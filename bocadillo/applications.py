@@ -13,6 +13,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, Literal, TypeVar, overload
 
 from starlette.datastructures import State, URLPath
@@ -39,6 +40,7 @@ from .middleware.errors import (
 from .middleware.hsts import HSTSMiddleware
 from .middleware.sessions import SessionMiddleware
 from .realtime.drain import DrainHandlers, install_drain_handlers
+from .realtime.history import RoomOptions, RoomRules
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
@@ -96,6 +98,8 @@ class App(RouteRegistry):
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
+        self._room_options: list[tuple[str, dict[str, Any]]] = []
+        self._join_guard: Callable[[Any, str], Any] | None = None
         self.jobs = Jobs()
         self._drain_handlers: DrainHandlers | None = None
 
@@ -263,6 +267,7 @@ class App(RouteRegistry):
                 max_connections=settings["max_connections"],
                 max_connections_per_ip=settings["max_connections_per_ip"],
                 max_room_members=settings["max_room_members"],
+                max_rooms_per_connection=settings["max_rooms_per_connection"],
                 rate_limit=(int(rate[0]), float(rate[1])) if rate else None,
                 rate_limit_violations=settings["rate_limit_violations"],
                 max_message_size=settings["max_message_size"],
@@ -275,13 +280,70 @@ class App(RouteRegistry):
                 "heartbeat_ttl": float(settings["hub_heartbeat_ttl"]),
                 "publish_queue": int(settings["hub_publish_queue"]),
             }
+            rules = RoomRules(
+                RoomOptions(
+                    history_size=int(settings["history_size"]),
+                    history_ttl=float(settings["history_ttl"]),
+                    presence_events=bool(settings["presence_events"]),
+                )
+            )
+            for pattern, overrides in self._room_options:
+                rules.add(pattern, replace(rules.default, **overrides))
             self._hub = Hub(
                 settings["hub_backend"],
                 backend_options=options,
                 limits=limits,
                 id_generator=self._id_generator,
+                rooms=rules,
             )
+            self._hub.join_guard = self._join_guard
         return self._hub
+
+    def room_options(
+        self,
+        pattern: str,
+        *,
+        history_size: int | None = None,
+        history_ttl: float | None = None,
+        presence_events: bool | None = None,
+    ) -> None:
+        """Give the rooms whose name matches ``pattern`` (``fnmatch`` style: ``"game:*"``)
+        their own history and presence settings; the first matching pattern wins, and
+        what it leaves out comes from the app's settings.
+
+        Args:
+            pattern: A room name, or a pattern with ``*``, ``?`` and ``[...]``.
+            history_size: Publications kept (0: no history).
+            history_ttl: Seconds a publication is kept.
+            presence_events: Send ``join``/``leave`` events to the room's members.
+
+        Raises:
+            ConfigurationError: for a negative size or a TTL that is not positive.
+        """
+        overrides: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("history_size", history_size),
+                ("history_ttl", history_ttl),
+                ("presence_events", presence_events),
+            )
+            if value is not None
+        }
+        replace(RoomOptions(), **overrides)  # fail here on a bad value
+        self._room_options.append((pattern, overrides))
+        if self._hub is not None:
+            self._hub.rules.add(pattern, replace(self._hub.rules.default, **overrides))
+
+    def can_join(self, func: F) -> F:
+        """Decide who may join which room when a client asks (a ``resume`` message, or
+        ``ws.resume()``): ``func(ws, room)``, sync or async, returns a bool.
+
+        Joins made by your own code (``ws.join``) are not checked: your code decides.
+        """
+        self._join_guard = func
+        if self._hub is not None:
+            self._hub.join_guard = func
+        return func
 
     def id_generator(self, func: F) -> F:
         """Use ``func()`` to make connection ids (it must return unique strings).

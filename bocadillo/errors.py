@@ -17,6 +17,10 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
     ├── HubError
     │   ├── UnknownConnection (LookupError)     no connection with that id
     │   ├── RoomFull                            a join over ``max_room_members``
+    │   ├── JoinRefused (PermissionError)       the app's can_join hook said no
+    │   ├── TooManyRooms                        a join over ``max_rooms_per_connection``
+    │   ├── RequestTimeout (TimeoutError)       no reply to ``ws.request()`` in time
+    │   ├── RequestFailed                       the client answered ``ws.request()`` with an error
     │   ├── BackendUnavailable (ConnectionError) the hub backend cannot be reached
     │   └── WireError (ValueError)              a frame from the hub bus cannot be decoded
     └── MissingDependency (ImportError)         an optional package is not installed
@@ -46,12 +50,16 @@ __all__ = [
     "HubError",
     "InvalidArgument",
     "InvalidState",
+    "JoinRefused",
     "MissingDependency",
     "ParameterError",
     "PatternError",
     "Redirect",
+    "RequestFailed",
+    "RequestTimeout",
     "RoomFull",
     "SettingsError",
+    "TooManyRooms",
     "UnknownConnection",
     "WebSocketDisconnect",
     "WireError",
@@ -233,6 +241,58 @@ class RoomFull(HubError):
         super().__init__(f"room {room!r} is full ({limit} members)")
         self.room = room
         self.limit = limit
+
+
+class JoinRefused(HubError, PermissionError):
+    """The app's ``can_join`` hook refused a room.
+
+    Args:
+        room: The room.
+    """
+
+    def __init__(self, room: str) -> None:
+        super().__init__(f"joining room {room!r} is not allowed")
+        self.room = room
+
+
+class TooManyRooms(HubError):
+    """A join would put a connection in more rooms than ``max_rooms_per_connection``.
+
+    Args:
+        limit: The most rooms a connection may be in.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a connection may be in at most {limit} rooms")
+        self.limit = limit
+
+
+class RequestTimeout(HubError, TimeoutError):
+    """A client did not answer a server-to-client request (``ws.request``) in time.
+
+    Args:
+        type: The request's message type.
+        timeout: The seconds waited.
+    """
+
+    def __init__(self, type: str, timeout: float) -> None:
+        super().__init__(f"no reply to the {type!r} request within {timeout} s")
+        self.type = type
+        self.timeout = timeout
+
+
+class RequestFailed(HubError):
+    """A client answered a server-to-client request with an error envelope.
+
+    Args:
+        code: The error's code, as the client sent it.
+        message: The error's message.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class BackendUnavailable(HubError, ConnectionError):

@@ -51,11 +51,11 @@ from .codecs import (
     normalize_caught_codes,
 )
 from .errors import InvalidState
+from .membership import HubMembership
 from .realtime.delivery import message_size
 from .realtime.envelope import encode_error
-from .realtime.hub import Hub, new_connection_id
-from .realtime.session import Session
-from .types import JSONValue, Message, Receive, Scope, Send
+from .realtime.hub import new_connection_id
+from .types import ConnectionId, JSONValue, Message, Receive, Scope, Send
 
 __all__ = [
     "CaughtCloseCodes",
@@ -96,7 +96,7 @@ _CLOSED = frozenset(
 _BY_SERVER = frozenset({WebSocketState.REJECTED, WebSocketState.SERVER_CLOSED})
 
 
-class WebSocket(HTTPConnection):
+class WebSocket(HubMembership, HTTPConnection):
     """One WebSocket connection.
 
     Besides the attributes shared with ``Request`` (``url``, ``headers``,
@@ -128,7 +128,7 @@ class WebSocket(HTTPConnection):
         super().__init__(scope)
         self._receive = receive
         self._send = send
-        self.id = id if id is not None else new_connection_id()
+        self.id = ConnectionId(id) if id is not None else new_connection_id()
         self.receive_type = receive_type
         self.send_type = send_type
         self.caught_close_codes = normalize_caught_codes(caught_close_codes)
@@ -143,10 +143,8 @@ class WebSocket(HTTPConnection):
         self._on_accept: Callable[[WebSocket], Awaitable[None]] | None = None
         #: The provider values of this connection (set when the app has providers).
         self.providers: Any = None
-        #: The app's hub, once the route hands the connection to it.
-        self.hub: Hub | None = None
-        # The hub's session for this connection (see realtime/session.py).
-        self._session: Session | None = None
+        self.hub = None
+        self._session = None
 
     # Connection data -----------------------------------------------------------------------
 
@@ -489,54 +487,6 @@ class WebSocket(HTTPConnection):
             WebSocketDisconnect: if the connection is closed.
         """
         return self._send_data(encode_message(value, self.send_type))
-
-    # The hub ---------------------------------------------------------------------------------
-
-    def _require_hub(self) -> Hub:
-        if self.hub is None or self._session is None or not self._session.registered:
-            raise InvalidState("this WebSocket is not registered with a hub (accept it first)")
-        return self.hub
-
-    def join(self, room: str) -> None:
-        """Join ``room`` (created on first join); left automatically on disconnect.
-
-        Raises:
-            InvalidState: before the connection is accepted.
-            RoomFull: if the room has reached ``max_room_members``.
-        """
-        self._require_hub().join(self.id, room)
-
-    def leave(self, room: str) -> None:
-        """Leave ``room`` (a no-op if not in it)."""
-        self._require_hub().leave(self.id, room)
-
-    @property
-    def rooms(self) -> frozenset[str]:
-        """The rooms this connection is in."""
-        if self.hub is None:
-            return frozenset()
-        return self.hub.local_rooms_of(self.id)
-
-    def broadcast(
-        self,
-        data: JSONValue,
-        *,
-        type: str | None = None,
-        room: str | None = None,
-        to: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
-        exclude_self: bool = False,
-    ) -> int:
-        """Broadcast through the app's hub (see ``Hub.broadcast``); never waits.
-
-        Returns:
-            How many connections took the message. A plain call: do not ``await`` it.
-        """
-        hub = self._require_hub()
-        excluded = list(exclude or ())
-        if exclude_self:
-            excluded.append(self.id)
-        return hub.broadcast(data, type=type, room=room, to=to, exclude=excluded or None)
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.id} {self.url.path}>"

@@ -1,13 +1,46 @@
-"""Shared fixtures: an anyio backend, fresh apps, and live uvicorn servers."""
+"""Shared fixtures: an anyio backend, fresh apps, live uvicorn servers, and the isolation
+every test gets (``clean_environment``, ``restore_global_providers``).
+
+The helpers that are not fixtures (``eventually``, ``listening_socket``...) are in
+``tests/live.py``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bocadillo import App, LiveServer
+from bocadillo.config import _PLUGINS
+from bocadillo.injection import _GLOBAL
+from tests.redis_server import RedisServer
+
+#: Kept in the environment: it selects the size of the reliability scenarios (``make soak``).
+_KEPT = frozenset({"BOCADILLO_SOAK"})
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting of the outer environment leaks into a test: every ``BOCADILLO_*``
+    variable (but ``BOCADILLO_SOAK``) and ``SECRET_KEY`` are removed for its length."""
+    for name in list(os.environ):
+        if (name.startswith("BOCADILLO_") and name not in _KEPT) or name == "SECRET_KEY":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def restore_global_providers() -> Iterator[None]:
+    """``@provider`` and ``configure(plugins=...)`` register globally: whatever a test
+    registers is gone after it."""
+    providers, plugins = dict(_GLOBAL), list(_PLUGINS)
+    yield
+    _GLOBAL.clear()
+    _GLOBAL.update(providers)
+    _PLUGINS[:] = plugins
 
 
 @pytest.fixture
@@ -34,3 +67,14 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in reversed(servers):
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running ``redis-server``; missing, it fails the test (never skips it)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,7 +1,17 @@
-"""Real ``redis-server`` processes for the tests, on free loopback ports.
+"""Real ``redis-server`` processes for the tests, on loopback ports.
 
 A missing ``redis-server`` fails the tests that need it (``.ci/run`` installs the
 Debian package): the Redis backend is never tested against a mock.
+
+The port: ``redis-server`` cannot be handed a listening socket as uvicorn can (``--fd``),
+and ``--port 0`` does not let it choose one (it turns TCP off). So ``RedisServer`` holds
+its port with a socket of its own, bound with ``SO_REUSEADDR`` (the kernel chooses the
+port) but never listening, from its creation to its end. On Linux that reservation keeps
+the port from every other ``bind`` (to port 0 or without ``SO_REUSEADDR``) and from the
+ephemeral ports of outgoing connections, while ``redis-server``, which binds with
+``SO_REUSEADDR``, can still bind it and listen. While the server is down, a connection to
+the port is refused, as from a stopped server: a restart, or a server started after the
+app (``start()`` later), gets the same port back, with no window for anyone else.
 """
 
 from __future__ import annotations
@@ -14,15 +24,33 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.live import free_port
+__all__ = ["RedisServer"]
 
-__all__ = ["RedisServer", "free_port"]
+
+def _reserve_port() -> socket.socket:
+    """A socket bound to a port of 127.0.0.1 chosen by the kernel, never listening (see
+    the module docstring)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class RedisServer:
-    """One ``redis-server`` on 127.0.0.1, keeping nothing on disk; restartable on its port."""
+    """One ``redis-server`` on 127.0.0.1, keeping nothing on disk; restartable on its port.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    The port is chosen (and reserved) at creation: ``url`` is known before ``start()``.
+    ``close()`` stops the server and gives the port back.
+
+    Args:
+        workdir: Its working directory (its log is ``redis.log`` there).
+    """
+
+    def __init__(self, workdir: Path) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(
@@ -31,16 +59,22 @@ class RedisServer:
             )
         self.executable = executable
         self.workdir = workdir
-        self.port = port or free_port()
+        self._reservation: socket.socket | None = _reserve_port()
+        self.port: int = self._reservation.getsockname()[1]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "redis.log"
+
     def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it answers PING."""
+        """Start the server on its port and wait until it answers."""
         assert self.process is None, "already running"
+        assert self._reservation is not None, "closed"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
@@ -56,7 +90,7 @@ class RedisServer:
                 "--dir",
                 str(self.workdir),
                 "--logfile",
-                str(self.workdir / "redis.log"),
+                str(self.log_path),
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -64,7 +98,8 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.workdir / "redis.log").read_text(errors="replace")
+                self.process = None
+                log = self.log_path.read_text(errors="replace")
                 raise RuntimeError(f"redis-server exited at start:\n{log}")
             if self.ping():
                 return
@@ -73,12 +108,8 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
     def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        """Whether this server (not another process) answers on its port."""
+        return self.process is not None and _server_pid(self.port) == self.process.pid
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server (SIGKILL if ``kill``), and wait for it to exit."""
@@ -92,7 +123,33 @@ class RedisServer:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
+    def close(self) -> None:
+        """Stop the server and give its port back."""
+        self.stop()
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
+
     def restart(self) -> None:
         """Stop, then start again on the same port, empty."""
         self.stop(kill=True)
         self.start()
+
+
+def _server_pid(port: int) -> int | None:
+    """The ``process_id`` of the Redis server answering on ``port``, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk or len(reply) > 65536:
+                    return None
+                reply += chunk
+    except OSError:
+        return None
+    for line in reply.decode(errors="replace").splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None

@@ -1,6 +1,8 @@
-"""Real ``python -m uvicorn`` processes for multi-process tests, on free loopback ports.
+"""Real ``python -m uvicorn`` processes for multi-process tests, on loopback ports.
 
-Each is stopped by its own PID (and its workers' PIDs), whatever happens in the test.
+Each serves a listening socket bound by the test (``tests.live.listening_socket``) and
+handed over with ``--fd``, so no port is chosen and then bound later by someone else. Each
+is stopped by its own PID (and its workers' PIDs), whatever happens in the test.
 """
 
 from __future__ import annotations
@@ -11,13 +13,47 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.live import free_port
+from tests.live import listening_socket
 
-__all__ = ["UvicornProcess"]
+__all__ = ["UvicornProcess", "spawn_uvicorn"]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn_uvicorn(
+    app: str,
+    listener: socket.socket,
+    log_path: Path,
+    environ: Mapping[str, str],
+    args: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m uvicorn <app> --fd N <args>`` serving ``listener`` (see
+    ``tests.live.listening_socket``), in the project's root, its output appended to
+    ``log_path``; close the test's copy of the socket.
+
+    Once the child has its copy, the test's is closed: when uvicorn is gone, connections
+    are refused, not queued on a socket of the test process. asyncio's debug mode (on in
+    ``make test``) is left out of ``environ``: these servers carry load.
+    """
+    environ = dict(environ)
+    # Any value, even "0", turns asyncio's debug mode on: remove the variable.
+    environ.pop("PYTHONASYNCIODEBUG", None)
+    fd = listener.fileno()
+    try:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", app, "--fd", str(fd), *args],
+                cwd=ROOT,
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[fd],
+            )
+    finally:
+        listener.close()
 
 
 class UvicornProcess:
@@ -32,28 +68,21 @@ class UvicornProcess:
         args: tuple[str, ...] = (),
     ) -> None:
         self.app = app
-        self.port = free_port()
+        # Held until start() hands it to uvicorn: the port is never free in between.
+        self._listener: socket.socket | None = listening_socket()
+        self.port: int = self._listener.getsockname()[1]
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        environ = {**os.environ, **(env or {})}
-        # These servers carry load: asyncio's debug mode (on in `make test`) slows them.
-        environ.pop("PYTHONASYNCIODEBUG", None)
-        self._environ = environ
+        self._environ = {**os.environ, **(env or {})}
         self._args = args
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> UvicornProcess:
         """Start the server and wait until it accepts TCP connections."""
-        command = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), *self._args],
-                cwd=ROOT,
-                env=self._environ,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        listener, self._listener = self._listener, None
+        assert listener is not None, "a UvicornProcess starts once"
+        self.process = spawn_uvicorn(self.app, listener, self.log_path, self._environ, self._args)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -102,6 +131,9 @@ class UvicornProcess:
 
     def kill(self) -> None:
         """SIGKILL the server (and its workers): no cleanup of any kind."""
+        if self._listener is not None:  # never started
+            self._listener.close()
+            self._listener = None
         if self.process is None or self.process.poll() is not None:
             return
         for pid in [*self.children(), self.pid]:

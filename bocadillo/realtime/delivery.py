@@ -18,7 +18,8 @@ from ..types import JSONValue, Message
 from ._wire import BroadcastFrame, DisconnectFrame
 from .bus import Bus
 from .directory import Directory, on_loop
-from .envelope import encode_envelope
+from .envelope import encode_envelope, encode_publication
+from .history import Histories, Recovery
 
 if TYPE_CHECKING:
     from .session import Session
@@ -38,17 +39,28 @@ MessageCodec = Literal["text", "bytes", "json", "envelope"]
 Groups = list[tuple[MessageCodec, list["Session"]]]
 
 
-def encode_for(codec: MessageCodec, data: JSONValue, kind: str | None) -> Message:
+#: Where a publication stands in a room with history: ``(room, offset, epoch)``.
+Where = tuple[str, int, str]
+
+
+def encode_for(
+    codec: MessageCodec, data: JSONValue, kind: str | None, where: Where | None = None
+) -> Message:
     """The ASGI ``websocket.send`` message carrying ``data`` for a connection's codec.
 
-    ``envelope`` connections get ``{"type": kind or "message", "data": data}``; ``json``
-    gets the data as JSON; ``text`` and ``bytes`` send ``str``/``bytes`` as they are and
-    anything else as JSON.
+    ``envelope`` connections get ``{"type": kind or "message", "data": data}`` (plus
+    ``"room"``, ``"offset"`` and ``"epoch"`` for a publication to a room with history);
+    ``json`` gets the data as JSON; ``text`` and ``bytes`` send ``str``/``bytes`` as they
+    are and anything else as JSON.
 
     Raises:
         TypeError, ValueError: if ``data`` cannot be encoded as JSON where JSON is needed.
     """
     if codec == "envelope":
+        if where is not None:
+            room, offset, epoch = where
+            text = encode_publication(kind or "message", data, room, offset, epoch)
+            return {"type": "websocket.send", "text": text}
         return {"type": "websocket.send", "text": encode_envelope(kind or "message", data)}
     if codec == "json":
         return {"type": "websocket.send", "text": dumps(data)}
@@ -80,7 +92,9 @@ def group(sessions: Iterable[Session]) -> Groups:
     return list(by_codec.items())
 
 
-def deliver(groups: Groups, data: JSONValue, kind: str | None) -> tuple[int, int]:
+def deliver(
+    groups: Groups, data: JSONValue, kind: str | None, where: Where | None = None
+) -> tuple[int, int]:
     """Hand ``data`` to every recipient of ``groups``, encoded once per codec.
 
     Returns:
@@ -89,7 +103,7 @@ def deliver(groups: Groups, data: JSONValue, kind: str | None) -> tuple[int, int
     Raises:
         TypeError, ValueError: if ``data`` cannot be encoded (before any send).
     """
-    encoded = [(encode_for(codec, data, kind), members) for codec, members in groups]
+    encoded = [(encode_for(codec, data, kind, where), members) for codec, members in groups]
     delivered = 0
     total = 0
     for message, members in encoded:
@@ -114,6 +128,8 @@ class Delivery(Directory):
     encodes: int
     #: What crosses processes (``bus.py``).
     bus: Bus
+    #: The streams of the rooms with history (``history.py``).
+    histories: Histories
     _tasks: set[asyncio.Task[Any]]
 
     def _start_delivery(self) -> None:
@@ -138,8 +154,10 @@ class Delivery(Directory):
 
     # Delivery -------------------------------------------------------------------------------
 
-    def _deliver(self, groups: Groups, data: JSONValue, kind: str | None) -> int:
-        delivered, size = deliver(groups, data, kind)
+    def _deliver(
+        self, groups: Groups, data: JSONValue, kind: str | None, where: Where | None = None
+    ) -> int:
+        delivered, size = deliver(groups, data, kind, where)
         self.encodes += len(groups)
         counters = self.counters
         counters.messages_sent += delivered
@@ -194,6 +212,19 @@ class Delivery(Directory):
         wanted = None if to is None else tuple(dict.fromkeys(to))  # each id once
         excluded = tuple(exclude) if exclude else ()
         groups = self._groups(room, wanted, excluded)
+        if room is not None and wanted is None and self.histories.rules.any_history:
+            now = self.clock()
+            stream = self.histories.stream(room, now)
+            if stream is not None:
+                # A publication: delivered with its position, then kept in the room's
+                # history (only once it encoded: bad data is neither sent nor kept).
+                if not groups:
+                    encode_for("json", data, type)
+                delivered = self._deliver(
+                    groups, data, type, (room, stream.offset + 1, stream.epoch)
+                )
+                self.histories.append(room, data, type, now)
+                return delivered
         if self.distributed and (wanted is None or any(i not in self._registry for i in wanted)):
             # Some recipients may live in other processes: publish once for all of them,
             # before the local delivery, so that bad data fails before any send.
@@ -260,6 +291,18 @@ class Delivery(Directory):
         await session.wait_drained(timeout)
         await session.close_connection(code, reason)
         return True
+
+    def _replay(self, session: Session, room: str, recovery: Recovery) -> None:
+        """Hand ``session`` what it missed in ``room``, in order; never dropped by the
+        overflow policy (the replay is bounded by the history)."""
+        epoch = recovery.position.epoch
+        for publication in recovery.publications:
+            where = (room, publication.offset, epoch)
+            message = encode_for(session.codec, publication.data, publication.type, where)
+            size = message_size(message)
+            if session.put_kept(message, size):
+                self.counters.messages_sent += 1
+                self.counters.bytes_sent += size
 
     def _deliver_frame(self, frame: BroadcastFrame) -> None:
         groups = self._groups(frame.room, frame.to, frame.exclude)

@@ -20,7 +20,7 @@ from ..types import ConnectionId
 from .backends import HubBackend
 from .limits import HubLimits
 from .registry import ConnectionInfo, Counters, Registry
-from .rooms import Rooms
+from .rooms import Rooms, check_room_name
 
 if TYPE_CHECKING:
     from .delivery import Groups
@@ -157,16 +157,52 @@ class Directory:
 
         Raises:
             UnknownConnection: if there is no such connection.
+            TypeError, InvalidArgument: if ``room`` is not a valid room name (see
+                ``rooms.check_room_name``).
             RoomFull: if the room has ``max_room_members`` members.
+            TooManyRooms: if the connection is in ``max_rooms_per_connection`` rooms.
         """
+        check_room_name(room)
         self.connection(conn_id)
-        self._rooms.join(conn_id, room, limit=self.limits.max_room_members)
+        if conn_id in self._rooms.members_view(room):
+            return
+        limits = self.limits
+        self._rooms.join(
+            conn_id,
+            room,
+            limit=limits.max_room_members,
+            max_rooms=limits.max_rooms_per_connection,
+        )
         self._room_groups.pop(room, None)
         self.backend.room_joined(conn_id, room)
+        self._joined(conn_id, room)
 
     @on_loop
     def leave(self, conn_id: str, room: str) -> None:
-        """Take a connection out of ``room`` (no-op if it is not in it)."""
+        """Take a connection out of ``room`` (no-op if it is not in it).
+
+        Raises:
+            TypeError: if ``room`` is not a ``str``.
+        """
+        if not isinstance(room, str):
+            raise TypeError(f"a room name is a str, not {type(room).__name__}")
+        if conn_id not in self._rooms.members_view(room):
+            return
         self._rooms.leave(conn_id, room)
         self._room_groups.pop(room, None)
         self.backend.room_left(conn_id, room)
+        self._left(conn_id, room)
+
+    def _leave_all(self, conn_id: str) -> None:
+        """Take a connection out of every room (it ended)."""
+        rooms = self._rooms.rooms_of(conn_id)
+        self._rooms.leave_all(conn_id)
+        for room in rooms:
+            self._room_groups.pop(room, None)
+            self._left(conn_id, room)
+
+    def _joined(self, conn_id: str, room: str) -> None:
+        """Called after a connection joined ``room`` (the hub sends presence events)."""
+
+    def _left(self, conn_id: str, room: str) -> None:
+        """Called after a connection left ``room``."""

@@ -31,12 +31,14 @@ from typing import Any
 import typesystem
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ConfigurationError, EnvelopeError
+from ..errors import ConfigurationError, EnvelopeError, InvalidArgument, TooManyRooms
 from ..injection import ProviderRegistry, ProviderScope
 from .envelope import Envelope, encode_envelope, encode_error, encode_response, parse_envelope
+from .resume import resume_request
 from .rooms import RoomFull
 
 __all__ = [
+    "BUILTIN_TYPES",
     "BoundDispatcher",
     "Dispatcher",
     "SocketHandler",
@@ -47,6 +49,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("bocadillo.dispatch")
+#: Message types the endpoint serves itself, with what they are for.
+BUILTIN_TYPES = {
+    "resume": "re-join rooms and get what was missed, see docs/realtime.md",
+    "response": "a client's reply to ws.request()",
+    "error": "a client's error reply to ws.request()",
+}
 _BUILTIN_NAMES = frozenset({"data", "ws", "client_id", "message", "type", "id", "hub", "req"})
 
 
@@ -198,6 +206,11 @@ class Dispatcher:
         """
         if kind in self.handlers:
             raise ConfigurationError(f"message type {kind!r} already has a handler on {self.path}")
+        if kind in BUILTIN_TYPES:
+            raise ConfigurationError(
+                f"message type {kind!r} is built in ({BUILTIN_TYPES[kind]}): "
+                "give your handler another type"
+            )
         check_schema(schema, f"socket handler {kind!r}")
         self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
 
@@ -300,6 +313,8 @@ class BoundDispatcher:
         except EnvelopeError as exc:
             return encode_error(exc.code, exc.message, exc.request_id)
         found = self._handlers.get(envelope.type)
+        if found is None and envelope.type in BUILTIN_TYPES:
+            return await self._builtin(ws, envelope)
         if found is None:
             return encode_error(
                 "unknown_type", f"no handler for message type {envelope.type!r}", envelope.id
@@ -320,12 +335,27 @@ class BoundDispatcher:
             return encode_error(exc.code, exc.message, envelope.id)
         except RoomFull as exc:
             return encode_error("room_full", str(exc), envelope.id)
+        except TooManyRooms as exc:
+            return encode_error("too_many_rooms", str(exc), envelope.id)
+        except InvalidArgument as exc:
+            return encode_error("invalid_data", str(exc), envelope.id)
         except Exception as exc:
             logger.exception("socket handler %r failed", envelope.type)
             if ws.hub is not None:
                 ws.hub.counters.errors += 1
             text = f"{type(exc).__name__}: {exc}" if self.debug else "the handler failed"
             return encode_error("handler_error", text, envelope.id)
+
+    async def _builtin(self, ws: Any, envelope: Envelope) -> str | None:
+        if envelope.type == "resume":
+            return await resume_request(ws, envelope)
+        # "response"/"error": a client's reply to a server-to-client request.
+        hub = ws.hub
+        session = hub._registry.get(ws.id) if hub is not None else None
+        if session is None or not session.answer(envelope.type, envelope.data, envelope.id):
+            if hub is not None:
+                hub.counters.unknown_replies += 1  # ignored: unknown or repeated id
+        return None
 
 
 def welcome_message(value: Any) -> str:

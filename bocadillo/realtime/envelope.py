@@ -24,6 +24,7 @@ __all__ = [
     "Envelope",
     "encode_envelope",
     "encode_error",
+    "encode_publication",
     "encode_response",
     "parse_envelope",
 ]
@@ -38,6 +39,8 @@ ERROR_CODES: dict[str, str] = {
     "rate_limited": "too many messages in the current window",
     "message_too_large": "the frame is larger than the size limit",
     "room_full": "the room has reached its member limit",
+    "too_many_rooms": "the connection is in as many rooms as it may be",
+    "forbidden": "the app's can_join hook refused a room (nothing was joined or replayed)",
 }
 
 _MAX_TYPE_LENGTH = 200
@@ -116,6 +119,16 @@ def encode_envelope(kind: str, data: JSONValue, request_id: str | int | None = N
     if request_id is not None:
         envelope["id"] = request_id
     return dumps(envelope)
+
+
+def encode_publication(kind: str, data: JSONValue, room: str, offset: int, epoch: str) -> str:
+    """Encode a publication to a room with history:
+    ``{"type", "data", "room", "offset", "epoch"}``.
+
+    Raises:
+        ValueError, TypeError: as ``encode_envelope``.
+    """
+    return dumps({"type": kind, "data": data, "room": room, "offset": offset, "epoch": epoch})
 
 
 def encode_response(data: JSONValue, request_id: str | int | None) -> str:

@@ -22,16 +22,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ..closecodes import CloseCode
-from ..errors import InvalidState
+from ..errors import ConfigurationError, InvalidState
 from ..types import ConnectionId, JSONValue, Send
 from .admission import Admission, origin_allowed
 from .backends import HubBackend, backend_from_url
-from .delivery import Delivery, MessageCodec, encode_for, group, message_size
+from .delivery import MessageCodec, encode_for, group, message_size
 from .directory import on_loop
+from .history import RoomRules
 from .limits import HubLimits, OverflowPolicy, RateLimiter, is_idle
 from .outbox import Driver, Outbox
 from .rooms import RoomFull
 from .session import CloseCallback, Session
+from .streams import Streams
 
 __all__ = [
     "Hub",
@@ -52,12 +54,13 @@ def new_connection_id() -> ConnectionId:
     return ConnectionId(secrets.token_urlsafe(12))
 
 
-class Hub(Delivery):
+class Hub(Streams):
     """Every live WebSocket connection of one app.
 
     Its tables and ``local_*`` queries come from ``Directory`` (``directory.py``), its
-    ``send``/``broadcast``/``disconnect`` from ``Delivery`` (``delivery.py``); the hub
-    adds the lifecycle, the sessions and the queries about every process.
+    ``send``/``broadcast``/``disconnect`` from ``Delivery`` (``delivery.py``), history,
+    resume, presence and requests from ``Streams`` (``streams.py``); the hub adds the
+    lifecycle, the sessions and the queries about every process.
 
     Args:
         backend: A ``HubBackend``, or a URL (``"redis://..."``); ``None`` for memory.
@@ -66,7 +69,8 @@ class Hub(Delivery):
         limits: Connection, room, rate, size and idle limits.
         id_generator: Makes connection ids (default: 16 random URL-safe characters).
         clock: Returns the time in seconds (``time.time`` by default); the rate limits,
-            ``last_activity`` and the idle sweeper read it.
+            ``last_activity``, the idle sweeper and room history read it.
+        rooms: Which rooms keep history and emit presence events (default: none).
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Hub(Delivery):
         limits: HubLimits | None = None,
         id_generator: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
+        rooms: RoomRules | None = None,
     ) -> None:
         super().__init__(
             backend
@@ -86,6 +91,7 @@ class Hub(Delivery):
             clock,
         )
         self._start_delivery()
+        self._start_streams(rooms)
         self.id_generator = id_generator
         # Bound once, shared by every session's outbox.
         self._on_overflow = self._overflowed
@@ -96,6 +102,7 @@ class Hub(Delivery):
         self.slots = Admission()
         self._accepting = True
         self._idle_task: asyncio.Task[None] | None = None
+        self._history_task: asyncio.Task[None] | None = None
 
     # Lifecycle ------------------------------------------------------------------------------
 
@@ -105,15 +112,28 @@ class Hub(Delivery):
         return self._accepting
 
     async def startup(self) -> None:
-        """Start the backend and the idle sweeper. Called at app startup."""
+        """Start the backend, the idle sweeper and the history pruner. Called at app
+        startup.
+
+        Raises:
+            ConfigurationError: if rooms keep history on a shared backend (Redis), which
+                does not keep it yet.
+        """
         if self._loop is not None:
             return
+        if self.distributed and self.rules.any_history:
+            raise ConfigurationError(
+                "room history is kept in one process for now: with a shared hub backend "
+                "(Redis), set history_size=0 (see docs/scaling.md)"
+            )
         await self.backend.start(self.bus.received)
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._accepting = True
         if self.limits.idle_timeout is not None:
             self._idle_task = self._loop.create_task(self._sweep_idle(self.limits.idle_timeout))
+        if self.rules.any_history:
+            self._history_task = self._loop.create_task(self._prune_history())
 
     async def shutdown(
         self, message: JSONValue = None, timeout: float = 5.0, *, kind: str = "shutdown"
@@ -139,10 +159,11 @@ class Hub(Delivery):
                 for session in sessions
             ]
             await asyncio.gather(*closes, return_exceptions=True)
-        if self._idle_task is not None:
-            self._idle_task.cancel()
-            await asyncio.gather(self._idle_task, return_exceptions=True)
-            self._idle_task = None
+        for task in (self._idle_task, self._history_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._idle_task = self._history_task = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -232,13 +253,13 @@ class Hub(Delivery):
 
     def unregister(self, conn_id: str) -> None:
         """Forget a connection and leave all its rooms (called when it ends)."""
-        session = self._registry.remove(conn_id)
+        session = self._registry.get(conn_id)
         if session is None:
             return
+        self._leave_all(conn_id)  # while it is registered: leave events name its user
+        self._registry.remove(conn_id)
         session.registered = False
         session.close()
-        for room in self._rooms.leave_all(conn_id):
-            self._room_groups.pop(room, None)
         self.backend.connection_removed(conn_id)
         if not session.idle:
             self._spawn(session.aclose())
@@ -286,11 +307,11 @@ class Hub(Delivery):
         return await self.bus.rooms_of(conn_id)
 
     # The names of Bocadillo 0.x and of the first hub releases, kept as aliases.
-    count = Delivery.local_count
-    ids = Delivery.local_ids
-    rooms = Delivery.local_rooms
-    members = Delivery.local_members
-    rooms_of = Delivery.local_rooms_of
+    count = Streams.local_count
+    ids = Streams.local_ids
+    rooms = Streams.local_rooms
+    members = Streams.local_members
+    rooms_of = Streams.local_rooms_of
     connection_count = global_count
     room_members = global_members
     connection_rooms = global_rooms_of
@@ -319,6 +340,17 @@ class Hub(Delivery):
             session.last_activity = now  # do not close it twice
             self._spawn(session.close_connection(CloseCode.GOING_AWAY, "idle timeout"))
         return len(idle)
+
+    async def _prune_history(self) -> None:
+        """Forget expired publications (memory stays bounded by the history settings)."""
+        period = min(max(min(o.history_ttl for o in self._ttls()) / 4, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(period)
+            self.histories.prune(self.clock())
+
+    def _ttls(self) -> list[Any]:
+        rules = self.rules
+        return [rules.default, *(options for _, options in rules.patterns)]
 
     # Stats ----------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ class HubLimits:
     max_connections_per_ip: int | None = None
     #: Members of one room; a join over it is refused (``room_full``).
     max_room_members: int | None = None
+    #: Rooms one connection may be in; a join over it is refused (``too_many_rooms``).
+    max_rooms_per_connection: int | None = None
     #: ``(messages, seconds)``: the rate limit per connection.
     rate_limit: tuple[int, float] | None = None
     #: Rate-limit violations after which the connection is closed with 1008.

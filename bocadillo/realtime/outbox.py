@@ -37,6 +37,15 @@ _POLICIES = ("drop_oldest", "drop_newest", "close")
 _DONE: Any = object()
 
 
+class _Kept:
+    """Marks a queued message that the overflow policy must not drop (a replay)."""
+
+
+_KEPT = _Kept()
+# Queued with each message: who waits for it to be written (``send``), ``_KEPT`` (never
+# dropped, nobody waits: ``put_kept``), or ``None`` (``put``: may be dropped).
+
+
 @types.coroutine
 def _runner() -> Generator[Any, Any, None]:
     """Run each coroutine sent in, yielding ``_DONE`` after each one completes.
@@ -176,7 +185,7 @@ class Outbox:
         self._on_drop = on_drop
         self._driver = driver if driver is not None else Driver()
         # Made on first use: most outboxes never queue, and an empty deque is ~600 bytes.
-        self._queue: deque[tuple[Message, asyncio.Future[None] | None]] | None = None
+        self._queue: deque[tuple[Message, asyncio.Future[None] | _Kept | None]] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
         #: Messages (and their bytes) taken for delivery by ``put`` or ``send``: written,
@@ -223,6 +232,24 @@ class Outbox:
         elif len(self._queue) >= self.limit and not self._make_room():
             return False
         self._queue.append((message, None))
+        self.messages_sent += 1
+        self.bytes_sent += size
+        return True
+
+    def put_kept(self, message: Message, size: int = 0) -> bool:
+        """Like ``put``, but the message is queued even past ``limit`` and never dropped
+        by the overflow policy (a replay of missed messages: bounded by the history).
+
+        Returns:
+            False if the outbox is closed.
+        """
+        if self._closed:
+            return False
+        if self._pump is None and not self._queue:
+            return self.put(message, size)
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append((message, _KEPT))
         self.messages_sent += 1
         self.bytes_sent += size
         return True
@@ -281,10 +308,10 @@ class Outbox:
                 try:
                     await self._send(message)
                 except Exception as exc:
-                    if waiter is not None and not waiter.done():
+                    if isinstance(waiter, asyncio.Future) and not waiter.done():
                         waiter.set_exception(exc)
                     raise
-                if waiter is not None and not waiter.done():
+                if isinstance(waiter, asyncio.Future) and not waiter.done():
                     waiter.set_result(None)
             self._queue = None  # drained: give its memory back
         except Exception as exc:
@@ -304,7 +331,7 @@ class Outbox:
         self._closed = True
         while self._queue:
             _, waiter = self._queue.popleft()
-            if waiter is not None and not waiter.done():
+            if isinstance(waiter, asyncio.Future) and not waiter.done():
                 waiter.set_exception(ConnectionResetError("the connection is closed"))
 
     @property

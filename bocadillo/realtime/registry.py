@@ -60,6 +60,8 @@ class Counters:
     dropped: int = 0
     rejected: int = 0
     errors: int = 0
+    #: Replies to server-to-client requests that matched no pending request.
+    unknown_replies: int = 0
     #: Frames published for other processes, received from them, and undecodable.
     published: int = 0
     remote_frames: int = 0

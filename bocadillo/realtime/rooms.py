@@ -10,11 +10,33 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
-from ..errors import RoomFull
+from ..errors import InvalidArgument, RoomFull, TooManyRooms
 
-__all__ = ["RoomFull", "Rooms"]
+__all__ = ["MAX_ROOM_NAME", "RoomFull", "Rooms", "TooManyRooms", "check_room_name"]
 
 K = TypeVar("K", bound=Hashable)
+#: The longest room name, in characters.
+MAX_ROOM_NAME = 200
+
+
+def check_room_name(room: object) -> str:
+    """Return ``room`` if it is a valid room name.
+
+    A room name is a non-empty ``str`` of at most ``MAX_ROOM_NAME`` printable characters
+    (spaces allowed; no control characters or line breaks).
+
+    Raises:
+        TypeError: if ``room`` is not a ``str``.
+        InvalidArgument: if it is empty, too long, or holds a character that is not
+            printable.
+    """
+    if not isinstance(room, str):
+        raise TypeError(f"a room name is a str, not {type(room).__name__}")
+    if not room or len(room) > MAX_ROOM_NAME:
+        raise InvalidArgument(f"a room name has 1 to {MAX_ROOM_NAME} characters, not {len(room)}")
+    if not room.isprintable():
+        raise InvalidArgument("a room name holds only printable characters (no control characters)")
+    return room
 
 
 class Rooms(Generic[K]):
@@ -24,7 +46,9 @@ class Rooms(Generic[K]):
         self._members: dict[str, set[K]] = {}
         self._rooms_of: dict[K, set[str]] = {}
 
-    def join(self, member: K, room: str, *, limit: int | None = None) -> bool:
+    def join(
+        self, member: K, room: str, *, limit: int | None = None, max_rooms: int | None = None
+    ) -> bool:
         """Add ``member`` to ``room``.
 
         Returns:
@@ -32,12 +56,15 @@ class Rooms(Generic[K]):
 
         Raises:
             RoomFull: if the room already has ``limit`` members (and ``member`` is not one).
+            TooManyRooms: if ``member`` is already in ``max_rooms`` rooms.
         """
         members = self._members.get(room)
         if members is not None and member in members:
             return False
         if limit is not None and (len(members) if members else 0) >= limit:
             raise RoomFull(room, limit)
+        if max_rooms is not None and len(self._rooms_of.get(member, ())) >= max_rooms:
+            raise TooManyRooms(max_rooms)
         created = members is None
         if members is None:
             members = self._members[room] = set()

@@ -26,8 +26,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..closecodes import CloseCode
+from ..errors import InvalidState, RequestFailed, RequestTimeout
 from ..types import ConnectionId, Message, Send
 from .delivery import MessageCodec, message_size
+from .envelope import encode_envelope
 from .limits import Inbound, OverflowPolicy, RateLimiter, inbound
 from .outbox import Outbox
 from .registry import ConnectionInfo
@@ -83,7 +85,10 @@ class Session(Outbox):
         "rate",
         "registered",
         "remote_address",
+        "_request_seq",
+        "_requests",
         "task",
+        "user",
         "user_data",
     )
 
@@ -128,6 +133,11 @@ class Session(Outbox):
         self.task: asyncio.Task[Any] | None = None
         #: The hub cancelled that task: its handler must end quietly.
         self.aborted = False
+        #: Who the connection is, for presence (``ws.user``): any JSON value.
+        self.user: Any = None
+        # Server-to-client requests waiting for their reply, by id (made on first use).
+        self._requests: dict[str, asyncio.Future[Any]] | None = None
+        self._request_seq = 0
 
     # Admission and registration ---------------------------------------------------------
 
@@ -226,6 +236,68 @@ class Session(Outbox):
             await self._close(code, reason)
         except Exception:  # the client is gone or already closed: nothing left to do
             logger.debug("closing %s failed", self.id, exc_info=True)
+
+    # Requests to the client ----------------------------------------------------------------
+
+    async def request(self, type: str, data: Any, timeout: float) -> Any:
+        """Send ``{"type", "data", "id"}`` with a fresh id and return the client's reply.
+
+        The client answers ``{"type": "response", "data": ..., "id": <that id>}`` (or an
+        ``error`` envelope with the id).
+
+        Raises:
+            InvalidState: if the connection is not a message-type one, or the call comes
+                from the connection's own receive loop (it would wait for a reply that
+                loop cannot read).
+            RequestTimeout: if no reply came within ``timeout`` seconds.
+            RequestFailed: if the client answered with an error envelope.
+            OSError: if the connection is gone.
+        """
+        if self.codec != "envelope":
+            raise InvalidState("server-to-client requests need a message-type connection")
+        if self.task is not None and asyncio.current_task() is self.task:
+            raise InvalidState(
+                "ws.request() from the connection's own handler would wait for a reply that "
+                "its receive loop cannot read: run it in another task "
+                "(asyncio.create_task), or from another connection, a job or a view"
+            )
+        self._request_seq += 1
+        request_id = f"s{self._request_seq}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._requests is None:
+            self._requests = {}
+        self._requests[request_id] = future
+        text = encode_envelope(type, data, request_id)
+        try:
+            await asyncio.wait_for(self._ask(text, future), timeout)
+            return future.result()
+        except asyncio.TimeoutError:
+            raise RequestTimeout(type, timeout) from None
+        finally:
+            self._requests.pop(request_id, None)
+
+    async def _ask(self, text: str, future: asyncio.Future[Any]) -> None:
+        await self.send({"type": "websocket.send", "text": text})
+        await asyncio.shield(future)
+
+    def answer(self, kind: str, data: Any, request_id: object) -> bool:
+        """Resolve the pending request ``request_id`` with a client's reply.
+
+        Returns:
+            False if no request with that id is pending (an unknown or repeated reply).
+        """
+        if not isinstance(request_id, str) or not self._requests:
+            return False
+        future = self._requests.pop(request_id, None)
+        if future is None or future.done():
+            return False
+        if kind == "error":
+            details = data if isinstance(data, dict) else {}
+            code, message = details.get("code"), details.get("message")
+            future.set_exception(RequestFailed(str(code), str(message)))
+        else:
+            future.set_result(data)
+        return True
 
     # Views ------------------------------------------------------------------------------
 

@@ -1,12 +1,8 @@
-"""Fixtures of the Bocadillo 0.18 compatibility tests.
-
-The 0.18 API declares providers and plugins at module level and reads ``bocadillo.settings``:
-each test gets a clean environment, and the declarations it made are forgotten afterwards.
-"""
+"""Fixtures of the Bocadillo 0.18 compatibility tests: projects written to disk (a
+settings module, ``providerconf.py``...) and ``bocadillo.settings`` restored."""
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -14,20 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from bocadillo.config import _PLUGINS, settings
-from bocadillo.injection import _GLOBAL
+from bocadillo.config import settings
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("BOCADILLO_") or name == "SECRET_KEY":
-            monkeypatch.delenv(name)
-    providers, plugins, current = dict(_GLOBAL), list(_PLUGINS), settings._current
+def forget_configured_app() -> Iterator[None]:
+    """``bocadillo.settings`` points at the app a test configured: not after it.
+
+    (The environment, ``@provider`` and ``@plugin`` are restored by ``tests/conftest.py``.)
+    """
+    current = settings._current
     yield
-    _GLOBAL.clear()
-    _GLOBAL.update(providers)
-    _PLUGINS[:] = plugins
     settings._current = current
 
 

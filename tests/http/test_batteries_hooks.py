@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from bocadillo import App, HTTPError, after, before, create_client, provider
-from bocadillo.injection import _GLOBAL
-
-
-@pytest.fixture(autouse=True)
-def restore_global_providers() -> Iterator[None]:
-    saved = dict(_GLOBAL)
-    yield
-    _GLOBAL.clear()
-    _GLOBAL.update(saved)
 
 
 def test_hooks_run_around_a_function_view():

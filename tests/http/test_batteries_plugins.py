@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from bocadillo import App, Middleware, configure, create_client, plugin
-from bocadillo.config import _PLUGINS
-
-
-@pytest.fixture(autouse=True)
-def restore_global_plugins() -> Iterator[None]:
-    saved = list(_PLUGINS)
-    yield
-    _PLUGINS[:] = saved
 
 
 class PoweredBy(Middleware):

@@ -1,13 +1,14 @@
 """Providers: dependency injection by parameter name, scopes, teardown and checks.
 
 ``@provider`` registers globally, so every test uses provider names of its own and the
-``restore_global_providers`` fixture puts the global registry back afterwards.
+``restore_global_providers`` fixture (``tests/conftest.py``) puts the global registry back
+afterwards.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,16 +22,6 @@ from bocadillo import (
     provider,
     useprovider,
 )
-from bocadillo.injection import _GLOBAL
-
-
-@pytest.fixture(autouse=True)
-def restore_global_providers() -> Iterator[None]:
-    saved = dict(_GLOBAL)
-    yield
-    _GLOBAL.clear()
-    _GLOBAL.update(saved)
-
 
 # Scopes -----------------------------------------------------------------------------------
 

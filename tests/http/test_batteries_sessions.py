@@ -7,13 +7,6 @@ import pytest
 from bocadillo import App, ConfigurationError, configure, create_client
 
 
-@pytest.fixture(autouse=True)
-def no_secret_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SECRET_KEY", raising=False)
-    monkeypatch.delenv("BOCADILLO_SECRET_KEY", raising=False)
-    monkeypatch.delenv("BOCADILLO_SESSIONS", raising=False)
-
-
 def counter_app() -> App:
     app = App()
 

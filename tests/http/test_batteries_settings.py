@@ -16,16 +16,6 @@ PREFLIGHT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No BOCADILLO_* variable of the outer environment leaks into these tests."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("BOCADILLO_") or name == "SECRET_KEY":
-            monkeypatch.delenv(name)
-
-
 def text_app(body: str = "hello", **app_settings) -> App:
     app = App(**app_settings)
 

@@ -13,12 +13,6 @@ from bocadillo import App, Recipe, Templates, configure, create_client, static
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BOCADILLO_STATIC_DIR", raising=False)
-    monkeypatch.delenv("BOCADILLO_STATIC_ROOT", raising=False)
-
-
 def make_assets(folder: Path) -> None:
     (folder / "css").mkdir(parents=True)
     (folder / "css" / "site.css").write_text("body { color: red; }")

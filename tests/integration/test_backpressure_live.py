@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bocadillo import App
-from tests.live import stalled_client
+from tests.live import eventually, fast_loop, stalled_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -23,10 +23,7 @@ PAYLOAD = "x" * 200
 def make_app(policy: str) -> App:
     app = App(outbox_limit=64)
 
-    @app.on("startup")
-    def fast_loop() -> None:
-        # A load test: asyncio's debug mode (on in `make test`) would only slow it down.
-        asyncio.get_running_loop().set_debug(False)
+    app.on("startup")(fast_loop)  # a load test
 
     @app.websocket_route(
         "/feed",
@@ -55,11 +52,11 @@ def make_app(policy: str) -> App:
 
 async def wait_for_count(url: str, expected: int) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(500):
-            if (await client.get(url + "/count")).json()["count"] == expected:
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError(f"hub count never reached {expected}")
+
+        async def reached() -> bool:
+            return bool((await client.get(url + "/count")).json()["count"] == expected)
+
+        await eventually(reached, 10.0, what=f"hub count reaches {expected}")
 
 
 async def read_all(ws, n: int) -> list[int]:
@@ -79,7 +76,7 @@ async def test_stalled_client_never_delays_healthy_clients(live_server, policy):
     # read after a few kilobytes, as it would after megabytes on a real network.
     server = live_server(app, socket_options=[(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)])
     clients = [await connect(server.ws_url + "/feed", max_queue=None) for _ in range(HEALTHY)]
-    stalled = stalled_client(server.port, "/feed")
+    stalled = await stalled_client(server.port, "/feed")
     try:
         await wait_for_count(server.url, HEALTHY + 1)
         readers = [asyncio.ensure_future(read_all(ws, BROADCASTS)) for ws in clients]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from bocadillo import App, CloseCode
+from tests.live import eventually, fast_loop, read_until_closed
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -26,31 +26,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 TIMEOUT = 10.0
 
 
-async def wait_until(predicate: Callable[[], bool], seconds: float = TIMEOUT) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 async def recv_json(ws: ClientConnection) -> Any:
     return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-
-
-async def read_until_closed(ws: ClientConnection) -> list[str | bytes]:
-    """Everything the server sent before it closed the connection."""
-    received: list[str | bytes] = []
-
-    async def read() -> None:
-        try:
-            async for message in ws:
-                received.append(message)
-        except ConnectionClosed:
-            pass
-
-    await asyncio.wait_for(read(), TIMEOUT)
-    return received
 
 
 def room_app(**settings: Any) -> App:
@@ -111,7 +88,7 @@ async def test_allowed_origins_refuse_foreign_origin_with_403(live_server):
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hi"
         assert app.hub.ids == [conn_id]
     async with connect(server.ws_url + "/ws", origin=Origin("http://good.example")) as ws:
-        await wait_until(lambda: len(connected) == 1)
+        await eventually(lambda: len(connected) == 1, TIMEOUT)
     assert app.hub.stats()["rejected"] == len(refused)
 
 
@@ -127,7 +104,7 @@ async def test_max_connections_closes_extra_with_1013_then_admits_again(live_ser
 
         # The handshake succeeds (101), then the server closes at once with 1013.
         async with connect(server.ws_url + "/room") as extra:
-            assert await read_until_closed(extra) == []
+            assert await read_until_closed(extra, TIMEOUT) == []
             assert extra.close_code == CloseCode.TRY_AGAIN_LATER
             assert extra.close_reason == "server busy"
         assert app.hub.count == 3
@@ -140,7 +117,7 @@ async def test_max_connections_closes_extra_with_1013_then_admits_again(live_ser
 
         # Once a client leaves, a new one is admitted again.
         await clients.pop().close()
-        await wait_until(lambda: app.hub.count == 2)
+        await eventually(lambda: app.hub.count == 2, TIMEOUT)
         clients.append(await connect(server.ws_url + "/room"))
         new_id = await asyncio.wait_for(clients[-1].recv(), TIMEOUT)
         assert app.hub.members("lobby") == frozenset([*ids[:2], new_id])
@@ -161,7 +138,7 @@ async def test_max_connections_per_ip_counts_each_address(live_server):
             await asyncio.wait_for(ws.recv(), TIMEOUT)
 
         async with connect(url, local_addr=("127.0.0.1", 0)) as extra:
-            assert await read_until_closed(extra) == []
+            assert await read_until_closed(extra, TIMEOUT) == []
             assert extra.close_code == CloseCode.TRY_AGAIN_LATER
 
         # Another address still gets in: the cap is per IP, not global.
@@ -173,7 +150,7 @@ async def test_max_connections_per_ip_counts_each_address(live_server):
 
         # A 127.0.0.1 client leaves: 127.0.0.1 may connect again.
         await clients.pop(0).close()
-        await wait_until(lambda: app.hub.count == 2)
+        await eventually(lambda: app.hub.count == 2, TIMEOUT)
         clients.append(await connect(url, local_addr=("127.0.0.1", 0)))
         await asyncio.wait_for(clients[-1].recv(), TIMEOUT)
         assert app.hub.count == 3
@@ -254,7 +231,7 @@ async def test_max_room_members_answers_room_full_and_stays_open(live_server):
         await third.send(envelope("join", "other", id=8))
         assert await recv_json(third) == {"type": "response", "data": {"joined": "other"}, "id": 8}
         await clients[0].close()
-        await wait_until(lambda: len(app.hub.members("lobby")) == 1)
+        await eventually(lambda: len(app.hub.members("lobby")) == 1, TIMEOUT)
         await third.send(envelope("join", "lobby", id=9))
         assert await recv_json(third) == {"type": "response", "data": {"joined": "lobby"}, "id": 9}
         assert len(app.hub.members("lobby")) == 2
@@ -270,10 +247,7 @@ async def test_max_room_members_answers_room_full_and_stays_open(live_server):
 def ping_app(**settings: Any) -> App:
     app = App(**settings)
 
-    @app.on("startup")
-    def fast_loop() -> None:
-        # Floods of messages: asyncio's debug mode (on in `make test`) only slows them.
-        asyncio.get_running_loop().set_debug(False)
+    app.on("startup")(fast_loop)  # floods of messages
 
     @app.socket("ping")
     async def ping(data):
@@ -289,7 +263,7 @@ async def test_rate_limit_answers_rate_limited_then_closes_with_1008(live_server
     async with connect(server.ws_url + "/ws") as ws:
         for n in range(8):
             await ws.send(envelope("ping", n, id=n))
-        received = [json.loads(text) for text in await read_until_closed(ws)]
+        received = [json.loads(text) for text in await read_until_closed(ws, TIMEOUT)]
         assert ws.close_code == CloseCode.POLICY_VIOLATION
         assert ws.close_reason == "rate limit exceeded"
 
@@ -300,7 +274,7 @@ async def test_rate_limit_answers_rate_limited_then_closes_with_1008(live_server
     assert [e["data"]["code"] for e in errors] == ["rate_limited", "rate_limited"]
     assert len(received) == 7
     assert app.hub.stats()["dropped"] == 3
-    await wait_until(lambda: app.hub.count == 0)
+    await eventually(lambda: app.hub.count == 0, TIMEOUT)
 
 
 async def test_rate_limit_closes_a_flooder_and_serves_others(live_server):
@@ -318,10 +292,10 @@ async def test_rate_limit_closes_a_flooder_and_serves_others(live_server):
                     if n % 50 == 0:
                         await asyncio.sleep(0.01)  # let the client read the close frame
             assert 15 <= sent < 5000
-            await read_until_closed(flooder)
+            await read_until_closed(flooder, TIMEOUT)
             assert flooder.close_code == CloseCode.POLICY_VIOLATION
 
-        await wait_until(lambda: app.hub.count == 1)
+        await eventually(lambda: app.hub.count == 1, TIMEOUT)
         for n in range(3):
             await good.send(envelope("ping", n, id=n))
             assert await recv_json(good) == {"type": "response", "data": {"pong": n}, "id": n}
@@ -349,7 +323,7 @@ async def test_max_message_size_closes_with_1009(live_server):
         await ws.send(b"b" * 1024)  # binary frames count the same
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "b" * 1024
         await ws.send("a" * 1025)
-        assert await read_until_closed(ws) == []
+        assert await read_until_closed(ws, TIMEOUT) == []
         assert ws.close_code == CloseCode.MESSAGE_TOO_BIG
         assert ws.close_reason == "message too large"
 
@@ -357,7 +331,7 @@ async def test_max_message_size_closes_with_1009(live_server):
     async with connect(server.ws_url + "/room") as ws:
         await asyncio.wait_for(ws.recv(), TIMEOUT)
         await ws.send("é" * 600)
-        assert await read_until_closed(ws) == []
+        assert await read_until_closed(ws, TIMEOUT) == []
         assert ws.close_code == CloseCode.MESSAGE_TOO_BIG
 
     # The message-type endpoint says why before closing.
@@ -365,11 +339,11 @@ async def test_max_message_size_closes_with_1009(live_server):
         await ws.send(envelope("echo", "small", id=1))
         assert await recv_json(ws) == {"type": "response", "data": "small", "id": 1}
         await ws.send(envelope("echo", "x" * 2000, id=2))
-        received = [json.loads(text) for text in await read_until_closed(ws)]
+        received = [json.loads(text) for text in await read_until_closed(ws, TIMEOUT)]
         assert [m["data"]["code"] for m in received] == ["message_too_large"]
         assert ws.close_code == CloseCode.MESSAGE_TOO_BIG
 
-    await wait_until(lambda: app.hub.count == 0)
+    await eventually(lambda: app.hub.count == 0, TIMEOUT)
 
 
 # Idle timeout -----------------------------------------------------------------------------------
@@ -405,7 +379,7 @@ async def test_idle_timeout_closes_silent_clients_with_1001(live_server):
         assert await asyncio.wait_for(active.recv(), TIMEOUT) == "still here"
         # The silent client has been quiet for 1.2 timeouts, the active one for 0.6.
         clock.advance(timeout * 0.6)
-        assert await read_until_closed(silent) == []
+        assert await read_until_closed(silent, TIMEOUT) == []
         assert silent.close_code == CloseCode.GOING_AWAY
         assert silent.close_reason == "idle timeout"
 
@@ -415,6 +389,6 @@ async def test_idle_timeout_closes_silent_clients_with_1001(live_server):
         assert await asyncio.wait_for(active.recv(), TIMEOUT) == "sentinel"
         assert app.hub.count == 1
         clock.advance(timeout)
-        assert await read_until_closed(active) == []
+        assert await read_until_closed(active, TIMEOUT) == []
         assert active.close_code == CloseCode.GOING_AWAY
-    await wait_until(lambda: app.hub.count == 0)
+    await eventually(lambda: app.hub.count == 0, TIMEOUT)

@@ -8,6 +8,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bocadillo import App
+from tests.live import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -27,21 +28,13 @@ def make_app() -> App:
     return app
 
 
-async def wait_until(predicate, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 async def test_abrupt_drops_leave_no_ghosts(live_server):
     app = make_app()
     server = live_server(app)
     clients = [await connect(server.ws_url + "/room") for _ in range(CLIENTS)]
     try:
         ids = [str(await asyncio.wait_for(ws.recv(), 10)) for ws in clients]
-        await wait_until(lambda: app.hub.count == CLIENTS)
+        await eventually(lambda: app.hub.count == CLIENTS)
         assert app.hub.members("lobby") == frozenset(ids)
 
         dropped, kept = clients[::2], clients[1::2]
@@ -49,7 +42,7 @@ async def test_abrupt_drops_leave_no_ghosts(live_server):
             ws.transport.abort()  # TCP gone, no close frame
         kept_ids = frozenset(ids[1::2])
 
-        await wait_until(lambda: app.hub.count == len(kept))
+        await eventually(lambda: app.hub.count == len(kept))
         assert frozenset(app.hub.ids) == kept_ids
         assert app.hub.members("lobby") == kept_ids
         for conn_id in ids[::2]:

@@ -4,9 +4,9 @@ uvicorn on its own closes every WebSocket with 1012 the moment it gets the signa
 wraps uvicorn's signal handlers (``bocadillo/realtime/drain.py``) so that the first
 SIGTERM drains first: every client gets the shutdown notice after what was already queued
 for it, then a 1001 close, and connections attempted meanwhile are refused. The server is
-``tests/integration/shutdown_app.py``, started as ``python -m uvicorn`` on a free loopback
-port; the signal goes to that process only, and the process is killed by its PID whatever
-happens. Every wait is bounded.
+``tests/integration/shutdown_app.py``, started as ``python -m uvicorn`` on a loopback
+socket bound by the test (``--fd``); the signal goes to that process only, and the process
+is killed by its PID whatever happens. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,13 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from bocadillo import CloseCode
-from tests.live import free_port, stalled_client
+from tests.live import eventually, listening_socket, read_until_closed, stalled_client
+from tests.uvicorn_process import spawn_uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integration.shutdown_app:app"
 NOTICE = "server going away"
 #: Upper bound for any wait (the machine may be busy): never an expectation about speed.
@@ -47,23 +45,13 @@ class Served:
     """A ``python -m uvicorn`` subprocess serving ``shutdown_app``."""
 
     def __init__(self, log_path: Path, env: dict[str, str], args: list[str]) -> None:
-        self.port = free_port()
+        # uvicorn serves a socket bound here (--fd): the port is never free in between.
+        listener = listening_socket()
+        self.port: int = listener.getsockname()[1]
         self.log_path = log_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        environ = {**os.environ, **env}
-        # The server handles bursts of messages: asyncio's debug mode (on in `make test`)
-        # would only slow it down.
-        environ.pop("PYTHONASYNCIODEBUG", None)
-        command = [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1"]
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), *args],
-                cwd=ROOT,
-                env=environ,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = spawn_uvicorn(APP, listener, log_path, {**os.environ, **env}, args)
 
     @property
     def log(self) -> str:
@@ -71,16 +59,19 @@ class Served:
 
     async def wait_ready(self) -> None:
         async with httpx.AsyncClient(timeout=5) as client:
-            for _ in range(400):
+
+            async def answers() -> bool:
                 if self.process.poll() is not None:
                     raise AssertionError(f"uvicorn exited early:\n{self.log}")
                 try:
-                    if (await client.get(self.url + "/count")).status_code == 200:
-                        return
+                    return bool((await client.get(self.url + "/count")).status_code == 200)
                 except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"uvicorn did not answer in time:\n{self.log}")
+                    return False
+
+            try:
+                await eventually(answers, 20.0, interval=0.05)
+            except AssertionError:
+                raise AssertionError(f"uvicorn did not answer in time:\n{self.log}") from None
 
     async def get(self, path: str) -> Any:
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
@@ -95,11 +86,10 @@ class Served:
         return response.json()
 
     async def wait_for_count(self, expected: int) -> None:
-        for _ in range(500):
-            if (await self.get("/count"))["count"] == expected:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"hub count never reached {expected}")
+        async def reached() -> bool:
+            return bool((await self.get("/count"))["count"] == expected)
+
+        await eventually(reached, 10.0, what=f"hub count reaches {expected}")
 
     def sigterm(self) -> None:
         os.kill(self.process.pid, signal.SIGTERM)
@@ -134,19 +124,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             served.kill()
 
 
-async def read_until_closed(ws: ClientConnection) -> list[Any]:
+async def read_json_until_closed(ws: ClientConnection) -> list[Any]:
     """Every message (decoded JSON) the server sent before it closed the connection."""
-    received: list[Any] = []
-
-    async def read() -> None:
-        try:
-            async for message in ws:
-                received.append(json.loads(message))
-        except ConnectionClosed:
-            pass
-
-    await asyncio.wait_for(read(), TIMEOUT)
-    return received
+    return [json.loads(message) for message in await read_until_closed(ws, TIMEOUT)]
 
 
 def assert_clean_exit(served: Served, returncode: int, *, graceful_timeout: bool = False) -> None:
@@ -191,9 +171,9 @@ async def test_sigterm_sends_notice_then_closes_every_client_with_1001(serve):
 
         # The notice is the last message of every client, then 1001 (not uvicorn's 1012).
         for ws in feeds:
-            assert await read_until_closed(ws) == [NOTICE]
+            assert await read_json_until_closed(ws) == [NOTICE]
         for ws in sockets:
-            assert await read_until_closed(ws) == [{"type": "shutdown", "data": NOTICE}]
+            assert await read_json_until_closed(ws) == [{"type": "shutdown", "data": NOTICE}]
         for ws in feeds + sockets:
             assert ws.close_code == CloseCode.GOING_AWAY
             assert ws.close_reason == "server shutdown"
@@ -211,7 +191,7 @@ async def test_sigterm_refuses_new_connections_while_draining(serve):
         healthy = [await connect(served.ws_url + "/feed") for _ in range(5)]
         for ws in healthy:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
-        stalled = stalled_client(served.port, "/feed?room=slow")
+        stalled = await stalled_client(served.port, "/feed?room=slow")
         await served.wait_for_count(6)
         assert (await served.post("/blast", n=BURST, size=PAD, room="slow"))["delivered"] == BURST
         assert max((await served.get("/pending"))["pending"]) > 0  # the stalled client's
@@ -223,14 +203,14 @@ async def test_sigterm_refuses_new_connections_while_draining(serve):
         # Draining: the handshake succeeds, then the server closes at once with 1001.
         for path in ("/feed", "/ws"):
             async with connect(served.ws_url + path) as late:
-                assert await read_until_closed(late) == []
+                assert await read_json_until_closed(late) == []
                 assert late.close_code == CloseCode.GOING_AWAY
                 assert late.close_reason == "shutting down"
         # The server still answers HTTP, and never registered the late connections.
         assert (await served.get("/count"))["count"] == 6
 
         for ws in healthy:
-            assert await read_until_closed(ws) == []
+            assert await read_json_until_closed(ws) == []
             assert ws.close_code == CloseCode.GOING_AWAY
         # uvicorn itself waits for every TCP connection to end, and one whose client reads
         # nothing never ends: the stalled client goes away now.
@@ -272,7 +252,7 @@ async def test_sigterm_delivers_queued_messages_before_closing(serve):
         served.sigterm()
 
         # Read them all at once: the closes come only once every outbox is drained.
-        results = await asyncio.gather(*(read_until_closed(ws) for ws in feeds))
+        results = await asyncio.gather(*(read_json_until_closed(ws) for ws in feeds))
         for ws, received in zip(feeds, results, strict=True):
             assert [m["seq"] for m in received[:-1]] == list(range(BURST))
             assert received[-1] == NOTICE
@@ -290,7 +270,7 @@ async def test_sigterm_with_a_client_that_reads_nothing_exits_within_the_timeout
     stalled: socket.socket | None = None
     try:
         await served.wait_ready()
-        stalled = stalled_client(served.port, "/feed?room=slow")
+        stalled = await stalled_client(served.port, "/feed?room=slow")
         await served.wait_for_count(1)
         assert (await served.post("/blast", n=BURST, size=PAD, room="slow"))["delivered"] == BURST
         assert (await served.get("/pending"))["pending"][0] > 0

@@ -7,18 +7,16 @@ drive each process through its clients only.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
 from bocadillo import App, WebSocket
+from tests.live import fast_loop
 
 app = App(stats_endpoint="/stats")
 
 
-@app.on("startup")
-def fast_loop() -> None:
-    asyncio.get_running_loop().set_debug(False)
+app.on("startup")(fast_loop)
 
 
 @app.socket_connect()
@@ -41,6 +39,12 @@ def say(data: dict[str, Any]) -> int:
         to=data.get("to"),
         exclude=data.get("exclude"),
     )
+
+
+@app.socket("mark")
+def mark(data: str) -> int:
+    """A broadcast to everyone of its own type: the tests' proof that nothing else came."""
+    return app.hub.broadcast(data, type="mark")
 
 
 @app.socket("dm")

@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests import live
+from tests.live import eventually
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
@@ -80,11 +80,6 @@ class Peer:
         await asyncio.gather(self._reader, return_exceptions=True)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> None:
-    """``live.eventually`` with this module's generous default (servers in subprocesses)."""
-    await live.eventually(check, timeout)
-
-
 async def stats(server: UvicornProcess) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
         response = await client.get(f"{server.url}/stats")
@@ -133,11 +128,11 @@ async def peers(servers: list[UvicornProcess]) -> AsyncIterator[tuple[list[Peer]
 
 async def test_broadcast_reaches_every_client_of_every_process_once(servers, peers):
     one, two = peers
-    await eventually(lambda: _equals(one[0].call("count"), 6))
+    await eventually(lambda: _equals(one[0].call("count"), 6), TIMEOUT)
 
     assert await one[0].call("say", {"text": "hello all"}) == 3  # local hand-offs
     everyone = one + two
-    await eventually(lambda: all(p.got("said") == ["hello all"] for p in everyone))
+    await eventually(lambda: all(p.got("said") == ["hello all"] for p in everyone), TIMEOUT)
 
     # One frame on the bus; the other process received it once, for its 3 clients.
     first, second = await stats(servers[0]), await stats(servers[1])
@@ -156,17 +151,26 @@ async def test_rooms_to_exclude_sends_and_disconnects_cross_processes(peers):
     for peer in (a1, b1, b2):
         assert await peer.call("join", "lobby") == "lobby"
     await b3.call("join", "games")
-    await eventually(lambda: _equals(a3.call("members", "lobby"), sorted([a1.id, b1.id, b2.id])))
+    await eventually(
+        lambda: _equals(a3.call("members", "lobby"), sorted([a1.id, b1.id, b2.id])), TIMEOUT
+    )
     assert await a2.call("rooms_of", b3.id) == ["games"]
     assert await b1.call("count") == 6
 
     await a2.call("say", {"text": "room", "room": "lobby", "exclude": [b2.id]})
     await b3.call("say", {"text": "picked", "to": [a3.id, b2.id]})
     assert await a1.call("dm", {"to": b3.id, "text": "psst"}) is True
-    await eventually(lambda: a1.got("said") == ["room"] and b1.got("said") == ["room"])
-    await eventually(lambda: b2.got("said") == ["picked"] and a3.got("said") == ["picked"])
-    await eventually(lambda: b3.got("dm") == ["psst"])
-    await asyncio.sleep(0.3)  # anything misdirected would have arrived by now
+    await eventually(lambda: a1.got("said") == ["room"] and b1.got("said") == ["room"], TIMEOUT)
+    await eventually(lambda: b2.got("said") == ["picked"] and a3.got("said") == ["picked"], TIMEOUT)
+    await eventually(lambda: b3.got("dm") == ["psst"], TIMEOUT)
+    # A last broadcast from each process reaches every client after everything that
+    # process published before: once all have both, nothing misdirected is on its way.
+    await a2.call("mark", "one")
+    await b3.call("mark", "two")
+    everyone = (a1, a2, a3, b1, b2, b3)
+    await eventually(
+        lambda: all(sorted(p.got("mark")) == ["one", "two"] for p in everyone), TIMEOUT
+    )
     assert a2.got("said") == b3.got("said") == []
     assert a1.got("dm") == a2.got("dm") == b1.got("dm") == []
 
@@ -176,19 +180,19 @@ async def test_rooms_to_exclude_sends_and_disconnects_cross_processes(peers):
     assert b1.got("notice") == ["bye"]
     assert b1.ws.close_code == 4001
     assert b1.ws.close_reason == "kicked"
-    await eventually(lambda: _equals(a2.call("members", "lobby"), sorted([a1.id, b2.id])))
+    await eventually(lambda: _equals(a2.call("members", "lobby"), sorted([a1.id, b2.id])), TIMEOUT)
     assert await a2.call("count") == 5
     assert await a2.call("rooms_of", b1.id) == []
 
 
 async def test_counts_follow_clients_coming_and_going(servers, peers):
     one, two = peers
-    await eventually(lambda: _equals(one[0].call("count"), 6))
+    await eventually(lambda: _equals(one[0].call("count"), 6), TIMEOUT)
     extra = [await Peer.open(servers[1]) for _ in range(4)]
-    await eventually(lambda: _equals(one[0].call("count"), 10))
+    await eventually(lambda: _equals(one[0].call("count"), 10), TIMEOUT)
     for peer in extra + two[:2]:
         await peer.close()
-    await eventually(lambda: _equals(one[0].call("count"), 4))
+    await eventually(lambda: _equals(one[0].call("count"), 4), TIMEOUT)
     assert await two[2].call("count") == 4
 
 
@@ -197,7 +201,7 @@ async def test_a_sigkilled_worker_leaves_no_ghosts_after_the_heartbeat_expiry(se
     for peer in one + two:
         await peer.call("join", "lobby")
     everyone = sorted(p.id for p in one + two)
-    await eventually(lambda: _equals(one[0].call("members", "lobby"), everyone))
+    await eventually(lambda: _equals(one[0].call("members", "lobby"), everyone), TIMEOUT)
 
     servers[1].kill()  # no shutdown, no cleanup: its keys stay in Redis...
     survivors = sorted(p.id for p in one)
@@ -216,20 +220,20 @@ async def test_a_redis_restart_mid_run_is_survived(servers, peers, redis_server)
     for peer in one + two:
         await peer.call("join", "lobby")
     everyone = sorted(p.id for p in one + two)
-    await eventually(lambda: _equals(one[0].call("members", "lobby"), everyone))
+    await eventually(lambda: _equals(one[0].call("members", "lobby"), everyone), TIMEOUT)
     await one[0].call("say", {"text": "before", "room": "lobby"})
-    await eventually(lambda: all(p.got("said") == ["before"] for p in two))
+    await eventually(lambda: all(p.got("said") == ["before"] for p in two), TIMEOUT)
 
     redis_server.stop(kill=True)
 
     async def noticed_outage(server: UvicornProcess) -> bool:
         return bool((await stats(server))["backend"]["connected"] == 0)
 
-    await eventually(lambda: noticed_outage(servers[0]))
+    await eventually(lambda: noticed_outage(servers[0]), TIMEOUT)
     # Local delivery goes on; the frames for the other process are counted as lost.
     for n in range(3):
         assert await one[0].call("say", {"text": f"during {n}", "room": "lobby"}) == 3
-    await eventually(lambda: all(len(p.got("said")) == 4 for p in one))
+    await eventually(lambda: all(len(p.got("said")) == 4 for p in one), TIMEOUT)
     assert (await stats(servers[0]))["backend"]["publish_failed"] == 3
     assert all(p.got("said") == ["before"] for p in two)  # what the other side missed
 
@@ -239,13 +243,13 @@ async def test_a_redis_restart_mid_run_is_survived(servers, peers, redis_server)
         backend = (await stats(server))["backend"]
         return bool(backend["connected"] == 1 and backend["reconnects"] >= 1)
 
-    await eventually(lambda: reconnected(servers[0]))
-    await eventually(lambda: reconnected(servers[1]))
-    await eventually(lambda: _equals(two[0].call("members", "lobby"), everyone))
+    await eventually(lambda: reconnected(servers[0]), TIMEOUT)
+    await eventually(lambda: reconnected(servers[1]), TIMEOUT)
+    await eventually(lambda: _equals(two[0].call("members", "lobby"), everyone), TIMEOUT)
     assert await two[0].call("count") == 6
 
     await two[0].call("say", {"text": "after", "room": "lobby"})
-    await eventually(lambda: all(p.got("said")[-1:] == ["after"] for p in one + two))
+    await eventually(lambda: all(p.got("said")[-1:] == ["after"] for p in one + two), TIMEOUT)
     assert all(p.got("said") == ["before", "after"] for p in two)
 
 
@@ -259,7 +263,7 @@ async def test_uvicorn_workers_serve_the_example_chat_across_workers(tmp_path, r
     server.start()
     sockets: list[ClientConnection] = []
     try:
-        await eventually(lambda: len(server.workers()) == 2)
+        await eventually(lambda: len(server.workers()) == 2, TIMEOUT)
         # Connect until both workers hold clients (the kernel picks the worker).
         owners: dict[int, list[ClientConnection]] = {}
         for _ in range(60):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,6 @@ from .harness import ServerProcess, raise_file_limit
 
 # Thousands of client sockets live in the test process.
 raise_file_limit()
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No BOCADILLO_* setting of the outer environment leaks into a scenario's app."""
-    for name in list(os.environ):
-        if name.startswith("BOCADILLO_") and name != "BOCADILLO_SOAK":
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

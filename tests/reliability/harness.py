@@ -4,9 +4,10 @@ Sizes: the CI size runs in ``make test``; ``BOCADILLO_SOAK=1`` (``make soak``) s
 full size given in issue #9. ``size(ci, full)`` picks one.
 
 ``ServerProcess`` runs ``tests/reliability/soak_app.py`` under ``python -m uvicorn`` on a
-free loopback port, with settings as ``BOCADILLO_*`` variables and without asyncio's
-debug mode. Its stderr goes to a log file that ``assert_clean_log`` reads; its memory is
-read from ``/proc/<pid>/status``; it is stopped by its PID, whatever happens.
+loopback socket it is handed (``--fd``), with settings as ``BOCADILLO_*`` variables and
+without asyncio's debug mode. Its stderr goes to a log file that ``assert_clean_log``
+reads; its memory is read from ``/proc/<pid>/status``; it is stopped by its PID, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx2 as httpx
+
+from tests import live
+from tests.uvicorn_process import spawn_uvicorn
 
 __all__ = [
     "SOAK",
@@ -63,16 +65,9 @@ async def eventually(
     what: str,
     interval: float = 0.05,
 ) -> T:
-    """Await ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result is not None and result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what} (last: {result!r})")
-        await asyncio.sleep(interval)
+    """``tests.live.eventually`` for the scenarios: a timeout and a description always,
+    and a poll every 50 ms (a check asks a loaded server for its ``/state`` over HTTP)."""
+    return cast(T, await live.eventually(check, timeout, what=what, interval=interval))
 
 
 #: uvicorn's own INFO lines ("Started server process", "Application startup complete"...).
@@ -80,7 +75,7 @@ _UVICORN_INFO = re.compile(r"^INFO:\s")
 
 
 class ServerProcess:
-    """``python -m uvicorn tests.reliability.soak_app:app`` on a free loopback port.
+    """``python -m uvicorn tests.reliability.soak_app:app`` on a loopback socket bound here.
 
     Args:
         log_path: Where its stdout and stderr go.
@@ -99,47 +94,18 @@ class ServerProcess:
         self.log_path = log_path
         # uvicorn gets a listening socket bound here (--fd): no port can be taken between
         # choosing and binding it, and socket options are inherited by every connection.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if sndbuf is not None:
-            # A small send buffer makes the server's transport pause after a few
-            # kilobytes for a client that does not read, as megabytes would on a network.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4096)
+        # A small ``sndbuf`` makes the server's transport pause after a few kilobytes for
+        # a client that does not read, as megabytes would on a network.
+        listener = live.listening_socket(sndbuf=sndbuf)
         self.port: int = listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {
             name: value for name, value in os.environ.items() if not name.startswith("BOCADILLO_")
         }
-        # Any value, even "0", turns asyncio's debug mode on: remove the variable.
-        environ.pop("PYTHONASYNCIODEBUG", None)
         environ.pop("COVERAGE_PROCESS_START", None)
         environ.update(env or {})
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            APP,
-            "--fd",
-            str(listener.fileno()),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *(args or []),
-        ]
-        try:
-            with open(log_path, "wb") as log:
-                self.process = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=environ,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=[listener.fileno()],
-                )
-        finally:
-            listener.close()  # the child has its own copy
+        options = ["--log-level", "warning", "--no-access-log", *(args or [])]
+        self.process = spawn_uvicorn(APP, listener, log_path, environ, options)
         self.pid = self.process.pid
 
     # Lifecycle --------------------------------------------------------------------------

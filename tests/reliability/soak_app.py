@@ -28,6 +28,7 @@ from typing import Any
 import typesystem
 
 from bocadillo import App, HTTPError
+from tests.live import fast_loop
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -42,10 +43,7 @@ app = App(sessions=True, secret_key="reliability secret")
 _pace: dict[str, Any] = {"task": None, "sent": 0, "done": True, "started": 0.0, "ended": 0.0}
 
 
-@app.on("startup")
-def fast_loop() -> None:
-    # A load test: asyncio's debug mode (on in `make test`) would only slow the server.
-    asyncio.get_running_loop().set_debug(False)
+app.on("startup")(fast_loop)  # a load test
 
 
 async def _feed(ws: Any, room: str) -> None:

@@ -126,7 +126,7 @@ async def test_redis_outage_and_a_killed_worker_during_a_churn_soak(serve, tmp_p
         await asyncio.gather(a.wait_ready(), b.wait_ready())
         await run_scenario(loop, redis, a, b)
     finally:
-        redis.stop()
+        redis.close()
 
 
 async def run_scenario(

@@ -16,13 +16,15 @@ is not the policy under test: the pings are set far beyond the scenario's length
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 
+from tests.live import stalled_client
+
 from .feeds import FeedPool
 from .harness import eventually, record_figures, size
-from .wsclient import WSClient, open_ws
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -40,12 +42,6 @@ SNDBUF = 8_192
 WAIT = size(60.0, 180.0)
 
 
-async def stalled_client(port: int, path: str) -> WSClient:
-    client = await open_ws(port, path, rcvbuf=4096)
-    client.pause()
-    return client
-
-
 @pytest.mark.timeout(size(180, 900))
 async def test_stalled_clients_never_cost_healthy_clients_a_message(serve):
     asyncio.get_running_loop().set_debug(False)
@@ -59,7 +55,7 @@ async def test_stalled_clients_never_cost_healthy_clients_a_message(serve):
     )
     await server.wait_ready()
     pool = FeedPool(["all"])
-    stalled: list[WSClient] = []
+    stalled: list[socket.socket] = []
     try:
         await pool.open_many(server.port, HEALTHY)
         for n in range(STALLED):
@@ -130,7 +126,7 @@ async def test_stalled_clients_never_cost_healthy_clients_a_message(serve):
     finally:
         pool.abort_all()
         for client in stalled:
-            client.abort()
+            client.close()
 
     async def empty() -> bool:
         return bool((await server.state())["count"] == 0)
@@ -152,5 +148,5 @@ async def test_close_policy_logs_no_error(serve):
 
         await eventually(closed, timeout=30, what="the stalled client closed")
     finally:
-        client.abort()
+        client.close()
     server.assert_clean_log()

@@ -200,6 +200,8 @@ def test_error_codes_cover_every_code_the_layer_sends():
         "rate_limited",
         "message_too_large",
         "room_full",
+        "too_many_rooms",
+        "forbidden",
     }
     assert set(ERROR_CODES) == expected
     assert all(isinstance(text, str) and text for text in ERROR_CODES.values())

@@ -55,6 +55,9 @@ BUILTIN_RAISES: dict[tuple[str, str], str] = {
     # A value of the wrong type for what it is given to, as Python's own calls do.
     ("routing/http.py", "TypeError"): "a view returned a value that is not a response",
     ("codecs.py", "TypeError"): "send() of a value the send type cannot carry",
+    ("websockets.py", "TypeError"): "`for` over a WebSocket (iterate with `async for`)",
+    ("realtime/rooms.py", "TypeError"): "a room name that is not a str",
+    ("realtime/directory.py", "TypeError"): "leave() of a room name that is not a str",
 }
 
 #: Modules that still hold bare close codes (issue 14: the lead's files). Empty it as they

@@ -21,6 +21,7 @@ PURE_MODULES = [
     "limits.py",
     "admission.py",
     "_wire.py",
+    "history.py",
 ]
 #: PURE modules at the top of the package, importable from every layer.
 PURE_TOP_LEVEL = ["jsoncodec.py"]

@@ -175,6 +175,7 @@ def test_counters_start_at_zero_and_as_dict_is_a_copy():
         "dropped": 0,
         "rejected": 0,
         "errors": 0,
+        "unknown_replies": 0,
         "published": 0,
         "remote_frames": 0,
         "invalid_frames": 0,

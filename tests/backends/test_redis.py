@@ -1,17 +1,20 @@
 """The Redis backend in one process: several hubs, each with its own backend (its own
 node), sharing a real ``redis-server``, exactly as worker processes would.
 
+What every backend does (one hub, or the backend used directly) is the contract suite
+beside it (``test_backend_contract.py``, ``test_hub_contract.py``), which runs against Redis
+too; here is what crosses processes and what only Redis has (outages, heartbeats,
+prefixes, its settings).
+
 Connections are registered on the hubs directly with recording ``send``/``close``
-callbacks; the same paths over real uvicorn processes are in ``test_cluster_live.py``.
+callbacks; the same paths over real uvicorn processes are in
+``tests/redis/test_cluster_live.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,65 +23,18 @@ from bocadillo import App
 from bocadillo.errors import BackendUnavailable, ConfigurationError, MissingDependency
 from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
-from bocadillo.realtime.hub import Hub
-from bocadillo.types import ConnectionId, Message
-from tests.live import eventually, free_port
+from tests.backends.support import settled
+from tests.hub_client import HubClient
+from tests.live import eventually
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
 
-class Client:
-    """A registered connection that records what the hub sends it."""
-
-    def __init__(self, hub: Hub, conn_id: str, codec: Any = "json") -> None:
-        self.id = conn_id
-        self.hub = hub
-        self.messages: list[Message] = []
-        self.closed: tuple[int, str] | None = None
-        hub.session(
-            ConnectionId(conn_id),
-            self._send,
-            codec=codec,
-            close=self._close,
-            path="/test",
-            remote_address="127.0.0.1",
-        ).register()
-
-    async def _send(self, message: Message) -> None:
-        self.messages.append(message)
-
-    async def _close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-        self.hub.unregister(self.id)
-
-    @property
-    def received(self) -> list[Any]:
-        return [json.loads(m["text"]) for m in self.messages]
-
-
-async def flushed(*hubs: Hub) -> None:
-    """Wait until every hub's backend has written all it queued."""
-    for hub in hubs:
-        backend = hub.backend
-        assert isinstance(backend, RedisBackend)
-        await eventually(lambda b=backend: b.stats()["queued"] == 0)  # type: ignore[misc]
-
-
 @pytest.fixture
-async def make_hub(redis_server: RedisServer) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
-    hubs: list[Hub] = []
-
-    async def make(prefix: str = "test", url: str | None = None, **options: Any) -> Hub:
-        options.setdefault("heartbeat_ttl", 2.0)
-        hub = Hub(url or redis_server.url, backend_options={"prefix": prefix, **options})
-        await hub.startup()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in reversed(hubs):
-        await hub.shutdown(timeout=1.0)
+def backend_url(redis_server: RedisServer) -> str:
+    """This module's tests are Redis's own: not parametrized over the backends."""
+    return redis_server.url
 
 
 def test_the_scheme_picks_the_redis_backend_with_its_options():
@@ -102,9 +58,9 @@ def test_bad_backend_options_are_configuration_errors(options, message):
 
 async def test_broadcast_reaches_every_process_and_each_process_once(make_hub):
     first, second = await make_hub(), await make_hub()
-    here = [Client(first, f"a{i}") for i in range(3)]
-    there = [Client(second, f"b{i}") for i in range(5)]
-    await flushed(first, second)
+    here = [HubClient(first, f"a{i}") for i in range(3)]
+    there = [HubClient(second, f"b{i}") for i in range(5)]
+    await settled(first, second)
 
     assert first.broadcast({"n": 1}, type="tick") == 3  # local hand-offs only
     await eventually(lambda: all(c.received == [{"n": 1}] for c in there))
@@ -119,29 +75,40 @@ async def test_broadcast_reaches_every_process_and_each_process_once(make_hub):
 
 async def test_room_broadcast_to_and_exclude_across_processes(make_hub):
     first, second = await make_hub(), await make_hub()
-    a1, a2 = Client(first, "a1"), Client(first, "a2")
-    b1, b2 = Client(second, "b1"), Client(second, "b2")
+    a1, a2 = HubClient(first, "a1"), HubClient(first, "a2")
+    b1, b2 = HubClient(second, "b1"), HubClient(second, "b2")
     first.join("a1", "lobby")
     second.join("b1", "lobby")
-    await flushed(first, second)
+    await settled(first, second)
 
     second.broadcast("room", room="lobby")
     first.broadcast("chosen", to=["a2", "b2", "nobody"])
     first.broadcast("all but", exclude=["a1", "b1"])
     first.broadcast("room but", room="lobby", exclude=["b1"])
     await eventually(lambda: len(b2.received) == 2 and len(a1.received) == 2)
-    await asyncio.sleep(0.2)  # anything extra would have arrived by now
+    # A last broadcast from each process reaches every client after everything that
+    # process sent before: once all have both, nothing extra is on its way.
+    first.broadcast("end")
+    second.broadcast("end")
+    clients = (a1, a2, b1, b2)
+    await eventually(lambda: all(c.received.count("end") == 2 for c in clients))
 
     # Order holds per publishing process only: "room" came from the other one.
-    assert sorted(a1.received) == ["room", "room but"]
-    assert a2.received == ["chosen", "all but"]
-    assert b1.received == ["room"]
-    assert b2.received == ["chosen", "all but"]
+    assert sorted(before_end(a1)) == ["room", "room but"]
+    assert before_end(a2) == ["chosen", "all but"]
+    assert before_end(b1) == ["room"]
+    assert before_end(b2) == ["chosen", "all but"]
+
+
+def before_end(client: HubClient) -> list[Any]:
+    """What the client received but the two ``"end"`` marks."""
+    assert client.received[-2:] == ["end", "end"], client.received
+    return client.received[:-2]
 
 
 async def test_a_broadcast_to_local_ids_only_is_not_published(make_hub):
     first, _second = await make_hub(), await make_hub()
-    Client(first, "a1")
+    HubClient(first, "a1")
     assert first.broadcast("x", to=["a1"]) == 1
     assert first.stats()["published"] == 0
     assert first.broadcast("x", to=["a1", "elsewhere"]) == 1
@@ -150,9 +117,9 @@ async def test_a_broadcast_to_local_ids_only_is_not_published(make_hub):
 
 async def test_send_and_disconnect_by_id_reach_the_owning_process(make_hub):
     first, second = await make_hub(), await make_hub()
-    Client(first, "a1")
-    b1, b2 = Client(second, "b1", codec="envelope"), Client(second, "b2")
-    await flushed(first, second)
+    HubClient(first, "a1")
+    b1, b2 = HubClient(second, "b1", codec="envelope"), HubClient(second, "b2")
+    await settled(first, second)
 
     assert first.send("b1", {"hi": 1}, type="greeting") is True
     await eventually(lambda: b1.received == [{"type": "greeting", "data": {"hi": 1}}])
@@ -167,13 +134,13 @@ async def test_send_and_disconnect_by_id_reach_the_owning_process(make_hub):
 
 async def test_counts_members_and_rooms_are_shared_and_follow_changes(make_hub):
     first, second = await make_hub(), await make_hub()
-    Client(first, "a1")
-    Client(first, "a2")
-    Client(second, "b1")
+    HubClient(first, "a1")
+    HubClient(first, "a2")
+    HubClient(second, "b1")
     first.join("a1", "lobby")
     first.join("a1", "games")
     second.join("b1", "lobby")
-    await flushed(first, second)
+    await settled(first, second)
 
     assert await second.connection_count() == 3
     assert await second.room_members("lobby") == {"a1", "b1"}
@@ -183,7 +150,7 @@ async def test_counts_members_and_rooms_are_shared_and_follow_changes(make_hub):
     first.leave("a1", "games")
     first.unregister("a2")
     second.unregister("b1")
-    await flushed(first, second)
+    await settled(first, second)
     assert await first.connection_count() == 1
     assert await first.room_members("lobby") == {"a1"}
     assert await first.room_members("games") == set()
@@ -192,16 +159,22 @@ async def test_counts_members_and_rooms_are_shared_and_follow_changes(make_hub):
 
 async def test_apps_with_different_prefixes_do_not_hear_each_other(make_hub):
     chat, other = await make_hub(prefix="chat"), await make_hub(prefix="other")
-    mine, theirs = Client(chat, "c1"), Client(other, "o1")
+    mine, theirs = HubClient(chat, "c1"), HubClient(other, "o1")
     chat.join("c1", "lobby")
     other.join("o1", "lobby")
-    await flushed(chat, other)
+    await settled(chat, other)
 
     chat.broadcast("for chat", room="lobby")
     other.send("c1", "wrong app")
-    await asyncio.sleep(0.3)
-    assert mine.received == ["for chat"]
-    assert theirs.received == []
+    await settled(chat, other)
+    # A last message to each client from another process of its own app: published
+    # after the frames of the other app, it arrives after them if they arrive at all.
+    chat_too, other_too = await make_hub(prefix="chat"), await make_hub(prefix="other")
+    chat_too.send("c1", "end")
+    other_too.send("o1", "end")
+    await eventually(lambda: mine.received[-1:] == ["end"] and theirs.received[-1:] == ["end"])
+    assert mine.received[:-1] == ["for chat"]
+    assert theirs.received[:-1] == []
     assert await chat.connection_count() == 1
     assert await other.room_members("lobby") == {"o1"}
 
@@ -209,12 +182,12 @@ async def test_apps_with_different_prefixes_do_not_hear_each_other(make_hub):
 async def test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires(make_hub):
     survivor = await make_hub(heartbeat_ttl=2.0)
     doomed = await make_hub(heartbeat_ttl=2.0)
-    Client(survivor, "s1")
+    HubClient(survivor, "s1")
     for i in range(3):
-        Client(doomed, f"d{i}")
+        HubClient(doomed, f"d{i}")
         doomed.join(f"d{i}", "lobby")
     survivor.join("s1", "lobby")
-    await flushed(survivor, doomed)
+    await settled(survivor, doomed)
 
     # Die without cleaning up: stop heartbeats and writes, leave the keys behind.
     backend = doomed.backend
@@ -238,10 +211,10 @@ async def test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires(make_hub
 
 async def test_shutdown_removes_the_presence_of_the_process(make_hub):
     first, second = await make_hub(), await make_hub()
-    Client(first, "a1")
-    Client(second, "b1")
+    HubClient(first, "a1")
+    HubClient(second, "b1")
     second.join("b1", "lobby")
-    await flushed(first, second)
+    await settled(first, second)
     await second.shutdown(timeout=1.0)
     assert await first.connection_count() == 1
     assert await first.room_members("lobby") == set()
@@ -251,10 +224,10 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
     caplog.set_level(logging.INFO, logger="bocadillo.hub.redis")
     first = await make_hub(backoff=(0.05, 0.2))
     second = await make_hub(backoff=(0.05, 0.2))
-    a1, b1 = Client(first, "a1"), Client(second, "b1")
+    a1, b1 = HubClient(first, "a1"), HubClient(second, "b1")
     first.join("a1", "lobby")
     second.join("b1", "lobby")
-    await flushed(first, second)
+    await settled(first, second)
 
     redis_server.stop(kill=True)
     await eventually(lambda: not first.backend.connected and not second.backend.connected)
@@ -267,7 +240,7 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
     with pytest.raises(BackendUnavailable):
         await first.connection_count()
     # Membership changes during the outage are kept locally...
-    c1 = Client(first, "a2")
+    c1 = HubClient(first, "a2")
     first.join("a2", "lobby")
 
     redis_server.start()  # same port, empty
@@ -290,11 +263,11 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
 
 async def test_an_unreachable_redis_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
     caplog.set_level(logging.ERROR, logger="bocadillo.hub.redis")
-    late = RedisServer(tmp_path / "late", port=free_port())
+    late = RedisServer(tmp_path / "late")  # its port is reserved, nothing listens yet
     hub = await make_hub(url=late.url, backoff=(0.05, 0.2))
     assert not hub.backend.connected
     assert "unreachable" in caplog.text
-    local = Client(hub, "x1")
+    local = HubClient(hub, "x1")
     hub.broadcast("local")
     assert local.received == ["local"]
     late.start()
@@ -304,12 +277,12 @@ async def test_an_unreachable_redis_at_startup_does_not_stop_the_app(make_hub, c
         assert await hub.connection_count() == 1
     finally:
         await hub.shutdown(timeout=1.0)
-        late.stop()
+        late.close()
 
 
 async def test_an_undecodable_frame_is_counted_and_ignored(make_hub, redis_server):
     hub = await make_hub()
-    client = Client(hub, "a1")
+    client = HubClient(hub, "a1")
     backend = hub.backend
     assert isinstance(backend, RedisBackend)
     import redis.asyncio as aioredis

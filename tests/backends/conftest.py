@@ -1,0 +1,77 @@
+"""The backend contract suite runs every test against each backend.
+
+``backend_url`` is parametrized: ``memory://`` (the in-process default) and
+``redis://`` (a real ``redis-server``, the ``redis_server`` fixture; a prefix per test).
+``make_node`` and ``make_hub`` start backends and hubs on it; every one is stopped at
+teardown. With Redis, the backends and hubs made in one test share the server and the
+prefix, as the processes of one app do. ``test_redis.py`` overrides ``backend_url``: what
+crosses processes, and what only Redis has, runs on Redis alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bocadillo.realtime.backends import backend_from_url
+from bocadillo.realtime.hub import Hub, HubLimits
+from tests.backends.support import Node
+from tests.redis_server import RedisServer
+
+BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the backend under test; for Redis, of the ``redis_server`` fixture's."""
+    if request.param == "memory":
+        return "memory://"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+@pytest.fixture
+def backend_options() -> dict[str, Any]:
+    """Options of every backend a test makes: a prefix of its own (ignored by memory)."""
+    return {"prefix": f"contract-{uuid.uuid4().hex[:8]}", "heartbeat_ttl": 2.0}
+
+
+@pytest.fixture
+async def make_node(
+    backend_url: str, backend_options: dict[str, Any]
+) -> AsyncIterator[Callable[[], Awaitable[Node]]]:
+    nodes: list[Node] = []
+
+    async def make() -> Node:
+        node = Node(backend_from_url(backend_url, **backend_options))
+        await node.start()
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in reversed(nodes):
+        await node.stop()
+
+
+@pytest.fixture
+async def make_hub(
+    backend_url: str, backend_options: dict[str, Any]
+) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
+    """``make_hub(url=None, *, limits=None, **options)``: a started hub on ``url`` (by
+    default the backend under test), ``options`` added to the backend options."""
+    hubs: list[Hub] = []
+
+    async def make(
+        url: str | None = None, *, limits: HubLimits | None = None, **options: Any
+    ) -> Hub:
+        hub = Hub(url or backend_url, backend_options={**backend_options, **options}, limits=limits)
+        await hub.startup()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in reversed(hubs):
+        await hub.shutdown(timeout=1.0)

@@ -1,0 +1,134 @@
+"""The ``HubBackend`` contract (``bocadillo/realtime/backends/base.py``), used directly,
+for every backend: presence (connections, rooms, the queries), publishing, stats and stop.
+
+Every test runs once per backend (``backend_url`` in ``conftest.py``). A ``local_only``
+backend declares that there are no other processes: what it publishes reaches nobody.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.backends.support import settled
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_presence_follows_connections_and_rooms(make_node):
+    node = await make_node()
+    backend = node.backend
+    for conn_id in ("a", "b", "c"):
+        backend.connection_added(conn_id)
+    backend.room_joined("a", "lobby")
+    backend.room_joined("a", "games")
+    backend.room_joined("b", "lobby")
+    await settled(backend)
+
+    assert await backend.connection_count() == 3
+    assert await backend.room_members("lobby") == {"a", "b"}
+    assert await backend.room_members("games") == {"a"}
+    assert await backend.room_members("nowhere") == set()
+    assert await backend.rooms_of("a") == {"lobby", "games"}
+    assert await backend.rooms_of("c") == set()
+    assert await backend.rooms_of("unknown") == set()
+
+    backend.room_left("a", "games")
+    backend.connection_removed("b")
+    await settled(backend)
+    assert await backend.connection_count() == 2
+    assert await backend.room_members("lobby") == {"a"}
+    assert await backend.room_members("games") == set()
+    assert await backend.rooms_of("a") == {"lobby"}
+    assert await backend.rooms_of("b") == set()
+
+    # Removing a connection takes it out of every room it was in.
+    backend.connection_removed("a")
+    await settled(backend)
+    assert await backend.connection_count() == 1
+    assert await backend.room_members("lobby") == set()
+    assert await backend.rooms_of("a") == set()
+
+
+async def test_repeated_and_unmatched_changes_change_nothing(make_node):
+    node = await make_node()
+    backend = node.backend
+    backend.connection_added("a")
+    backend.room_joined("a", "lobby")
+    backend.room_joined("a", "lobby")  # joined twice
+    backend.room_left("a", "never-joined")
+    backend.connection_removed("unknown")
+    await settled(backend)
+    assert await backend.connection_count() == 1
+    assert await backend.room_members("lobby") == {"a"}
+    assert await backend.rooms_of("a") == {"lobby"}
+
+    backend.room_left("a", "lobby")
+    backend.room_left("a", "lobby")  # left twice
+    await settled(backend)
+    assert await backend.room_members("lobby") == set()
+    assert await backend.rooms_of("a") == set()
+
+
+async def test_query_results_are_the_callers_to_change(make_node):
+    node = await make_node()
+    backend = node.backend
+    backend.connection_added("a")
+    backend.room_joined("a", "lobby")
+    await settled(backend)
+
+    members = await backend.room_members("lobby")
+    members.add("intruder")
+    rooms = await backend.rooms_of("a")
+    rooms.add("elsewhere")
+    assert await backend.room_members("lobby") == {"a"}
+    assert await backend.rooms_of("a") == {"lobby"}
+
+
+async def test_a_frame_reaches_every_other_node_once_and_never_its_publisher(make_node):
+    a, b, c = await make_node(), await make_node(), await make_node()
+
+    assert a.backend.publish(b"f1") is None  # enqueues, never waits
+    a.backend.publish(b"f2")
+    await settled(a.backend)
+    c.backend.publish(b"g1")
+    await settled(c.backend)
+    # The last frame, from b: once a and c have it, everything published before it
+    # has arrived, so their lists are complete.
+    b.backend.publish(b"end")
+    await settled(b.backend)
+
+    if a.backend.local_only:
+        # No other process: publishing reaches nobody, synchronously.
+        assert (a.delivered, b.delivered, c.delivered) == ([], [], [])
+        return
+    await a.received(b"end")
+    await c.received(b"end")
+    assert a.delivered == [b"g1", b"end"]
+    assert c.delivered == [b"f1", b"f2", b"end"]
+    assert b.delivered[:3] == [b"f1", b"f2", b"g1"]
+
+
+async def test_stop_forgets_the_presence_of_its_node(make_node):
+    node = await make_node()
+    # Another node of the same app watches; a local-only backend has no other node, so
+    # its own view is what it forgets.
+    observer = node if node.backend.local_only else await make_node()
+    node.backend.connection_added("a")
+    node.backend.room_joined("a", "lobby")
+    await settled(node.backend)
+    assert await observer.backend.connection_count() == 1
+
+    await node.stop()
+    assert await observer.backend.connection_count() == 0
+    assert await observer.backend.room_members("lobby") == set()
+    assert await observer.backend.rooms_of("a") == set()
+
+
+async def test_stats_are_integer_counters(make_node):
+    node = await make_node()
+    node.backend.connection_added("a")
+    node.backend.publish(b"frame")
+    await settled(node.backend)
+    stats = node.backend.stats()
+    assert isinstance(stats, dict)
+    assert all(isinstance(name, str) and type(value) is int for name, value in stats.items())
