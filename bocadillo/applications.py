@@ -28,7 +28,7 @@ from starlette.routing import Match, Route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError, SettingsError
-from .injection import ProviderRegistry, ScopeName
+from .injection import Provider, ProviderDecorator, ProviderRegistry
 from .jsoncodec import dumps_bytes
 from .middleware.chain import Link, build_middleware
 from .middleware.errors import (
@@ -84,6 +84,9 @@ class App(RouteRegistry):
         self.state = State()
         #: The app's providers (see ``bocadillo.injection``).
         self.providers = ProviderRegistry()
+        #: ``@app.provider``: like ``@provider``, for this app only (it overrides a
+        #: provider of the same name declared with ``@provider``).
+        self.provider = ProviderDecorator(self._add_provider)
         self._initial_settings: dict[str, Any] = {"debug": debug, **settings}
         self._configured = False
         self._settings: Settings | None = None
@@ -106,6 +109,10 @@ class App(RouteRegistry):
     def _changed(self) -> None:
         self._router = None
         self._stack = None
+
+    def _add_provider(self, definition: Provider) -> None:
+        self.providers.add(definition)
+        self._changed()
 
     def _provider_names(self) -> frozenset[str]:
         return frozenset(self.providers.definitions)
@@ -151,46 +158,6 @@ class App(RouteRegistry):
             root = "/" + str(settings["static_root"]).strip("/")
             self.mount(root, app, name="static")
         self._changed()
-
-    @overload
-    def provider(
-        self,
-        func: F,
-        *,
-        scope: ScopeName = ...,
-        name: str | None = ...,
-        autouse: bool = ...,
-        lazy: bool = ...,
-    ) -> F: ...
-
-    @overload
-    def provider(
-        self,
-        func: None = None,
-        *,
-        scope: ScopeName = ...,
-        name: str | None = ...,
-        autouse: bool = ...,
-        lazy: bool = ...,
-    ) -> Callable[[F], F]: ...
-
-    def provider(
-        self,
-        func: F | None = None,
-        *,
-        scope: ScopeName = "request",
-        name: str | None = None,
-        autouse: bool = False,
-        lazy: bool = False,
-    ) -> Any:
-        """Register a provider for this app only (see ``bocadillo.provider``)."""
-
-        def register(f: F) -> F:
-            self.providers.register(f, scope=scope, name=name, autouse=autouse, lazy=lazy)
-            self._changed()
-            return f
-
-        return register(func) if func is not None else register
 
     # Lifespan -------------------------------------------------------------------------------
 

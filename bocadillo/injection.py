@@ -44,6 +44,7 @@ from .errors import ConfigurationError
 
 __all__ = [
     "Provider",
+    "ProviderDecorator",
     "ProviderRegistry",
     "ProviderScope",
     "Resolver",
@@ -136,61 +137,83 @@ async def _finish_gen(gen: Any) -> None:
 _GLOBAL: dict[str, Provider] = {}
 
 
-@overload
-def provider(
-    func: F,
-    *,
-    scope: ScopeName = ...,
-    name: str | None = ...,
-    autouse: bool = ...,
-    lazy: bool = ...,
-) -> F: ...
+class ProviderDecorator:
+    """``@provider`` and ``@app.provider``: declare a provider, bare or with options.
 
-
-@overload
-def provider(
-    func: None = None,
-    *,
-    scope: ScopeName = ...,
-    name: str | None = ...,
-    autouse: bool = ...,
-    lazy: bool = ...,
-) -> Callable[[F], F]: ...
-
-
-def provider(
-    func: Callable[..., Any] | None = None,
-    *,
-    scope: ScopeName = "request",
-    name: str | None = None,
-    autouse: bool = False,
-    lazy: bool = False,
-) -> Any:
-    """Declare a provider, injected into views, hooks and handlers by parameter name.
-
-    Usable bare (``@provider``) or with options (``@provider(scope="app")``).
-
-    Args:
-        scope: ``"request"`` (one value per request or connection) or ``"app"``.
-        name: The parameter name to inject under (defaults to the function's name).
-        autouse: Run the provider for every view (HTTP and WebSocket), asked for or not.
-        lazy: Inject an awaitable instead of the value: the provider runs when the view
-            first awaits it (request scope only).
-
-    Raises:
-        ConfigurationError: for an unknown scope, or a lazy app-scoped provider.
+    ``register`` receives each ``Provider`` made (``bocadillo.provider`` records it for
+    the apps of the process; ``app.provider`` gives it to one app).
     """
 
-    def register(f: Callable[..., Any]) -> Callable[..., Any]:
-        definition = Provider(f, scope=scope, name=name or f.__name__, autouse=autouse, lazy=lazy)
-        _GLOBAL[definition.name] = definition
-        try:
-            setattr(f, _NAME_ATTR, definition.name)
-        except (AttributeError, TypeError):
-            pass  # a callable that takes no attributes can still be named by its name
-        return f
+    def __init__(self, register: Callable[[Provider], None]) -> None:
+        self._register = register
 
-    return register(func) if func is not None else register
+    @overload
+    def __call__(
+        self,
+        func: F,
+        *,
+        scope: ScopeName = ...,
+        name: str | None = ...,
+        autouse: bool = ...,
+        lazy: bool = ...,
+    ) -> F: ...
+
+    @overload
+    def __call__(
+        self,
+        func: None = None,
+        *,
+        scope: ScopeName = ...,
+        name: str | None = ...,
+        autouse: bool = ...,
+        lazy: bool = ...,
+    ) -> Callable[[F], F]: ...
+
+    def __call__(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        scope: ScopeName = "request",
+        name: str | None = None,
+        autouse: bool = False,
+        lazy: bool = False,
+    ) -> Any:
+        """Declare a provider, injected into views, hooks and handlers by parameter name.
+
+        Usable bare (``@provider``) or with options (``@provider(scope="app")``).
+
+        Args:
+            func: The provider function (sync or async, or an (async) generator).
+            scope: ``"request"`` (one value per request or connection) or ``"app"``.
+            name: The parameter name to inject under (defaults to the function's name).
+            autouse: Run the provider for every view (HTTP and WebSocket), asked for or not.
+            lazy: Inject an awaitable instead of the value: the provider runs when the view
+                first awaits it (request scope only).
+
+        Raises:
+            ConfigurationError: for an unknown scope, or a lazy app-scoped provider.
+        """
+
+        def register(f: Callable[..., Any]) -> Callable[..., Any]:
+            definition = Provider(
+                f, scope=scope, name=name or f.__name__, autouse=autouse, lazy=lazy
+            )
+            self._register(definition)
+            try:
+                setattr(f, _NAME_ATTR, definition.name)
+            except (AttributeError, TypeError):
+                pass  # a callable that takes no attributes can still be named by its name
+            return f
+
+        return register(func) if func is not None else register
+
+
+def _declare(definition: Provider) -> None:
+    _GLOBAL[definition.name] = definition
+
+
+#: Declare a provider for the apps of this process (see ``ProviderDecorator.__call__``).
+provider = ProviderDecorator(_declare)
 
 
 def global_provider_names() -> frozenset[str]:
@@ -259,19 +282,8 @@ class ProviderRegistry:
         self._app_locks: dict[str, asyncio.Lock] = {}
         self._app_stack: AsyncExitStack | None = None
 
-    def register(
-        self,
-        func: Callable[..., Any],
-        *,
-        scope: ScopeName = "request",
-        name: str | None = None,
-        autouse: bool = False,
-        lazy: bool = False,
-    ) -> None:
-        """Register a provider for this app only (options as for ``@provider``)."""
-        definition = Provider(
-            func, scope=scope, name=name or func.__name__, autouse=autouse, lazy=lazy
-        )
+    def add(self, definition: Provider) -> None:
+        """Register a provider for this app only (it overrides a declared one)."""
         self._local[definition.name] = definition
         self._merged = None
 
