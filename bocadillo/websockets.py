@@ -284,7 +284,10 @@ class WebSocket(HubMembership, HTTPConnection):
             # not a server-side close, so the client's code still decides `silences()`.
             return
         try:
-            await self.send_event({"type": "websocket.close", "code": int(code), "reason": reason})
+            message: Message = {"type": "websocket.close", "code": int(code)}
+            if reason:
+                message["reason"] = reason  # none given: no reason in the event (as 0.18)
+            await self.send_event(message)
         except OSError:
             pass  # the transport is gone; the connection is closed either way
 

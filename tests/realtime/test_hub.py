@@ -703,7 +703,7 @@ def test_hub_disconnect_without_message_just_closes():
         with connect(client) as ws:
             conn_id = ws.receive_json()["id"]
             assert awaited(client, app.hub.disconnect, conn_id) is True
-            assert ws.receive() == {"type": "websocket.close", "code": 1000, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 1000}
 
 
 def test_hub_disconnect_of_an_unknown_connection_returns_false():
