@@ -80,10 +80,7 @@ def view_handlers(
     catch_all = getattr(instance, "handle", None)
     if catch_all is not None:
         ensure_async(catch_all, "view method")
-    if not handlers and catch_all is None:
-        raise ConfigurationError(
-            f"{_name(view)} has no handler: define get(), post(), ... or handle()"
-        )
+    # A class without any handler is allowed (as in Bocadillo 0.18): every verb gets 405.
     return handlers, catch_all, view
 
 

@@ -298,14 +298,16 @@ def test_class_based_view_sync_handle_is_refused_at_registration():
         app.route("/")(Index)
 
 
-def test_class_based_view_without_handlers_is_refused():
+def test_class_based_view_without_handlers_answers_405_to_every_verb():
     app = App()
 
+    @app.route("/")
     class Empty:
         pass
 
-    with pytest.raises(ConfigurationError, match="no handler"):
-        app.route("/")(Empty)
+    with create_client(app) as client:
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            assert client.request(method, "/").status_code == 405
 
 
 def test_class_based_view_with_methods_argument_is_refused():
