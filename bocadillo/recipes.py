@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .errors import ConfigurationError
 from .routing import RouteRegistry
-from .types import ASGIApp
 
 __all__ = ["Recipe", "Router"]
 
@@ -68,10 +67,6 @@ class Router(RouteRegistry):
     def include_router(self, router: RouteRegistry, prefix: str = "") -> None:
         """Include another router's routes under ``prefix`` (see ``include``)."""
         self.include(router, prefix=_leading_slash(prefix))
-
-    def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
-        """Serve an ASGI app under ``prefix`` (a leading ``/`` is added if missing)."""
-        super().mount(_leading_slash(prefix), app, name)
 
     def __repr__(self) -> str:
         return "<Router>"

@@ -47,18 +47,18 @@ def expand_pattern(pattern: str) -> str:
     """Turn a Bocadillo pattern into a Starlette path.
 
     ``*`` as a whole segment (or the whole pattern) matches the rest of the path,
-    slashes included: ``/static/*`` matches ``/static/css/site.css``.
+    slashes included: ``/static/*`` matches ``/static/css/site.css``. A pattern without
+    its leading ``/`` gets one (``items`` is ``/items``), as in Bocadillo 0.18.
 
     Raises:
-        ConfigurationError: if the pattern does not start with ``/`` (or is not ``*``, or
-            starts with ``{}``).
+        ConfigurationError: if ``*`` is not the last segment.
     """
     if pattern == "*":
         return "/{" + WILDCARD + ":path}"
     if "{}" in pattern:
         pattern = _anonymous_fields(pattern)
     if not pattern.startswith("/"):
-        raise ConfigurationError(f"route pattern {pattern!r} must start with '/'")
+        pattern = "/" + pattern
     parts = pattern.split("/")
     if "*" in parts[:-1]:
         raise ConfigurationError(f"'*' may only end a route pattern: {pattern!r}")

@@ -171,14 +171,15 @@ def test_route_unknown_method_is_refused_at_registration():
             pass
 
 
-def test_route_pattern_without_leading_slash_is_refused():
+def test_route_pattern_without_leading_slash_gets_one():
     app = App()
 
-    with pytest.raises(ConfigurationError, match="must start with '/'"):
+    @app.route("items")
+    async def view(req, res):
+        res.text = "items"
 
-        @app.route("items")
-        async def view(req, res):
-            pass
+    with create_client(app) as client:
+        assert client.get("/items").text == "items"
 
 
 def test_route_decorator_returns_the_view():
