@@ -27,8 +27,8 @@ __all__ = ["Headers", "Response", "encode_json"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TEXT = "text/plain; charset=utf-8"
-_HTML = "text/html; charset=utf-8"
+_TEXT = "text/plain"
+_HTML = "text/html"
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
 #: The JSON codec's ``dumps_bytes`` under its former name (``bocadillo.jsoncodec``).
