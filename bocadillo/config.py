@@ -83,11 +83,12 @@ _ENV_TYPES: dict[str, Any] = {
     "rate_limit": "rate",
 }
 
-#: Options used for ``cors=True`` (a dict given as ``cors=`` is merged on top).
+#: Options used for ``cors=True``: restrictive, as in Bocadillo 0.18 (no origin, ``GET``
+#: only, no header); a dict given as ``cors=`` is merged on top.
 CORS_DEFAULTS: dict[str, Any] = {
-    "allow_origins": ["*"],
-    "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-    "allow_headers": ["*"],
+    "allow_origins": [],
+    "allow_methods": ["GET"],
+    "allow_headers": [],
 }
 
 _TRUE = {"1", "true", "yes", "on"}
