@@ -298,11 +298,10 @@ class WebSocket(HubMembership, HTTPConnection):
         await self.close(code)
 
     async def _wait_peer_closed(self, timeout: float) -> None:
-        """After a server-side close of an accepted connection, wait (at most ``timeout``
-        seconds) until the client has answered it (the server reports
-        ``websocket.disconnect``). Never raises. A refused handshake has nothing to wait
-        for: the server answered it with HTTP 403."""
-        if self._phase is not WebSocketState.SERVER_CLOSED:
+        """After a server-side close (or a refused handshake), wait (at most ``timeout``
+        seconds) until the client has seen it (the server reports ``websocket.disconnect``).
+        Never raises."""
+        if self._phase not in _BY_SERVER:
             return
 
         async def drain() -> None:

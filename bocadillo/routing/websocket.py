@@ -218,8 +218,8 @@ class WebSocketEndpoint:
         except Exception:
             await ws.ensure_closed(CloseCode.INTERNAL_ERROR)
             # The error goes on to the server (which logs it) only once the client has
-            # seen the 1011 close of an accepted connection: raising at once may drop the
-            # connection before the close frame is out.
+            # seen the 1011 close (or the refused handshake): raising at once may drop the
+            # connection before the close is out.
             await ws._wait_peer_closed(_CLOSE_ANSWER_TIMEOUT)
             raise
         else:
