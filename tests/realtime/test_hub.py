@@ -812,10 +812,10 @@ def test_admitted_slots_are_given_back_when_a_connection_is_refused_or_ends():
                 with client.websocket_connect("/ws"):
                     pass
             # The client sees the 1011 close; the error goes on to the server after that.
-            with pytest.raises(WebSocketDisconnect) as early:
+            with pytest.raises(WebSocketDisconnect) as refused:
                 with client.websocket_connect("/early"):
                     pass
-            assert early.value.code == 1011
+            assert refused.value.code == 1011
         with client.websocket_connect("/ws?let=in"):
             assert on_loop(client, lambda: (app.hub.count, app.hub.slots.held)) == (1, 0)
         assert on_loop(
