@@ -62,8 +62,9 @@ class StreamingBody:
             except StopAsyncIteration:
                 break
             if gone.is_set():
-                await _throw_disconnect(iterator)
-                return
+                if self.raise_on_disconnect:
+                    await _throw_disconnect(iterator)
+                return  # otherwise the generator is closed (aclose) by the caller
             body = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
             await send({"type": "http.response.body", "body": body, "more_body": True})
             # A generator that never awaits would otherwise keep the loop to itself, and
