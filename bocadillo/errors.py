@@ -178,7 +178,8 @@ class Redirect(BocadilloError):
         **params: The path parameters of the route ``name``.
 
     Raises:
-        InvalidArgument: with neither or both of ``url`` and ``name``.
+        InvalidArgument: with neither or both of ``url`` and ``name``, or a ``url``
+            containing CR, LF or NUL.
     """
 
     def __init__(
@@ -192,6 +193,9 @@ class Redirect(BocadilloError):
     ) -> None:
         if (url is None) == (name is None):
             raise InvalidArgument("Redirect() takes a url or a route name=..., not both")
+        if url is not None and any(char in url for char in "\r\n\0"):
+            # It would split the response's Location header.
+            raise InvalidArgument(f"a redirect URL is one line: no CR, LF or NUL ({url!r})")
         super().__init__(url or name)
         self.url = url
         self.name = name
