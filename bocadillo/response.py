@@ -55,12 +55,12 @@ def check_header(name: str, value: str) -> None:
             error response instead of a connection dropped by the server.
     """
     if len(value.translate(_BREAKS)) != len(value) or len(name.translate(_BREAKS)) != len(name):
-        raise ValueError(
+        raise InvalidArgument(
             f"the {name!r} header contains CR, LF or NUL ({value!r}): a header value is "
             "one line; remove them or encode the value (urllib.parse.quote)"
         )
     if ":" in name or not name.strip():
-        raise ValueError(f"{name!r} is not a header name")
+        raise InvalidArgument(f"{name!r} is not a header name")
 
 
 class _CheckedHeaders(MutableHeaders):
@@ -102,7 +102,7 @@ def content_disposition(disposition: str, filename: str) -> str:
         ValueError: if the name is empty.
     """
     if not filename:
-        raise ValueError("a download needs a non-empty filename")
+        raise InvalidArgument("a download needs a non-empty filename")
     if all(char in _PLAIN_NAME for char in filename):
         return f'{disposition}; filename="{filename}"'
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()

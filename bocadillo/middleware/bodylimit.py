@@ -27,29 +27,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from ..errors import HTTPError
+from ..errors import ConfigurationError, PayloadTooLarge
 from ..response import encode_json
 from ..types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BodyLimitMiddleware", "PayloadTooLarge", "route_body_limit"]
 
 _UNSET: Any = object()
-
-
-class PayloadTooLarge(HTTPError):
-    """The request body is over the limit: answered 413 (``Connection: close``).
-
-    Args:
-        limit: The limit that applied, in bytes.
-    """
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            413,
-            detail=f"the request body is larger than {limit} bytes",
-            headers={"connection": "close"},
-        )
-        self.limit = limit
 
 
 def route_body_limit(scope: Scope, default: int | None) -> int | None:
@@ -88,9 +72,9 @@ class BodyLimitMiddleware:
         if max_body_size is not None and (
             isinstance(max_body_size, bool) or not isinstance(max_body_size, int)
         ):
-            raise TypeError(f"max_body_size must be an int or None, not {max_body_size!r}")
+            raise ConfigurationError(f"max_body_size must be an int or None, not {max_body_size!r}")
         if max_body_size is not None and max_body_size < 0:
-            raise ValueError(f"max_body_size must be >= 0, not {max_body_size}")
+            raise ConfigurationError(f"max_body_size must be >= 0, not {max_body_size}")
         self.app = app
         self.max_body_size = max_body_size
 

@@ -61,9 +61,10 @@ def origin_allowed(
     2. No ``Origin`` header: allowed, unless ``allowed`` lists origins (then only those
        may connect). Browsers always send one, so the client is not a browser (a script,
        a mobile app), and no user's cookies are at stake.
-    3. ``Origin: null`` (sandboxed frames, ``file:`` pages, some redirects): refused,
-       unless ``"null"`` is listed in ``allowed``.
-    4. An origin listed in ``allowed`` (``scheme://host[:port]``): allowed.
+    3. An origin listed in ``allowed`` (``scheme://host[:port]``, compared exactly, as
+       browsers send it): allowed; ``"null"`` (sandboxed frames, ``file:`` pages, some
+       redirects) only this way.
+    4. An origin not in the lower-case form browsers send: refused.
     5. The same origin as the request: the origin's host and port equal the ``Host``
        header's (a ``Host`` without a port means the origin's default port).
     6. An origin whose host is in ``allowed_hosts`` (``*.a.com`` wildcards; a lone ``*``
@@ -83,14 +84,14 @@ def origin_allowed(
         return True
     if origin is None:
         return allowed is None
-    listed = {item.lower().rstrip("/") for item in allowed or ()}
-    normalized = origin.strip().lower()
-    if normalized == "null":
-        return "null" in listed
-    if normalized in listed:
-        return True
+    if origin in (allowed or ()):
+        return True  # listed exactly, as browsers send it
+    if origin == "null" or origin != origin.lower():
+        # A browser serializes an origin in lower case: anything else came from a
+        # script, and is not compared loosely.
+        return False
     try:
-        parts = urlsplit(normalized)
+        parts = urlsplit(origin)
         scheme, origin_host, origin_port = parts.scheme, parts.hostname, parts.port
     except ValueError:
         return False

@@ -35,7 +35,7 @@ class HubLimits:
     #: (``["*"]``: any; see ``admission.origin_allowed``).
     allowed_origins: list[str] | None = None
     #: The app's ``allowed_hosts``: origins on these hosts are accepted too.
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ("*",)
     #: Live connections in this process; more are refused with 1013.
     max_connections: int | None = None
     #: Live connections from one client IP; more are refused with 1013.

@@ -10,7 +10,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse
 from starlette.routing import Route, Router
 
-from bocadillo import App, create_client
+from bocadillo import App, ConfigurationError, create_client
 from bocadillo.middleware.bodylimit import BodyLimitMiddleware, route_body_limit
 
 
@@ -70,9 +70,9 @@ def test_route_body_limit_reads_the_matched_route():
 
 
 def test_bad_limits_are_refused():
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="an int or None"):
         BodyLimitMiddleware(Router([]), "1MB")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError, match=">= 0"):
         BodyLimitMiddleware(Router([]), -1)
 
 

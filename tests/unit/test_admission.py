@@ -34,7 +34,8 @@ def test_origin_allowed(allowed, origin, expected):
         (None, None, "app.example", (), True),
         (None, "https://app.example", "app.example", (), True),
         (None, "http://app.example", "app.example", (), True),
-        (None, "https://APP.example", "app.example:443", (), True),
+        # Browsers send origins in lower case: another form is not compared loosely.
+        (None, "https://APP.example", "app.example:443", (), False),
         (None, "http://127.0.0.1:8000", "127.0.0.1:8000", (), True),
         (None, "http://[::1]:8000", "[::1]:8000", (), True),
         (None, "http://127.0.0.1:8001", "127.0.0.1:8000", (), False),
@@ -56,7 +57,8 @@ def test_origin_allowed(allowed, origin, expected):
         (None, "http://evil.test", "app.example", ["*"], False),
         # A list of origins: those, the same origin, and nothing without an Origin.
         (["https://front.example"], "https://front.example", "api.example", (), True),
-        (["https://front.example/"], "https://FRONT.example", "api.example", (), True),
+        (["https://front.example"], "https://front.example", "api.example", (), True),
+        (["https://front.example/"], "https://FRONT.example", "api.example", (), False),
         (["https://front.example"], "http://front.example", "api.example", (), False),
         (["https://front.example"], None, "api.example", (), False),
         (["https://front.example"], "https://api.example", "api.example", (), True),
