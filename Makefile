@@ -23,8 +23,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# `bocadillo run` serves with the app's limits (docs/deployment.md).
 run: $(VENV)/.installed
-	$(BIN)/uvicorn example_chat.app:app --host $(HOST) --port $(PORT)
+	$(BIN)/bocadillo run example_chat.app:app --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .

@@ -30,6 +30,7 @@ from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError, SettingsError
 from .injection import Provider, ProviderDecorator, ProviderRegistry
 from .jsoncodec import dumps_bytes
+from .middleware.bodylimit import BodyLimitMiddleware
 from .middleware.chain import Link, build_middleware
 from .middleware.errors import (
     ErrorHandler,
@@ -231,6 +232,7 @@ class App(RouteRegistry):
             rate = settings["rate_limit"]
             limits = HubLimits(
                 allowed_origins=settings["allowed_origins"],
+                allowed_hosts=tuple(settings["allowed_hosts"] or ()),
                 max_connections=settings["max_connections"],
                 max_connections_per_ip=settings["max_connections_per_ip"],
                 max_room_members=settings["max_room_members"],
@@ -454,6 +456,8 @@ class App(RouteRegistry):
         hosts = list(settings["allowed_hosts"] or ["*"])
         if hosts != ["*"]:
             app = TrustedHostMiddleware(app, allowed_hosts=hosts)
+        # Outermost, so every layer that reads the body reads it through the limit.
+        app = BodyLimitMiddleware(app, settings["max_body_size"])
         return ServerErrorMiddleware(
             app, handler=None if self.debug else internal_error_response, debug=self.debug
         )

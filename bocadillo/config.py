@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "provider_modules": [],
     # Options of the static files app (``{"max_age": seconds}``).
     "static_config": {},
+    # HTTP request bodies over this many bytes are refused with 413 (None: no limit).
+    "max_body_size": 1048576,
     # Real-time hub (see docs/realtime.md).
     "hub_backend": None,
     # Shared (Redis) backend: key/channel prefix, heartbeat expiry, publish queue size.
@@ -52,16 +54,24 @@ DEFAULTS: dict[str, Any] = {
     "hub_publish_queue": 10000,
     "allowed_origins": None,
     "max_connections": None,
-    "max_connections_per_ip": None,
+    # Safe defaults that a normal app never reaches and a flood does (docs/realtime.md,
+    # "Limits and backpressure"); None turns each off.
+    "max_connections_per_ip": 256,
     "max_room_members": None,
-    "max_rooms_per_connection": None,
+    "max_rooms_per_connection": 100,
     # Rooms with history and presence events (per-room patterns: app.room_options()).
     "history_size": 0,
     "history_ttl": 300.0,
     "presence_events": False,
-    "rate_limit": None,
+    "rate_limit": (100, 1.0),
     "rate_limit_violations": 10,
     "max_message_size": 65536,
+    # Served by `bocadillo run` (docs/deployment.md): compression of WebSocket messages,
+    # the largest request head (h11), and how many connections/tasks before 503
+    # ("auto": the open-file limit minus a margin; None: no limit).
+    "ws_per_message_deflate": False,
+    "max_header_size": 32768,
+    "limit_concurrency": "auto",
     "idle_timeout": None,
     "outbox_limit": 256,
     "overflow": "drop_oldest",

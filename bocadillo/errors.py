@@ -11,6 +11,7 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
     │   └── ArgumentTypeError (TypeError, AssertionError)  an argument of the wrong kind
     ├── ParameterError (ValueError)             a route or query parameter is missing or invalid
     ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
+    │   └── PayloadTooLarge                     a request body over ``max_body_size`` (413)
     ├── Redirect                                a signal, not an error: answered with a 3xx
     ├── InvalidState (RuntimeError)             e.g. a second ``close()``; a hub used before startup
     ├── EnvelopeError (ValueError)              a bad realtime envelope, with a stable ``.code``
@@ -54,6 +55,7 @@ __all__ = [
     "MissingDependency",
     "ParameterError",
     "PatternError",
+    "PayloadTooLarge",
     "Redirect",
     "RequestFailed",
     "RequestTimeout",
@@ -178,7 +180,8 @@ class Redirect(BocadilloError):
         **params: The path parameters of the route ``name``.
 
     Raises:
-        InvalidArgument: with neither or both of ``url`` and ``name``.
+        InvalidArgument: with neither or both of ``url`` and ``name``, or a ``url``
+            containing CR, LF or NUL.
     """
 
     def __init__(
@@ -192,11 +195,30 @@ class Redirect(BocadilloError):
     ) -> None:
         if (url is None) == (name is None):
             raise InvalidArgument("Redirect() takes a url or a route name=..., not both")
+        if url is not None and any(char in url for char in "\r\n\0"):
+            # It would split the response's Location header.
+            raise InvalidArgument(f"a redirect URL is one line: no CR, LF or NUL ({url!r})")
         super().__init__(url or name)
         self.url = url
         self.name = name
         self.params = params
         self.status = status or (301 if permanent else 302)
+
+
+class PayloadTooLarge(HTTPError):
+    """The request body is over the limit: answered 413 (``Connection: close``).
+
+    Args:
+        limit: The limit that applied, in bytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            detail=f"the request body is larger than {limit} bytes",
+            headers={"connection": "close"},
+        )
+        self.limit = limit
 
 
 class InvalidState(BocadilloError, RuntimeError):

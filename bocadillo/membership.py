@@ -128,9 +128,10 @@ class HubMembership:
         Raises:
             JoinRefused: if ``can_join`` refuses a room (nothing is joined).
             InvalidArgument: for an offset ahead of the room's stream, or a bad name.
+            BackendUnavailable: if a shared backend (Redis) cannot be reached.
         """
         hub = self._require_hub()
         for room in positions:
             if not await hub.may_join(self, room):
                 raise JoinRefused(room)
-        return hub.resume(self.id, positions)
+        return await hub.resume(self.id, positions)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import inspect
 import os
+import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from mimetypes import guess_type
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from starlette.background import BackgroundTasks
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import FileResponse, Response as _StarletteResponse
 
 from .errors import ArgumentTypeError, InvalidArgument
@@ -23,7 +25,13 @@ from .jsoncodec import dumps_bytes
 from .streaming import StreamingBody, as_async_iterable
 from .types import JSONValue, Receive, Scope, Send
 
-__all__ = ["Headers", "Response", "encode_json"]
+__all__ = [
+    "Response",
+    "ResponseHeaders",
+    "check_header",
+    "content_disposition",
+    "encode_json",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,8 +43,76 @@ _OCTETS = "application/octet-stream"
 encode_json = dumps_bytes
 
 
-class Headers(MutableHeaders):
-    """Response headers: Starlette's case-insensitive ``MutableHeaders``, plus ``pop``.
+#: Characters that would end a header line (or confuse the server's writer) if sent.
+_BREAKS = str.maketrans("", "", "\r\n\0")
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that would split the response: CR, LF or NUL in its name or value.
+
+    Raises:
+        ValueError: naming the header; the view fails there, and the client gets a 500
+            error response instead of a connection dropped by the server.
+    """
+    if len(value.translate(_BREAKS)) != len(value) or len(name.translate(_BREAKS)) != len(name):
+        raise InvalidArgument(
+            f"the {name!r} header contains CR, LF or NUL ({value!r}): a header value is "
+            "one line; remove them or encode the value (urllib.parse.quote)"
+        )
+    if ":" in name or not name.strip():
+        raise InvalidArgument(f"{name!r} is not a header name")
+
+
+class _CheckedHeaders(MutableHeaders):
+    """Response headers that refuse CR, LF and NUL where they are set (see ``check_header``)."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        check_header(key, value)
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: str, value: str) -> str:
+        check_header(key, value)
+        return super().setdefault(key, value)
+
+    def append(self, key: str, value: str) -> None:
+        check_header(key, value)
+        super().append(key, value)
+
+
+#: Characters kept as they are in ``filename="..."``: printable ASCII without quotes,
+#: backslashes or percent signs (which some browsers decode there).
+_PLAIN_NAME = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$&'()+,-.;=@[]^_`{}~"
+)
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """The ``Content-Disposition`` value for a download named ``filename`` (RFC 6266).
+
+    A name of plain ASCII is sent as ``filename="..."``. Any other name is sent twice: an
+    ASCII fallback in ``filename="..."`` (accents dropped, anything unsafe replaced by
+    ``_``) for old clients, and the exact name, UTF-8 and percent-encoded, in
+    ``filename*=UTF-8''...`` (RFC 5987), which clients prefer.
+
+    Args:
+        disposition: ``"attachment"`` or ``"inline"``.
+        filename: The name the client should save the file under.
+
+    Raises:
+        ValueError: if the name is empty.
+    """
+    if not filename:
+        raise InvalidArgument("a download needs a non-empty filename")
+    if all(char in _PLAIN_NAME for char in filename):
+        return f'{disposition}; filename="{filename}"'
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = "".join(char if char in _PLAIN_NAME else "_" for char in ascii_name).strip()
+    encoded = quote(filename, safe="!#$&+^`|~", encoding="utf-8")
+    return f"{disposition}; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{encoded}"
+
+
+class ResponseHeaders(_CheckedHeaders):
+    """Response headers: checked as they are set (see ``check_header``), plus ``pop``.
 
     Until ``Content-Type`` is set explicitly, reading it gives the type the body implies
     (``text/plain...`` after ``res.text = ...``), so hooks and middleware can read it.
@@ -83,7 +159,7 @@ class Response:
 
     def __init__(self, status_code: int = 200) -> None:
         self.status_code = status_code
-        self._headers: Headers | None = None  # made on first use
+        self._headers: ResponseHeaders | None = None  # made on first use
         #: Send the body with chunked transfer encoding instead of a Content-Length.
         self.chunked = False
         self._body: bytes = b""
@@ -235,7 +311,7 @@ class Response:
 
     @attachment.setter
     def attachment(self, filename: str) -> None:
-        self.headers["content-disposition"] = _disposition(filename)
+        self.headers["content-disposition"] = content_disposition("attachment", filename)
 
     # Cookies and background tasks ----------------------------------------------------------
 
@@ -313,6 +389,8 @@ class Response:
             )
         if self._file is not None:
             path, filename, disposition = self._file
+            if filename is not None and "content-disposition" not in headers:
+                headers["content-disposition"] = content_disposition(disposition, filename)
             response = FileResponse(
                 path,
                 status_code=self.status_code,
@@ -340,20 +418,24 @@ class Response:
                 response.delete_cookie(**options)
 
     @property
-    def headers(self) -> Headers:
+    def headers(self) -> ResponseHeaders:
         """The response headers (``Content-Type`` and ``Content-Length`` are added)."""
         if self._headers is None:
-            self._headers = Headers()
+            self._headers = ResponseHeaders()
             self._headers._response = self
         return self._headers
 
     @headers.setter
     def headers(self, value: MutableHeaders | Mapping[str, str]) -> None:
-        self._headers = Headers(raw=list(value.raw) if isinstance(value, MutableHeaders) else None)
-        self._headers._response = self
-        if not isinstance(value, MutableHeaders):
+        headers = ResponseHeaders()
+        headers._response = self
+        if isinstance(value, Headers):  # repeated names (set-cookie) kept
+            for raw_key, raw_value in value.raw:
+                headers.append(raw_key.decode("latin-1"), raw_value.decode("latin-1"))
+        else:
             for key, item in value.items():
-                self._headers[key] = item
+                headers[key] = item
+        self._headers = headers
 
     def _raw_headers(self) -> list[tuple[bytes, bytes]]:
         if self._headers is None:  # the common case: only what the body implies
@@ -436,14 +518,9 @@ class _Attachment:
         if filename is None:
             raise InvalidArgument("attachment(content=...) needs a filename")
         body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
+        header = content_disposition("attachment", filename)
         res._set_body(body, guess_type(filename)[0] or _OCTETS)
-        res.headers["content-disposition"] = _disposition(filename)
-
-
-def _disposition(filename: str) -> str:
-    """``Content-Disposition`` for a download, the file name quoted as RFC 6266 says."""
-    escaped = filename.replace("\\", "\\\\").replace('"', '\\"')
-    return f'attachment; filename="{escaped}"'
+        res.headers["content-disposition"] = header
 
 
 def _iterable_of(source: Any, where: str) -> AsyncIterable[Any] | Iterable[Any]:

@@ -7,7 +7,9 @@ from bocadillo import App
 
 from .common import HELLO, broadcast_text, fill_text
 
-app = App()
+# The benchmarks open thousands of connections from one address and send as fast as they
+# can: the per-address cap and the rate limit (on by default) are off here.
+app = App(max_connections_per_ip=None, rate_limit=None)
 
 
 @app.route("/json")

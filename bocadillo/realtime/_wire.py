@@ -28,6 +28,8 @@ __all__ = [
     "BroadcastFrame",
     "DisconnectFrame",
     "Frame",
+    "ReplyFrame",
+    "RequestFrame",
     "WireError",
     "decode_frame",
     "encode_frame",
@@ -59,7 +61,29 @@ class DisconnectFrame:
     timeout: float = 5.0
 
 
-Frame = BroadcastFrame | DisconnectFrame
+@dataclass(frozen=True, slots=True)
+class RequestFrame:
+    """Ask the connection ``conn_id`` wherever it lives (``hub.request``); the process
+    that has it answers with a ``ReplyFrame`` carrying ``request_id``."""
+
+    conn_id: str
+    request_id: str
+    type: str
+    data: JSONValue = None
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFrame:
+    """A client's answer to a ``RequestFrame``: ``data``, or ``error`` as
+    ``(code, message)`` (``"timeout"`` when the client did not answer in time)."""
+
+    request_id: str
+    data: JSONValue = None
+    error: tuple[str, str] | None = None
+
+
+Frame = BroadcastFrame | DisconnectFrame | RequestFrame | ReplyFrame
 
 
 def _pack_data(data: JSONValue | bytes) -> dict[str, Any]:
@@ -98,6 +122,22 @@ def encode_frame(frame: Frame) -> bytes:
             body["to"] = list(frame.to)
         if frame.exclude:
             body["exclude"] = list(frame.exclude)
+    elif isinstance(frame, RequestFrame):
+        body = {
+            "v": WIRE_VERSION,
+            "op": "request",
+            "id": frame.conn_id,
+            "rid": frame.request_id,
+            "type": frame.type,
+            "timeout": frame.timeout,
+            **_pack_data(frame.data),
+        }
+    elif isinstance(frame, ReplyFrame):
+        body = {"v": WIRE_VERSION, "op": "reply", "rid": frame.request_id}
+        if frame.error is not None:
+            body["error"] = list(frame.error)
+        else:
+            body.update(_pack_data(frame.data))
     else:
         body = {
             "v": WIRE_VERSION,
@@ -153,6 +193,26 @@ def decode_frame(raw: bytes) -> Frame:
             to=_id_list(body, "to"),
             exclude=_id_list(body, "exclude") or (),
         )
+    if op == "request":
+        conn_id, rid, kind, timeout = (body.get(k) for k in ("id", "rid", "type", "timeout"))
+        if not isinstance(conn_id, str) or not isinstance(rid, str):
+            raise WireError("'id' and 'rid' must be strings")
+        if not isinstance(kind, str):
+            raise WireError("'type' must be a string")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise WireError("'timeout' must be a positive number")
+        return RequestFrame(conn_id, rid, kind, _unpack_data(body), float(timeout))
+    if op == "reply":
+        rid, error = body.get("rid"), body.get("error")
+        if not isinstance(rid, str):
+            raise WireError("'rid' must be a string")
+        if error is None:
+            return ReplyFrame(rid, _unpack_data(body))
+        if not (
+            isinstance(error, list) and len(error) == 2 and all(isinstance(e, str) for e in error)
+        ):
+            raise WireError("'error' must be [code, message]")
+        return ReplyFrame(rid, None, (error[0], error[1]))
     if op == "disconnect":
         conn_id, code, timeout = body.get("id"), body.get("code"), body.get("timeout")
         if not isinstance(conn_id, str):

@@ -11,7 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ._wire import BroadcastFrame, DisconnectFrame, WireError, decode_frame, encode_frame
+from ._wire import (
+    BroadcastFrame,
+    DisconnectFrame,
+    Frame,
+    ReplyFrame,
+    RequestFrame,
+    WireError,
+    decode_frame,
+    encode_frame,
+)
 from .backends import HubBackend
 from .registry import Counters
 
@@ -28,9 +37,19 @@ class Bus:
         counters: The hub's counters (``published``, ``remote_frames``, ``invalid_frames``).
         on_broadcast: Delivers a broadcast frame to this process's connections.
         on_disconnect: Disconnects a connection of this process as a frame asks.
+        on_request: Asks a connection of this process, as a frame asks.
+        on_reply: Takes the answer to a request this process made.
     """
 
-    __slots__ = ("_on_broadcast", "_on_disconnect", "backend", "counters", "distributed")
+    __slots__ = (
+        "_on_broadcast",
+        "_on_disconnect",
+        "_on_reply",
+        "_on_request",
+        "backend",
+        "counters",
+        "distributed",
+    )
 
     def __init__(
         self,
@@ -39,6 +58,8 @@ class Bus:
         *,
         on_broadcast: Callable[[BroadcastFrame], None],
         on_disconnect: Callable[[DisconnectFrame], None],
+        on_request: Callable[[RequestFrame], None],
+        on_reply: Callable[[ReplyFrame], None],
     ) -> None:
         self.backend = backend
         self.counters = counters
@@ -46,8 +67,10 @@ class Bus:
         self.distributed = not backend.local_only
         self._on_broadcast = on_broadcast
         self._on_disconnect = on_disconnect
+        self._on_request = on_request
+        self._on_reply = on_reply
 
-    def publish(self, frame: BroadcastFrame | DisconnectFrame) -> None:
+    def publish(self, frame: Frame) -> None:
         """Publish ``frame`` for the other processes (never waits).
 
         Raises:
@@ -67,8 +90,12 @@ class Bus:
         self.counters.remote_frames += 1
         if isinstance(frame, BroadcastFrame):
             self._on_broadcast(frame)
-        else:
+        elif isinstance(frame, DisconnectFrame):
             self._on_disconnect(frame)
+        elif isinstance(frame, RequestFrame):
+            self._on_request(frame)
+        else:
+            self._on_reply(frame)
 
     async def count(self) -> int:
         """Live connections across every process."""

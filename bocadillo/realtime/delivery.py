@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..closecodes import CloseCode
 from ..jsoncodec import dumps
 from ..types import JSONValue, Message
-from ._wire import BroadcastFrame, DisconnectFrame
+from ._wire import BroadcastFrame, DisconnectFrame, ReplyFrame, RequestFrame, encode_frame
 from .bus import Bus
 from .directory import Directory, on_loop
 from .envelope import encode_envelope, encode_publication
-from .history import Histories, Recovery
+from .history import Histories, Recovery, RoomOptions
 
 if TYPE_CHECKING:
     from .session import Session
@@ -139,6 +139,8 @@ class Delivery(Directory):
             self.counters,
             on_broadcast=self._deliver_frame,
             on_disconnect=self._disconnect_frame,
+            on_request=self._request_frame,
+            on_reply=self._reply_frame,
         )
         self._tasks = set()
 
@@ -213,18 +215,9 @@ class Delivery(Directory):
         excluded = tuple(exclude) if exclude else ()
         groups = self._groups(room, wanted, excluded)
         if room is not None and wanted is None and self.histories.rules.any_history:
-            now = self.clock()
-            stream = self.histories.stream(room, now)
-            if stream is not None:
-                # A publication: delivered with its position, then kept in the room's
-                # history (only once it encoded: bad data is neither sent nor kept).
-                if not groups:
-                    encode_for("json", data, type)
-                delivered = self._deliver(
-                    groups, data, type, (room, stream.offset + 1, stream.epoch)
-                )
-                self.histories.append(room, data, type, now)
-                return delivered
+            options = self.histories.rules.for_room(room)
+            if options.history_size > 0:
+                return self._publish(room, data, type, excluded, groups, options)
         if self.distributed and (wanted is None or any(i not in self._registry for i in wanted)):
             # Some recipients may live in other processes: publish once for all of them,
             # before the local delivery, so that bad data fails before any send.
@@ -292,6 +285,37 @@ class Delivery(Directory):
         await session.close_connection(code, reason)
         return True
 
+    def _publish(
+        self,
+        room: str,
+        data: JSONValue,
+        type: str | None,
+        excluded: tuple[str, ...],
+        groups: Groups,
+        options: RoomOptions,
+    ) -> int:
+        """A publication to a room with history: kept with its position, delivered with
+        it. Bad data is neither sent nor kept.
+
+        Returns:
+            How many local connections took it: with a backend that keeps history for
+            every process, 0 (each process delivers it when the backend hands it back,
+            in the room's order).
+        """
+        if self.backend.keeps_history and self.distributed:
+            frame = encode_frame(BroadcastFrame(data, type, room, None, excluded))
+            self.backend.publish_history(room, frame, options.history_size, options.history_ttl)
+            self.counters.published += 1
+            return 0
+        now = self.clock()
+        stream = self.histories.stream(room, now)
+        assert stream is not None
+        if not groups:
+            encode_for("json", data, type)
+        delivered = self._deliver(groups, data, type, (room, stream.offset + 1, stream.epoch))
+        self.histories.append(room, data, type, now)
+        return delivered
+
     def _replay(self, session: Session, room: str, recovery: Recovery) -> None:
         """Hand ``session`` what it missed in ``room``, in order; never dropped by the
         overflow policy (the replay is bounded by the history)."""
@@ -303,6 +327,12 @@ class Delivery(Directory):
             if session.put_kept(message, size):
                 self.counters.messages_sent += 1
                 self.counters.bytes_sent += size
+
+    def _request_frame(self, frame: RequestFrame) -> None:
+        """Another process asks a connection: ``Streams`` answers it."""
+
+    def _reply_frame(self, frame: ReplyFrame) -> None:
+        """The answer to a request of this process: ``Streams`` takes it."""
 
     def _deliver_frame(self, frame: BroadcastFrame) -> None:
         groups = self._groups(frame.room, frame.to, frame.exclude)

@@ -31,11 +31,17 @@ from typing import Any
 import typesystem
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ConfigurationError, EnvelopeError, InvalidArgument, TooManyRooms
+from ..errors import ConfigurationError, EnvelopeError
 from ..injection import ProviderRegistry, ProviderScope
-from .envelope import Envelope, encode_envelope, encode_error, encode_response, parse_envelope
+from .envelope import (
+    Envelope,
+    encode_envelope,
+    encode_error,
+    encode_response,
+    parse_envelope,
+    room_error,
+)
 from .resume import resume_request
-from .rooms import RoomFull
 
 __all__ = [
     "BUILTIN_TYPES",
@@ -333,13 +339,10 @@ class BoundDispatcher:
             return encode_response(result, envelope.id)
         except EnvelopeError as exc:
             return encode_error(exc.code, exc.message, envelope.id)
-        except RoomFull as exc:
-            return encode_error("room_full", str(exc), envelope.id)
-        except TooManyRooms as exc:
-            return encode_error("too_many_rooms", str(exc), envelope.id)
-        except InvalidArgument as exc:
-            return encode_error("invalid_data", str(exc), envelope.id)
         except Exception as exc:
+            reply = room_error(exc, envelope.id)
+            if reply is not None:
+                return reply
             logger.exception("socket handler %r failed", envelope.type)
             if ws.hub is not None:
                 ws.hub.counters.errors += 1

@@ -15,18 +15,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EnvelopeError
+from ..errors import (
+    BackendUnavailable,
+    EnvelopeError,
+    InvalidArgument,
+    RoomFull,
+    TooManyRooms,
+)
 from ..jsoncodec import dumps, loads, loads_lenient
 from ..types import JSONValue
 
 __all__ = [
     "ERROR_CODES",
+    "ROOM_ERRORS",
     "Envelope",
     "encode_envelope",
     "encode_error",
     "encode_publication",
     "encode_response",
     "parse_envelope",
+    "room_error",
 ]
 
 #: Every error code a client can receive, with what it means.
@@ -41,6 +49,7 @@ ERROR_CODES: dict[str, str] = {
     "room_full": "the room has reached its member limit",
     "too_many_rooms": "the connection is in as many rooms as it may be",
     "forbidden": "the app's can_join hook refused a room (nothing was joined or replayed)",
+    "unavailable": "the shared hub backend (Redis) cannot be reached: try again",
 }
 
 _MAX_TYPE_LENGTH = 200
@@ -139,3 +148,20 @@ def encode_response(data: JSONValue, request_id: str | int | None) -> str:
 def encode_error(code: str, message: str, request_id: str | int | None = None) -> str:
     """Encode an ``error`` envelope with a stable ``code`` and a human-readable message."""
     return encode_envelope("error", {"code": code, "message": message}, request_id)
+
+
+#: The exceptions a room operation raises that a client is told about, by error code.
+ROOM_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (RoomFull, "room_full"),
+    (TooManyRooms, "too_many_rooms"),
+    (InvalidArgument, "invalid_data"),
+    (BackendUnavailable, "unavailable"),
+)
+
+
+def room_error(exc: Exception, request_id: str | int | None) -> str | None:
+    """The error envelope for an exception of ``ROOM_ERRORS`` (None for any other)."""
+    for kind, code in ROOM_ERRORS:
+        if isinstance(exc, kind):
+            return encode_error(code, str(exc), request_id)
+    return None

@@ -116,16 +116,18 @@ class Hub(Streams):
         startup.
 
         Raises:
-            ConfigurationError: if rooms keep history on a shared backend (Redis), which
-                does not keep it yet.
+            ConfigurationError: if rooms keep history on a shared backend that cannot
+                keep it for every process.
         """
         if self._loop is not None:
             return
-        if self.distributed and self.rules.any_history:
+        if self.distributed and self.rules.any_history and not self.backend.keeps_history:
             raise ConfigurationError(
-                "room history is kept in one process for now: with a shared hub backend "
-                "(Redis), set history_size=0 (see docs/scaling.md)"
+                f"{type(self.backend).__name__} does not keep room history for every "
+                "process: set history_size=0, or use a backend that does (Redis)"
             )
+        if self.backend.keeps_history:
+            self.backend.publication_sink = self._publication_arrived
         await self.backend.start(self.bus.received)
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
@@ -224,9 +226,11 @@ class Hub(Streams):
             rate,
         )
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        """Whether a handshake with this ``Origin`` header may proceed."""
-        return origin_allowed(self.limits.allowed_origins, origin)
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Whether a handshake with these ``Origin`` and ``Host`` headers may proceed
+        (see ``admission.origin_allowed``)."""
+        limits = self.limits
+        return origin_allowed(limits.allowed_origins, origin, host, limits.allowed_hosts)
 
     def _refusal(self, ip: str | None) -> CloseCode | None:
         """The close code refusing a new connection from ``ip`` now, or None."""

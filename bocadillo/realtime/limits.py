@@ -31,18 +31,21 @@ OverflowPolicy = Literal["drop_oldest", "drop_newest", "close"]
 class HubLimits:
     """Limits applied by the hub; ``None`` means no limit. See ``docs/realtime.md``."""
 
-    #: Accepted ``Origin`` values for WebSockets (``None``: any; ``[]``: none).
+    #: ``Origin`` values accepted for WebSockets besides the app's own origin
+    #: (``["*"]``: any; see ``admission.origin_allowed``).
     allowed_origins: list[str] | None = None
+    #: The app's ``allowed_hosts``: origins on these hosts are accepted too.
+    allowed_hosts: tuple[str, ...] = ("*",)
     #: Live connections in this process; more are refused with 1013.
     max_connections: int | None = None
     #: Live connections from one client IP; more are refused with 1013.
-    max_connections_per_ip: int | None = None
+    max_connections_per_ip: int | None = 256
     #: Members of one room; a join over it is refused (``room_full``).
     max_room_members: int | None = None
     #: Rooms one connection may be in; a join over it is refused (``too_many_rooms``).
-    max_rooms_per_connection: int | None = None
+    max_rooms_per_connection: int | None = 100
     #: ``(messages, seconds)``: the rate limit per connection.
-    rate_limit: tuple[int, float] | None = None
+    rate_limit: tuple[int, float] | None = (100, 1.0)
     #: Rate-limit violations after which the connection is closed with 1008.
     rate_limit_violations: int | None = 10
     #: Largest accepted frame in bytes; larger closes with 1009.

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidArgument, RoomFull, TooManyRooms
-from .envelope import Envelope, encode_error, encode_response
+from ..errors import InvalidArgument
+from .envelope import Envelope, encode_error, encode_response, room_error
 from .rooms import check_room_name
 
 __all__ = ["MAX_EPOCH_LENGTH", "MAX_RESUME_ROOMS", "resume_request"]
@@ -75,13 +75,12 @@ async def resume_request(ws: Any, envelope: Envelope) -> str:
         if not await hub.may_join(ws, room):
             return encode_error("forbidden", f"you may not join room {room!r}", envelope.id)
     try:
-        recoveries = hub.resume(ws.id, positions)
-    except InvalidArgument as exc:
-        return encode_error("invalid_data", str(exc), envelope.id)
-    except RoomFull as exc:
-        return encode_error("room_full", str(exc), envelope.id)
-    except TooManyRooms as exc:
-        return encode_error("too_many_rooms", str(exc), envelope.id)
+        recoveries = await hub.resume(ws.id, positions)
+    except Exception as exc:
+        reply = room_error(exc, envelope.id)
+        if reply is None:
+            raise
+        return reply
     answer: dict[str, Any] = {}
     for room, recovery in recoveries.items():
         if recovery is None:

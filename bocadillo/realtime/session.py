@@ -141,14 +141,17 @@ class Session(Outbox):
 
     # Admission and registration ---------------------------------------------------------
 
-    def admit(self, origin: str | None) -> Refusal | None:
+    def admit(self, origin: str | None, host: str | None) -> Refusal | None:
         """Decide whether the connection may be accepted; if so, hold a slot for it.
+
+        Args:
+            origin, host: The handshake's ``Origin`` and ``Host`` headers.
 
         Returns:
             None to go on (then call ``register()`` at accept), or the refusal.
         """
         hub = self._hub
-        if not hub.origin_allowed(origin):
+        if not hub.origin_allowed(origin, host):
             hub.counters.rejected += 1
             logger.info("rejecting WebSocket %s from origin %r", self.path, origin)
             return _FORBIDDEN_ORIGIN

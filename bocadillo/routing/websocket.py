@@ -179,7 +179,8 @@ class WebSocketEndpoint:
             outbox_limit=route.outbox_limit,
             overflow=route.overflow,
         )
-        refusal = session.admit(ws.headers.get("origin"))
+        headers = ws.headers
+        refusal = session.admit(headers.get("origin"), headers.get("host"))
         if refusal is not None:
             if refusal.close is None:
                 await ws.reject()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bocadillo.realtime.backends import backend_from_url
+from bocadillo.realtime.history import RoomRules
 from bocadillo.realtime.hub import Hub, HubLimits
 from tests.backends.support import Node
 from tests.redis_server import RedisServer
@@ -60,14 +61,24 @@ async def make_node(
 async def make_hub(
     backend_url: str, backend_options: dict[str, Any]
 ) -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
-    """``make_hub(url=None, *, limits=None, **options)``: a started hub on ``url`` (by
-    default the backend under test), ``options`` added to the backend options."""
+    """``make_hub(url=None, *, limits=None, rooms=None, **options)``: a started hub on
+    ``url`` (by default the backend under test), ``options`` added to the backend
+    options."""
     hubs: list[Hub] = []
 
     async def make(
-        url: str | None = None, *, limits: HubLimits | None = None, **options: Any
+        url: str | None = None,
+        *,
+        limits: HubLimits | None = None,
+        rooms: RoomRules | None = None,
+        **options: Any,
     ) -> Hub:
-        hub = Hub(url or backend_url, backend_options={**backend_options, **options}, limits=limits)
+        hub = Hub(
+            url or backend_url,
+            backend_options={**backend_options, **options},
+            limits=limits,
+            rooms=rooms,
+        )
         await hub.startup()
         hubs.append(hub)
         return hub

@@ -130,3 +130,22 @@ async def test_shutdown_forgets_every_connection(make_hub):
     assert a1.closed is not None
     assert hub.ids == []
     assert hub.members("lobby") == frozenset()
+
+
+async def test_presence_lists_the_users_of_a_room(make_hub):
+    hub = await make_hub()
+    ann, bob, anon = HubClient(hub, "ann"), HubClient(hub, "bob"), HubClient(hub, "anon")
+    for client, user in ((ann, {"name": "ann"}), (bob, {"name": "ann"}), (anon, None)):
+        hub.join(client.id, "lobby")
+        if user is not None:
+            hub.set_user(client.id, user)
+    await settled(hub)
+    assert await hub.presence("lobby") == [
+        {"id": "ann", "user": {"name": "ann"}},
+        {"id": "anon", "user": None},
+        {"id": "bob", "user": {"name": "ann"}},
+    ]
+    assert await hub.presence_stats("lobby") == {"connections": 3, "users": 2}
+    hub.unregister("bob")
+    await settled(hub)
+    assert [m["id"] for m in await hub.presence("lobby")] == ["ann", "anon"]

@@ -13,6 +13,7 @@ callbacks; the same paths over real uvicorn processes are in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from typing import Any
@@ -20,9 +21,16 @@ from typing import Any
 import pytest
 
 from bocadillo import App
-from bocadillo.errors import BackendUnavailable, ConfigurationError, MissingDependency
+from bocadillo.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    MissingDependency,
+    RequestFailed,
+    RequestTimeout,
+)
 from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends.redis import RedisBackend
+from bocadillo.realtime.history import RoomOptions, RoomRules
 from tests.backends.support import settled
 from tests.hub_client import HubClient
 from tests.live import eventually
@@ -207,6 +215,91 @@ async def test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires(make_hub
     assert await survivor.room_members("lobby") == {"s1"}
     assert await survivor.connection_rooms("d0") == set()
     assert survivor.backend.stats()["dead_nodes_removed"] == 1
+
+
+async def test_presence_and_its_events_cross_processes(make_hub):
+    rules = RoomRules(RoomOptions(presence_events=True))
+    first, second = await make_hub(rooms=rules), await make_hub(rooms=rules)
+    ann = HubClient(first, "ann", codec="envelope")
+    first.join("ann", "lobby")
+    first.set_user("ann", {"name": "ann"})
+    await settled(first)
+    bob = HubClient(second, "bob")
+    second.set_user("bob", {"name": "bob"})
+    second.join("bob", "lobby")
+    await settled(first, second)
+    for hub in (first, second):
+        assert await hub.presence("lobby") == [
+            {"id": "ann", "user": {"name": "ann"}},
+            {"id": "bob", "user": {"name": "bob"}},
+        ]
+        assert await hub.presence_stats("lobby") == {"connections": 2, "users": 2}
+    event = {"room": "lobby", "id": "bob", "user": {"name": "bob"}}
+    await eventually(lambda: ann.received == [{"type": "join", "data": event}])
+    second.unregister("bob")  # from another process: ann hears it leave
+    await eventually(lambda: len(ann.received) == 2)
+    assert ann.received[-1] == {"type": "leave", "data": event}
+    assert bob.received == []  # its own join is not announced to it
+    await settled(first, second)
+    assert await first.presence("lobby") == [{"id": "ann", "user": {"name": "ann"}}]
+
+
+async def test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires(make_hub):
+    survivor = await make_hub(heartbeat_ttl=2.0)
+    doomed = await make_hub(heartbeat_ttl=2.0)
+    HubClient(doomed, "d1")
+    doomed.join("d1", "lobby")
+    doomed.set_user("d1", "ghost")
+    await settled(doomed)
+    assert await survivor.presence("lobby") == [{"id": "d1", "user": "ghost"}]
+    backend = doomed.backend
+    assert isinstance(backend, RedisBackend)
+    backend._stopping = True  # dies without cleaning up
+    for task in [*backend._tasks, backend._supervisor]:
+        assert task is not None
+        task.cancel()
+
+    async def gone() -> bool:
+        return bool(await survivor.presence("lobby") == [])
+
+    await eventually(gone, timeout=5.0)
+    assert await backend_users(survivor, ["d1"]) == [None]
+
+
+async def backend_users(hub: Any, ids: list[str]) -> list[Any]:
+    return list(await hub.backend.users(ids))
+
+
+async def test_a_request_reaches_a_connection_of_another_process(make_hub):
+    first, second = await make_hub(), await make_hub()
+    client = HubClient(second, "far", codec="envelope")
+    session = second.connection("far")
+    await settled(first, second)
+
+    async def answer(reply: str | None) -> None:
+        await eventually(lambda: len(client.received) == answered[0] + 1)
+        question = client.received[-1]
+        answered[0] += 1
+        if reply is None:
+            session.answer("error", {"code": "nope", "message": "refused"}, question["id"])
+        else:
+            session.answer("response", {"echo": question["data"], "reply": reply}, question["id"])
+
+    answered = [0]
+    task = asyncio.ensure_future(answer("yes"))
+    assert await first.request("far", "confirm", "ok?", timeout=5) == {
+        "echo": "ok?",
+        "reply": "yes",
+    }
+    await task
+    task = asyncio.ensure_future(answer(None))
+    with pytest.raises(RequestFailed, match="nope"):
+        await first.request("far", "confirm", "again?", timeout=5)
+    await task
+    with pytest.raises(RequestTimeout):  # asked, never answered
+        await first.request("far", "confirm", "silence", timeout=0.3)
+    with pytest.raises(RequestTimeout):  # no process has it
+        await first.request("nobody", "confirm", None, timeout=0.3)
 
 
 async def test_shutdown_removes_the_presence_of_the_process(make_hub):

@@ -96,9 +96,14 @@ def members(driver: WebDriver) -> list[str]:
 
 
 def messages(driver: WebDriver) -> list[tuple[str, str]]:
-    """``(author, text)`` of every chat message shown."""
-    authors = texts(driver, "#messages li.message .author")
-    return list(zip(authors, texts(driver, "#messages li.message .text"), strict=True))
+    """``(author, text)`` of every chat message shown, read in one script, so a message
+    appended meanwhile cannot pair one message's author with another's text."""
+    script = (
+        "return Array.from(document.querySelectorAll('#messages li.message'), li => ["
+        "li.querySelector('.author').textContent, li.querySelector('.text').textContent]);"
+    )
+    pairs: list[list[str]] = driver.execute_script(script)
+    return [(author, text) for author, text in pairs]
 
 
 def enter(driver: WebDriver, url: str, name: str) -> None:

@@ -834,7 +834,9 @@ def test_admitted_slots_are_given_back_when_a_connection_is_refused_or_ends():
         (["https://a.example", "https://b.example"], "https://b.example", True),
         ([], "https://good.example", False),
         (["*"], "https://anything.example", True),
-        (None, "https://anything.example", True),
+        # Safe by default (#16): only the app's own origin, or clients without one.
+        (None, "https://anything.example", False),
+        (None, "http://testserver", True),
         (None, None, True),
     ],
 )
@@ -954,6 +956,7 @@ def test_hub_limits_environment_wins_over_the_code(monkeypatch):
 def test_hub_limits_from_app_settings_and_defaults():
     assert App().hub.limits == HubLimits()
     app = App(
+        max_connections_per_ip=None,
         rate_limit=(3, 60),
         rate_limit_violations=2,
         max_message_size=100,
@@ -965,6 +968,7 @@ def test_hub_limits_from_app_settings_and_defaults():
     assert app.hub.limits == HubLimits(
         allowed_origins=["https://a.example"],
         max_connections=1,
+        max_connections_per_ip=None,
         rate_limit=(3, 60.0),
         rate_limit_violations=2,
         max_message_size=100,

@@ -37,7 +37,16 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if _soft != _hard:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
-app = App(sessions=True, secret_key="reliability secret")
+# The scenarios open thousands of connections from one address, flood on purpose and post
+# large valid bodies: the safe defaults that would cut them short are off here (the
+# environment turns them on again where a scenario tests them).
+app = App(
+    sessions=True,
+    secret_key="reliability secret",
+    max_connections_per_ip=None,
+    rate_limit=None,
+    max_body_size=None,
+)
 
 #: The paced broadcast (``POST /pace``) in progress, if any.
 _pace: dict[str, Any] = {"task": None, "sent": 0, "done": True, "started": 0.0, "ended": 0.0}

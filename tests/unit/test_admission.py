@@ -13,7 +13,8 @@ from bocadillo.realtime.admission import GOING_AWAY, TRY_AGAIN_LATER, Admission,
     ("allowed", "origin", "expected"),
     [
         (None, None, True),
-        (None, "https://any.example", True),
+        # Safe by default (#16): a browser origin other than the app's is refused.
+        (None, "https://any.example", False),
         (["*"], None, True),
         (["https://a.example"], "https://a.example", True),
         (["https://a.example"], "https://a.example.evil", False),
@@ -23,7 +24,52 @@ from bocadillo.realtime.admission import GOING_AWAY, TRY_AGAIN_LATER, Admission,
     ],
 )
 def test_origin_allowed(allowed, origin, expected):
-    assert origin_allowed(allowed, origin) is expected
+    assert origin_allowed(allowed, origin, "app.example") is expected
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "host", "allowed_hosts", "expected"),
+    [
+        # No list: the same origin as the Host header, and clients sending no Origin.
+        (None, None, "app.example", (), True),
+        (None, "https://app.example", "app.example", (), True),
+        (None, "http://app.example", "app.example", (), True),
+        # Browsers send origins in lower case: another form is not compared loosely.
+        (None, "https://APP.example", "app.example:443", (), False),
+        (None, "http://127.0.0.1:8000", "127.0.0.1:8000", (), True),
+        (None, "http://[::1]:8000", "[::1]:8000", (), True),
+        (None, "http://127.0.0.1:8001", "127.0.0.1:8000", (), False),
+        (None, "https://app.example:8443", "app.example", (), False),
+        (None, "http://evil.test", "app.example", (), False),
+        (None, "https://app.example.evil.test", "app.example", (), False),
+        (None, "null", "app.example", (), False),
+        (None, "https://app.example", None, (), False),  # no Host header: nothing to match
+        (None, "https://app.example", "app.example:notaport", (), False),
+        (None, "file://", "app.example", (), False),
+        (None, "chrome-extension://abc", "abc", (), False),
+        (None, "https://app.example/path", "app.example", (), False),
+        (None, "https://user@app.example", "app.example", (), False),
+        (None, "https://app.example:99999", "app.example", (), False),
+        # allowed_hosts: the origin's host may be any of them (not a lone "*").
+        (None, "https://www.app.example", "api.app.example", ["*.app.example"], True),
+        (None, "https://app.example", "api.app.example", ["*.app.example"], False),
+        (None, "https://app.example", "api.app.example", ["app.example"], True),
+        (None, "http://evil.test", "app.example", ["*"], False),
+        # A list of origins: those, the same origin, and nothing without an Origin.
+        (["https://front.example"], "https://front.example", "api.example", (), True),
+        (["https://front.example"], "https://front.example", "api.example", (), True),
+        (["https://front.example/"], "https://FRONT.example", "api.example", (), False),
+        (["https://front.example"], "http://front.example", "api.example", (), False),
+        (["https://front.example"], None, "api.example", (), False),
+        (["https://front.example"], "https://api.example", "api.example", (), True),
+        (["null"], "null", "api.example", (), True),
+        # "*": the check is off.
+        (["*"], "null", "app.example", (), True),
+        (["*"], "http://evil.test", "app.example", (), True),
+    ],
+)
+def test_origin_allowed_same_origin_by_default(allowed, origin, host, allowed_hosts, expected):
+    assert origin_allowed(allowed, origin, host, allowed_hosts) is expected
 
 
 def refusal(admission: Admission, ip: str | None = "1.1.1.1", **overrides: Any) -> int | None:

@@ -202,6 +202,7 @@ def test_error_codes_cover_every_code_the_layer_sends():
         "room_full",
         "too_many_rooms",
         "forbidden",
+        "unavailable",
     }
     assert set(ERROR_CODES) == expected
     assert all(isinstance(text, str) and text for text in ERROR_CODES.values())

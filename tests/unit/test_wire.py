@@ -10,6 +10,8 @@ from bocadillo.realtime._wire import (
     WIRE_VERSION,
     BroadcastFrame,
     DisconnectFrame,
+    ReplyFrame,
+    RequestFrame,
     WireError,
     decode_frame,
     encode_frame,
@@ -27,6 +29,10 @@ from bocadillo.realtime._wire import (
         DisconnectFrame("abc"),
         DisconnectFrame("abc", 4000, "bye", {"last": True}, "notice", 1.5),
         DisconnectFrame("abc", 1001, message=b"bytes notice"),
+        RequestFrame("abc", "n1.1", "confirm", {"q": "ok?"}, 2.5),
+        RequestFrame("abc", "n1.2", "ping"),
+        ReplyFrame("n1.1", {"yes": True}),
+        ReplyFrame("n1.1", None, ("nope", "refused")),
     ],
 )
 def test_frames_round_trip(frame):
@@ -88,6 +94,15 @@ def test_a_disconnect_without_time_limit_travels_as_null():
         (b'{"v": 1, "op": "disconnect", "id": "a", "code": "x", "timeout": 1}', "'code'"),
         (b'{"v": 1, "op": "disconnect", "id": "a", "code": true, "timeout": 1}', "'code'"),
         (b'{"v": 1, "op": "disconnect", "id": "a", "code": 1000, "timeout": "1"}', "'timeout'"),
+        (b'{"v": 1, "op": "request", "id": "a", "type": "t", "timeout": 1}', "'rid'"),
+        (b'{"v": 1, "op": "request", "id": "a", "rid": "r", "type": 5, "timeout": 1}', "'type'"),
+        (
+            b'{"v": 1, "op": "request", "id": "a", "rid": "r", "type": "t", "timeout": 0}',
+            "'timeout'",
+        ),
+        (b'{"v": 1, "op": "reply"}', "'rid'"),
+        (b'{"v": 1, "op": "reply", "rid": "r", "error": "x"}', "'error'"),
+        (b'{"v": 1, "op": "reply", "rid": "r", "error": ["a", 1]}', "'error'"),
     ],
 )
 def test_undecodable_frames_raise_wire_error(raw, message):

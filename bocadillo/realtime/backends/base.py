@@ -11,10 +11,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Deliver", "HubBackend"]
+__all__ = ["Deliver", "HistoryRead", "HubBackend", "PublicationSink"]
 
 #: Called by the backend with each frame published by another process.
 Deliver = Callable[[bytes], None]
+#: Called by a backend that keeps history with each publication to a room with history,
+#: from every process (this one included), in the room's order: ``(offset, epoch, frame)``.
+PublicationSink = Callable[[int, str, bytes], None]
+#: What ``read_history`` returns: the room's epoch, its last offset, and the kept
+#: publications after the offset asked for, as ``(offset, time, frame)``, oldest first.
+HistoryRead = tuple[str, int, list[tuple[int, float, bytes]]]
 
 
 class HubBackend(ABC):
@@ -25,6 +31,11 @@ class HubBackend(ABC):
 
     #: True when there are no other processes (deliveries stay local).
     local_only: bool = False
+    #: True when the backend keeps room history for every process (``publish_history``,
+    #: ``read_history``); otherwise the hub keeps it in its own process.
+    keeps_history: bool = False
+    #: Set by the hub before ``start`` when the backend keeps history.
+    publication_sink: PublicationSink | None = None
 
     @classmethod
     @abstractmethod
@@ -70,6 +81,39 @@ class HubBackend(ABC):
     @abstractmethod
     async def rooms_of(self, conn_id: str) -> set[str]:
         """Rooms of a connection, wherever it lives."""
+
+    def user_set(self, conn_id: str, user: bytes | None) -> None:  # noqa: B027
+        """Record who a local connection is (JSON bytes; ``None`` forgets it), for
+        presence across processes. Optional: a single-process backend needs nothing."""
+
+    async def users(self, conn_ids: list[str]) -> list[bytes | None]:
+        """The users recorded for ``conn_ids``, in order (``None`` where none is).
+
+        Raises:
+            NotImplementedError: on a backend without shared presence (the hub then
+                reads its own tables).
+        """
+        raise NotImplementedError
+
+    def publish_history(self, room: str, frame: bytes, size: int, ttl: float) -> None:
+        """Append ``frame`` to ``room``'s stream (keeping ``size`` publications for ``ttl``
+        seconds) with the room's next offset, and publish it to every process, this one
+        included, through ``publication_sink`` (enqueue; never waits).
+
+        Raises:
+            NotImplementedError: unless ``keeps_history``.
+        """
+        raise NotImplementedError
+
+    async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
+        """``room``'s epoch (made if it has none), last offset, and the publications
+        after ``since`` still kept (younger than ``ttl`` seconds).
+
+        Raises:
+            NotImplementedError: unless ``keeps_history``.
+            BackendUnavailable: if the backend cannot be reached.
+        """
+        raise NotImplementedError
 
     def stats(self) -> dict[str, int]:
         """Backend counters (published, failed, reconnects...)."""

@@ -11,13 +11,21 @@ Presence lives in ordinary keys (all under ``<prefix>:``):
 - ``conns``: hash of connection id -> node id;
 - ``node:<node>``: set of the connection ids of a node;
 - ``room:<room>``: set of the connection ids in a room;
-- ``rooms:<conn>``: set of the rooms of a connection.
+- ``rooms:<conn>``: set of the rooms of a connection;
+- ``users``: hash of connection id -> the JSON ``user`` it set (for presence).
 
 Every node beats every ``min(heartbeat_ttl / 3, 1)`` seconds and removes the presence of
 nodes whose last beat is older than ``heartbeat_ttl`` (a worker killed without
 cleaning up). A node keeps a mirror of its own presence; whenever it finds itself
 missing from ``nodes`` (Redis restarted empty, or it was presumed dead after a long
 pause) it writes the mirror again.
+
+Room history lives in three keys per room, all expiring together after the room's TTL:
+``hist:<room>`` (a stream whose entry ids are the offsets, ``<offset>-1``, bounded with
+MAXLEN), ``hist:<room>:offset`` and ``hist:<room>:epoch``. A publication to such a room
+runs one script that takes the next offset, appends to the stream and publishes
+``* <offset> <epoch> <frame>`` on the bus for every node, the publisher included: every
+node delivers the room's publications in the order Redis gave them offsets.
 
 All writes go through one queue drained by one writer task, in order, batched into
 pipelines, so the hub's calls (``publish``, ``connection_added``...) never wait for
@@ -38,7 +46,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
-from .base import Deliver, HubBackend
+from .base import Deliver, HistoryRead, HubBackend
 
 try:
     import redis.asyncio as aioredis
@@ -57,7 +65,52 @@ logger = logging.getLogger("bocadillo.hub.redis")
 #: Errors that mean "Redis is unreachable or misbehaving": reconnect and carry on.
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
-_Op = tuple[str, ...]  # a presence command, e.g. ("SADD", key, member)
+_Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
+
+
+class _Publication:
+    """A queued publication to a room with history (see ``_PUBLISH``)."""
+
+    __slots__ = ("frame", "room", "size", "ttl_ms")
+
+    def __init__(self, room: str, frame: bytes, size: int, ttl_ms: int) -> None:
+        self.room = room
+        self.frame = frame
+        self.size = size
+        self.ttl_ms = ttl_ms
+
+
+# KEYS: stream, offset, epoch. ARGV: frame, maxlen, ttl in ms, a new epoch, the channel.
+_PUBLISH = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+local offset = redis.call('INCR', KEYS[2])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-1', 't', ms, 'f', ARGV[1])
+redis.call('SET', KEYS[3], epoch, 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[5], '* ' .. offset .. ' ' .. epoch .. ' ' .. ARGV[1])
+return offset
+"""
+
+# KEYS: stream, offset, epoch. ARGV: the first offset wanted, a new epoch, ttl in ms.
+_READ = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('SET', KEYS[3], epoch, 'PX', ARGV[3])
+end
+local offset = tonumber(redis.call('GET', KEYS[2]) or '0')
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')
+local now = redis.call('TIME')
+return {epoch, offset, entries, now[1], now[2]}
+"""
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
@@ -77,12 +130,19 @@ async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
             task.exception()  # retrieved: a second failure is expected, not "never retrieved"
 
 
+def new_epoch() -> str:
+    """A new random epoch for a room's stream (no spaces: it travels in bus messages)."""
+    return secrets.token_urlsafe(6)
+
+
 def _text(value: Any) -> str:
     """A member or key as returned by redis-py (``bytes``) as ``str``."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisBackend(HubBackend):
+    keeps_history = True
+
     """A hub backend on Redis pub/sub and presence keys.
 
     Args:
@@ -120,7 +180,7 @@ class RedisBackend(HubBackend):
         self._tag = self.node.encode("ascii") + b" "
         self._deliver: Deliver | None = None
         self._client: aioredis.Redis | None = None
-        self._queue: deque[bytes | _Op] = deque()
+        self._queue: deque[bytes | _Op | _Publication] = deque()
         self._frames_queued = 0
         self._in_flight = 0
         self._wakeup: asyncio.Event | None = None
@@ -133,6 +193,8 @@ class RedisBackend(HubBackend):
         self._connected: asyncio.Event | None = None
         #: Connection id -> rooms, for the connections of this process.
         self._local: dict[str, set[str]] = {}
+        #: Connection id -> JSON user, for the connections of this process that set one.
+        self._users: dict[str, bytes] = {}
         self._lost_in_outage = 0
         self._counters = {
             "published": 0,
@@ -204,15 +266,20 @@ class RedisBackend(HubBackend):
                 with contextlib.suppress(Exception):
                     await client.aclose()
         self._local.clear()
+        self._users.clear()
 
     def _new_client(self) -> aioredis.Redis:
         # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
-        return aioredis.Redis.from_url(
+        client = aioredis.Redis.from_url(
             self.url,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
         )
+        # Loaded on first use (and again after Redis lost them, on NOSCRIPT).
+        self._publish_script = client.register_script(_PUBLISH)
+        self._read_script = client.register_script(_READ)
+        return client
 
     async def _supervise(self) -> None:
         """Connect, run the writer/subscriber/heartbeat, and reconnect when they fail."""
@@ -289,7 +356,7 @@ class RedisBackend(HubBackend):
 
     # The writer ------------------------------------------------------------------------------
 
-    def _enqueue(self, item: bytes | _Op) -> None:
+    def _enqueue(self, item: bytes | _Op | _Publication) -> None:
         if not self._up:
             return  # presence is rewritten from the mirror on reconnection
         self._queue.append(item)
@@ -314,16 +381,22 @@ class RedisBackend(HubBackend):
     async def _flush(self, client: aioredis.Redis) -> None:
         """Send everything queued, in order, in pipelines."""
         while self._queue:
-            batch: list[bytes | _Op] = []
+            batch: list[bytes | _Op | _Publication] = []
             while self._queue and len(batch) < 1000:
                 batch.append(self._queue.popleft())
-            frames = sum(1 for item in batch if isinstance(item, bytes))
+            frames = sum(1 for item in batch if not isinstance(item, tuple))
             self._frames_queued -= frames
             self._in_flight = len(batch)
             pipe: Any = client.pipeline(transaction=False)
             for item in batch:
                 if isinstance(item, bytes):
                     pipe.publish(self.channel, item)
+                elif isinstance(item, _Publication):
+                    await self._publish_script(
+                        keys=self._history_keys(item.room),
+                        args=[item.frame, item.size, item.ttl_ms, new_epoch(), self.channel],
+                        client=pipe,
+                    )
                 else:
                     pipe.execute_command(*item)
             try:
@@ -353,6 +426,9 @@ class RedisBackend(HubBackend):
                 pipe.sadd(self._key("rooms", conn_id), *rooms)
             for room in rooms:
                 pipe.sadd(self._key("room", room), conn_id)
+        users = {conn_id: user for conn_id, user in self._users.items() if conn_id in local}
+        if users:
+            pipe.hset(self._key("users"), mapping=users)
         await pipe.execute()
         self._counters["resyncs"] += 1
 
@@ -377,6 +453,7 @@ class RedisBackend(HubBackend):
                 pipe.srem(self._key("room", room), conn_id)
             pipe.delete(self._key("rooms", conn_id))
             pipe.hdel(self._key("conns"), conn_id)
+            pipe.hdel(self._key("users"), conn_id)
 
     async def _remove_node(self, client: aioredis.Redis, node: str) -> None:
         """Remove ``node`` and the presence of its connections, in one transaction."""
@@ -402,6 +479,9 @@ class RedisBackend(HubBackend):
             if message is None or message["type"] != "message":
                 continue
             data: bytes = message["data"]
+            if data.startswith(b"* "):
+                self._publication(data)
+                continue
             if data.startswith(tag):
                 continue  # our own frame: delivered locally already
             _, _, frame = data.partition(b" ")
@@ -411,6 +491,18 @@ class RedisBackend(HubBackend):
                 self._deliver(frame)
             except Exception:  # one bad frame must not stop the bus
                 logger.exception("delivering a frame from the bus failed")
+
+    def _publication(self, data: bytes) -> None:
+        """``* <offset> <epoch> <frame>``: a publication to a room with history."""
+        _, offset, epoch, frame = data.split(b" ", 3)
+        self._counters["received"] += 1
+        sink = self.publication_sink
+        if sink is None:
+            return
+        try:
+            sink(int(offset), epoch.decode("ascii"), frame)
+        except Exception:  # one bad frame must not stop the bus
+            logger.exception("delivering a publication from the bus failed")
 
     async def _beat(self, client: aioredis.Redis) -> None:
         while not self._stopping:
@@ -441,6 +533,34 @@ class RedisBackend(HubBackend):
         self._frames_queued += 1
         self._enqueue(self._tag + frame)
 
+    def publish_history(self, room: str, frame: bytes, size: int, ttl: float) -> None:
+        if not self._up or self._frames_queued >= self.publish_queue:
+            self._lose(1)
+            return
+        self._frames_queued += 1
+        self._enqueue(_Publication(room, frame, size, max(int(ttl * 1000), 1)))
+
+    async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
+        ttl_ms = max(int(ttl * 1000), 1)
+        reply: list[Any] = await self._query(
+            lambda c: self._read_script(
+                keys=self._history_keys(room), args=[since + 1, new_epoch(), ttl_ms], client=c
+            )
+        )
+        epoch, offset, entries, seconds, micros = reply
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        kept: list[tuple[int, float, bytes]] = []
+        for entry_id, fields in entries:
+            values = dict(zip(fields[::2], fields[1::2], strict=True))
+            written = int(values[b"t"])
+            if now_ms - written < ttl_ms:
+                kept.append((int(_text(entry_id).partition("-")[0]), written / 1000, values[b"f"]))
+        return _text(epoch), int(offset), kept
+
+    def _history_keys(self, room: str) -> list[str]:
+        stream = self._key("hist", room)
+        return [stream, f"{stream}:offset", f"{stream}:epoch"]
+
     def connection_added(self, conn_id: str) -> None:
         self._local[conn_id] = set()
         self._enqueue(("HSET", self._key("conns"), conn_id, self.node))
@@ -453,6 +573,18 @@ class RedisBackend(HubBackend):
         self._enqueue(("DEL", self._key("rooms", conn_id)))
         self._enqueue(("SREM", self._key("node", self.node), conn_id))
         self._enqueue(("HDEL", self._key("conns"), conn_id))
+        if self._users.pop(conn_id, None) is not None:
+            self._enqueue(("HDEL", self._key("users"), conn_id))
+
+    def user_set(self, conn_id: str, user: bytes | None) -> None:
+        if conn_id not in self._local:
+            return
+        if user is None:
+            if self._users.pop(conn_id, None) is not None:
+                self._enqueue(("HDEL", self._key("users"), conn_id))
+            return
+        self._users[conn_id] = user
+        self._enqueue(("HSET", self._key("users"), conn_id, user))
 
     def room_joined(self, conn_id: str, room: str) -> None:
         rooms = self._local.get(conn_id)
@@ -494,6 +626,14 @@ class RedisBackend(HubBackend):
             lambda c: c.smembers(self._key("rooms", conn_id))
         )
         return {_text(r) for r in rooms}
+
+    async def users(self, conn_ids: list[str]) -> list[bytes | None]:
+        if not conn_ids:
+            return []
+        found: list[bytes | None] = await self._query(
+            lambda c: c.hmget(self._key("users"), conn_ids)
+        )
+        return found
 
     def stats(self) -> dict[str, int]:
         return {

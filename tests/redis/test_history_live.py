@@ -1,0 +1,144 @@
+"""Nothing lost on reconnect across processes: two uvicorn processes on one
+``redis-server``; the reader and the publisher on different processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.live import eventually
+from tests.redis_server import RedisServer
+from tests.uvicorn_process import UvicornProcess
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.anyio]
+
+TIMEOUT = 20.0
+MISSED = 1_000
+
+
+@pytest.fixture
+def servers(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[UvicornProcess]]:
+    env = {
+        "BOCADILLO_HUB_URL": redis_server.url,
+        "BOCADILLO_HUB_PREFIX": "history",
+        "BOCADILLO_HUB_HEARTBEAT_TTL": "2",
+    }
+    started = []
+    try:
+        for name in ("one", "two"):
+            server = UvicornProcess(
+                "tests.redis.history_app:app", tmp_path / f"{name}.log", env=env
+            )
+            started.append(server.start())
+        yield started
+    finally:
+        for server in started:
+            server.kill()
+    for server in started:
+        assert "Traceback" not in server.log, server.log
+
+
+async def recv(ws: ClientConnection) -> Any:
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def call(ws: ClientConnection, kind: str, data: Any = None, id: Any = 1) -> Any:
+    """Send a request; return its response, skipping pushes that came before it."""
+    await ws.send(json.dumps({"type": kind, "data": data, "id": id}))
+    while True:
+        message = await recv(ws)
+        if message.get("id") == id and message["type"] in ("response", "error"):
+            assert message["type"] == "response", message
+            return message["data"]
+
+
+async def test_a_reader_gets_exactly_what_another_process_published_while_away(servers):
+    one, two = servers
+    reader = await connect(one.ws_url + "/ws")
+    async with connect(two.ws_url + "/ws") as publisher:
+        assert await call(reader, "enter", "news") == "news"
+        await publisher.send(json.dumps({"type": "say", "data": {"room": "news", "text": -1}}))
+        seen = await recv(reader)  # from the other process, with its position
+        assert seen["data"] == -1
+        last = {"epoch": seen["epoch"], "offset": seen["offset"]}
+        reader.transport.abort()  # no close frame
+        for n in range(MISSED):
+            await publisher.send(json.dumps({"type": "say", "data": {"room": "news", "text": n}}))
+        assert await call(publisher, "ping") == "pong"
+
+        async with connect(one.ws_url + "/ws") as back:
+            resume = {"type": "resume", "data": {"rooms": {"news": last}}, "id": "r"}
+            await back.send(json.dumps(resume))
+            replayed = [await recv(back) for _ in range(MISSED)]
+            assert [m["data"] for m in replayed] == list(range(MISSED))
+            assert [m["offset"] for m in replayed] == [
+                last["offset"] + 1 + n for n in range(MISSED)
+            ]
+            reply = await recv(back)
+            assert reply["id"] == "r", reply
+            assert reply["data"]["rooms"]["news"] == {
+                "recovered": True,
+                "epoch": last["epoch"],
+                "offset": last["offset"] + MISSED,
+            }
+            await publisher.send(
+                json.dumps({"type": "say", "data": {"room": "news", "text": "after"}})
+            )
+            after = await recv(back)
+            assert (after["data"], after["offset"]) == ("after", last["offset"] + MISSED + 1)
+
+
+async def test_publications_during_a_resume_are_neither_lost_nor_doubled(servers):
+    one, two = servers
+    async with connect(one.ws_url + "/ws") as back, connect(two.ws_url + "/ws") as publisher:
+        await publisher.send(json.dumps({"type": "say", "data": {"room": "news2", "text": 0}}))
+        assert await call(publisher, "ping") == "pong"
+        async with connect(two.ws_url + "/ws") as peek:
+            position = await call(peek, "resume", {"rooms": {"news2": None}})
+        epoch = position["rooms"]["news2"]["epoch"]
+        # Publish while resuming from offset 0: every publication arrives exactly once.
+        resume = {"type": "resume", "data": {"rooms": {"news2": {"epoch": epoch, "offset": 0}}}}
+        await back.send(json.dumps({**resume, "id": "r"}))
+        for n in range(1, 200):
+            await publisher.send(json.dumps({"type": "say", "data": {"room": "news2", "text": n}}))
+        assert await call(publisher, "ping") == "pong"
+        received: list[int] = []
+        while len(received) < 200:
+            message = await recv(back)
+            if message["type"] == "said":
+                received.append(message["offset"])
+        assert received == list(range(1, 201))
+
+
+async def test_after_a_redis_restart_the_epoch_changes_and_nothing_is_recovered(
+    servers, redis_server
+):
+    one, two = servers
+    async with connect(two.ws_url + "/ws") as publisher:
+        await publisher.send(json.dumps({"type": "say", "data": {"room": "news3", "text": 1}}))
+        assert await call(publisher, "ping") == "pong"
+        first = await call(publisher, "resume", {"rooms": {"news3": None}}, id=2)
+    old = first["rooms"]["news3"]
+    assert old["offset"] == 1
+    redis_server.stop(kill=True)
+    redis_server.start()  # empty: the room's stream is lost
+
+    async def back_up() -> bool:
+        try:
+            async with connect(one.ws_url + "/ws") as ws:
+                reply = await call(ws, "resume", {"rooms": {"news3": old}})
+        except AssertionError:
+            return False  # "unavailable" while the backend reconnects
+        return bool(reply["rooms"]["news3"]["recovered"] is False)
+
+    await eventually(back_up, TIMEOUT)
+    async with connect(one.ws_url + "/ws") as ws:
+        reply = await call(ws, "resume", {"rooms": {"news3": old}})
+    now = reply["rooms"]["news3"]
+    assert now["recovered"] is False and now["epoch"] != old["epoch"] and now["offset"] == 0
