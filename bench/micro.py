@@ -1,13 +1,20 @@
-"""In-process echo: the framework's own cost per WebSocket message, without sockets.
+"""In-process echo and fan-out: the framework's own cost, without sockets.
 
-Each target's ``/echo`` app is driven through ASGI directly: ``receive`` hands out
-``count`` text messages from memory (it only suspends once in ``batch`` calls, as a socket
-read would), ``send`` counts them. What is left is what the framework does per message,
-which the socket benchmarks (``bench.run``) drown in kernel time and noise. Use it to
-compare a change to the receive/send path before and after; publish only ``bench.run``
-figures.
+Each target's app is driven through ASGI directly, so what is left is what the framework
+does per message, which the socket benchmarks (``bench.run``) drown in kernel time and
+noise. Use it to compare a change to the receive/send or broadcast path before and after;
+publish only ``bench.run`` figures.
 
-    bench/.venv/bin/python -m bench.micro [--count N] [--reps R] [--targets ...]
+- ``echo``: ``/echo`` gets ``count`` text messages from memory (``receive`` only suspends
+  once in ``batch`` calls, as a socket read would) and ``send`` counts the replies:
+  messages per second, and microseconds per message (one receive and one send).
+- ``fanout``: ``clients`` in-memory connections to ``/fanout`` (their ``send`` completes
+  without suspending, as a healthy client's does) get ``broadcasts`` broadcasts, each
+  timed from the trigger (the body of the target's ``POST /broadcast``: Bocadillo's
+  ``app.hub.broadcast(text, room="fanout")``, the peers' loops) until every client's
+  ``send`` has run: microseconds per recipient, the median over the broadcasts.
+
+    bench/.venv/bin/python -m bench.micro [--scenario echo|fanout] [--reps R] [--targets ...]
 """
 
 from __future__ import annotations
@@ -16,15 +23,38 @@ import argparse
 import asyncio
 import gc
 import importlib
+import inspect
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
+from .apps.common import broadcast_text
 from .run import TARGETS
 
-__all__ = ["echo_rate"]
+__all__ = ["echo_rate", "fanout_cost"]
 
 TEXT = '{"type":"echo","seq":12345,"payload":"' + "x" * 60 + '"}'
+#: The targets whose ``POST /broadcast`` this module knows how to call directly.
+FANOUT_TARGETS = ("raw", "starlette", "bocadillo")
+
+
+def _scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "http_version": "1.1",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+        "state": {},
+    }
 
 
 async def _lifespan(app: Any) -> Any:
@@ -55,21 +85,7 @@ async def _lifespan(app: Any) -> Any:
 
 async def echo_rate(app: Any, count: int, batch: int = 1) -> float:
     """Messages per second through ``app``'s ``/echo`` for ``count`` messages."""
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "scheme": "ws",
-        "http_version": "1.1",
-        "path": "/echo",
-        "raw_path": b"/echo",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-        "subprotocols": [],
-        "state": {},
-    }
+    scope = _scope("/echo")
     message = {"type": "websocket.receive", "text": TEXT}
     received = 0
     sent = 0
@@ -99,9 +115,114 @@ async def echo_rate(app: Any, count: int, batch: int = 1) -> float:
     return count / elapsed
 
 
-async def _measure(target: str, count: int) -> float:
+class _Fleet:
+    """``size`` in-memory connections to ``/fanout``, counting what is sent to them."""
+
+    def __init__(self, size: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.size = size
+        self.waiting = 0  # connections whose app waits for a message (joined, listening)
+        self.sent = 0
+        self.expected = 0
+        self.listening = loop.create_future()
+        self.delivered = loop.create_future()
+        self.gone = loop.create_future()  # resolved: every connection disconnects
+
+    def connection(self) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
+        fleet = self
+        calls = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return {"type": "websocket.connect"}
+            if calls == 2:
+                fleet.waiting += 1
+                if fleet.waiting == fleet.size:
+                    fleet.listening.set_result(None)
+            await fleet.gone
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(event: dict[str, Any]) -> None:
+            if event["type"] == "websocket.send":
+                fleet.sent += 1
+                if fleet.sent == fleet.expected:
+                    fleet.delivered.set_result(None)
+
+        return receive, send
+
+
+def _trigger(target: str, app: Any) -> Callable[[str], Any]:
+    """What the target's ``POST /broadcast`` does, called directly."""
+    if target == "bocadillo":
+        hub = app.hub
+        return lambda text: hub.broadcast(text, room="fanout")
+    if target == "starlette":
+        from .apps import starlette_app
+
+        async def starlette_broadcast(text: str) -> None:
+            for ws in list(starlette_app.clients):
+                await ws.send_text(text)
+
+        return starlette_broadcast
+    if target == "raw":
+        from .apps import raw
+
+        async def raw_broadcast(text: str) -> None:
+            message = {"type": "websocket.send", "text": text}
+            for client in list(raw.clients):
+                await client(message)
+
+        return raw_broadcast
+    raise ValueError(f"no fan-out trigger for {target}")
+
+
+async def fanout_cost(app: Any, target: str, clients: int, broadcasts: int) -> float:
+    """Microseconds per recipient of a broadcast to ``clients`` connections (the median
+    over ``broadcasts``, after 3 warm-up ones)."""
+    fleet = _Fleet(clients)
+    scope = _scope("/fanout")
+    tasks = []
+    for _ in range(clients):
+        receive, send = fleet.connection()
+        tasks.append(asyncio.ensure_future(app(dict(scope, state={}), receive, send)))
+    try:
+        await asyncio.wait_for(asyncio.shield(fleet.listening), 60)
+        trigger = _trigger(target, app)
+        costs = []
+        for seq in range(broadcasts + 3):
+            text = broadcast_text(seq)
+            loop = asyncio.get_running_loop()
+            fleet.delivered = loop.create_future()
+            fleet.expected = fleet.sent + clients
+            if seq == 3:
+                gc.collect()
+            started = time.perf_counter()
+            result = trigger(text)
+            if inspect.isawaitable(result):
+                await result
+            if not fleet.delivered.done():
+                await asyncio.wait_for(fleet.delivered, 10)
+            elapsed = time.perf_counter() - started
+            if fleet.sent != fleet.expected:
+                raise RuntimeError(f"sent {fleet.sent} of {fleet.expected} messages")
+            if seq >= 3:
+                costs.append(elapsed * 1e6 / clients)
+            await asyncio.sleep(0)
+        return statistics.median(costs)
+    finally:
+        fleet.gone.set_result(None)
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+
+
+def _app(target: str) -> Any:
     module, _, name = TARGETS[target].partition(":")
-    app = getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), name)
+
+
+async def _measure(target: str, count: int) -> float:
+    app = _app(target)
     stop = await _lifespan(app)
     try:
         await echo_rate(app, count // 10)  # warm-up
@@ -111,16 +232,52 @@ async def _measure(target: str, count: int) -> float:
         await stop()
 
 
+async def _measure_fanout(target: str, clients: int, broadcasts: int) -> float:
+    app = _app(target)
+    stop = await _lifespan(app)
+    try:
+        return await fanout_cost(app, target, clients, broadcasts)
+    finally:
+        await stop()
+
+
+def _spread(values: list[float], digits: int) -> str:
+    return ", ".join(f"{value:.{digits}f}" for value in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.micro", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--count", type=int, default=200_000, help="messages per measurement")
+    parser.add_argument("--scenario", choices=["echo", "fanout"], default="echo")
+    parser.add_argument("--count", type=int, default=200_000, help="echo: messages per run")
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[1000, 5000], help="fanout: connections"
+    )
+    parser.add_argument("--broadcasts", type=int, default=20, help="fanout: per measurement")
     parser.add_argument("--reps", type=int, default=5, help="alternated repetitions")
     parser.add_argument(
         "--targets", nargs="+", choices=list(TARGETS), default=["raw", "starlette", "bocadillo"]
     )
     args = parser.parse_args()
+    if args.scenario == "fanout":
+        targets = [target for target in args.targets if target in FANOUT_TARGETS]
+        for clients in args.clients:
+            costs: dict[str, list[float]] = {target: [] for target in targets}
+            for rep in range(args.reps):
+                for target in targets if rep % 2 == 0 else targets[::-1]:
+                    costs[target].append(
+                        asyncio.run(_measure_fanout(target, clients, args.broadcasts))
+                    )
+            raw_cost = statistics.median(costs["raw"]) if "raw" in costs else None
+            for target, values in costs.items():
+                median = statistics.median(values)
+                ratio = f"  {median / raw_cost:.2f} of raw" if raw_cost else ""
+                print(
+                    f"fanout {clients:5} {target:10} {median:6.3f} us/recipient{ratio}"
+                    f"  ({_spread(values, digits=3)})"
+                )
+        return
     rates: dict[str, list[float]] = {target: [] for target in args.targets}
     for rep in range(args.reps):
         order = args.targets if rep % 2 == 0 else args.targets[::-1]

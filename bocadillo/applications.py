@@ -23,7 +23,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
-from starlette.routing import Match, Route
+from starlette.routing import Match, Route, Router
 
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
@@ -45,7 +45,7 @@ from .realtime.history import RoomOptions, RoomRules
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
-from .routing import AppRouter, RouteRegistry, compile_routes
+from .routing import RouteRegistry, compile_routes
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 from .views import ensure_async
@@ -98,7 +98,7 @@ class App(RouteRegistry):
         }
         #: User middleware, innermost first, each with the link to its inner app.
         self._middleware: list[tuple[ASGIApp, Link]] = []
-        self._router: AppRouter | None = None
+        self._router: Router | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
@@ -390,13 +390,13 @@ class App(RouteRegistry):
         self.include(router, prefix=prefix)
 
     @property
-    def router(self) -> AppRouter:
+    def router(self) -> Router:
         """The compiled Starlette router."""
         if self._router is None:
             # The app takes its own copy of the declared providers now: what it serves
             # never reads a process-wide registry.
             self.providers.adopt()
-            self._router = AppRouter(
+            self._router = Router(
                 routes=self._stats_routes()
                 + compile_routes(
                     self,
@@ -473,12 +473,7 @@ class App(RouteRegistry):
                     raise
                 await _startup_failed(receive, send, exc)
                 raise
-        if scope["type"] == "http":
-            await stack(scope, receive, send)
-        else:
-            # ServerErrorMiddleware only handles HTTP: skipping it saves a coroutine
-            # frame per WebSocket for as long as the connection lives.
-            await stack.app(scope, receive, send)
+        await stack(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"<App {self.name}>"

@@ -29,9 +29,15 @@ from .types import Receive, Scope, Send
 __all__ = ["EventStream", "server_event"]
 
 
+_UNSET: Any = object()
+
+
 def server_event(
-    data: Any = None,
+    value: Any = _UNSET,
+    /,
+    data: Any = _UNSET,
     *,
+    json: Any = _UNSET,
     event: str | None = None,
     id: str | int | None = None,
     retry: int | None = None,
@@ -40,18 +46,33 @@ def server_event(
 ) -> str:
     """Format one server-sent event.
 
+    ``server_event(payload, event=..., id=...)``: the payload is a ``str`` (multi-line is
+    fine), or any other value, sent as JSON (``bocadillo.jsoncodec``: non-ASCII kept as is).
+
+    Bocadillo 0.18's spellings work too: ``server_event("greeting", data="Hello")`` (a
+    first argument given with ``data=`` or ``json=`` is the event's name),
+    ``server_event(data=["line 1", "line 2"])`` (one ``data:`` line per item) and
+    ``server_event(json={...})``.
+
     Args:
-        data: The payload: a ``str`` (multi-line is fine), or any other value, sent as
-            JSON (``bocadillo.jsoncodec``: non-ASCII kept as is).
+        value: The payload (or, with ``data=`` or ``json=``, the event's name).
+        data: Text: a ``str``, or a list of lines.
+        json: A value sent as JSON.
         event: The event type (``event:`` field); ``name`` is an alias.
         id: The event id, which the browser sends back as ``Last-Event-ID``.
         retry: The reconnection delay the browser should use, in milliseconds.
         comment: A comment line (ignored by browsers; useful as a keep-alive).
 
     Raises:
-        InvalidArgument: if ``event`` or ``id`` contains a newline.
-        ValueError: if ``data`` holds what JSON cannot carry (``NaN``, ``Infinity``...).
+        InvalidArgument: if ``event`` or ``id`` contains a newline, or both ``data`` and
+            ``json`` are given.
+        ValueError: if the payload holds what JSON cannot carry (``NaN``, ``Infinity``...).
     """
+    if data is not _UNSET and json is not _UNSET:
+        raise InvalidArgument("server_event() takes data= or json=, not both")
+    if value is not _UNSET and (data is not _UNSET or json is not _UNSET):
+        event = event or str(value)  # 0.18: server_event("greeting", data=...)
+        value = _UNSET
     event = event or name
     lines: list[str] = []
     if comment is not None:
@@ -66,12 +87,24 @@ def server_event(
         lines.append(f"event: {event}")
     if retry is not None:
         lines.append(f"retry: {int(retry)}")
-    if isinstance(data, str):
-        lines.extend(f"data: {line}" for line in data.splitlines() or [""])
-    elif data is not None:
+    text: str | None = None  # sent as is, one data line per line
+    payload: Any = None  # sent as JSON
+    if json is not _UNSET:
+        payload = json
+    elif data is not _UNSET and isinstance(data, (list, tuple)):
+        text = "\n".join(str(line) for line in data)
+    else:
+        chosen = data if data is not _UNSET else value
+        if isinstance(chosen, str):
+            text = chosen
+        elif chosen is not _UNSET:
+            payload = chosen
+    if text is not None:
+        lines.extend(f"data: {line}" for line in text.splitlines() or [""])
+    elif payload is not None:
         # JSON text has no line break (they are escaped in strings): one line, whatever
         # other separators (U+2028...) its strings hold.
-        lines.append(f"data: {dumps(data)}")
+        lines.append(f"data: {dumps(payload)}")
     return "\n".join(lines) + "\n\n"
 
 

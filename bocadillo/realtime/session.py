@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..closecodes import CloseCode
@@ -180,12 +179,7 @@ class Session(Outbox):
     async def __aenter__(self) -> Session:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.end()
 
     def end(self) -> None:
@@ -229,7 +223,7 @@ class Session(Outbox):
         counters = self._hub.counters
         counters.messages_sent += 1
         counters.bytes_sent += size
-        return Outbox.send(self, message, size)
+        return Outbox.send(self, message, size)  # its awaitable, not a frame of our own
 
     async def close_connection(self, code: int, reason: str = "") -> None:
         """Close the connection itself (errors of a dead transport are ignored).

@@ -4,32 +4,29 @@
 registered route to the app's providers (``HTTPRoute.bind``, ``WebSocketRoute.bind``,
 ``Dispatcher.bind``). It creates new endpoint objects and writes nothing onto what was
 registered, so one recipe may be included in several apps. Starlette does the path
-matching; ``AppRouter`` is its router with a shorter path for WebSocket connections.
+matching and routing (``starlette.routing.Router``, which also puts the matched route in
+``scope["route"]``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
 from starlette.routing import (
     BaseRoute,
-    Match,
     Mount as _StarletteMount,
     Route as _StarletteRoute,
-    Router as _StarletteRouter,
     WebSocketRoute as _StarletteWebSocketRoute,
 )
 
 from ..errors import ConfigurationError
 from ..injection import ProviderRegistry
-from ..types import Receive, Scope, Send
 from .http import HTTPEndpoint, HTTPRoute, MethodDispatch
 from .patterns import WILDCARD, join
 from .registry import RouteRegistry
 from .websocket import WebSocketRoute
 
-__all__ = ["AppRouter", "compile_routes"]
+__all__ = ["compile_routes"]
 
 
 def compile_routes(
@@ -102,7 +99,7 @@ class _Compiler:
             ws_routes.append(route)
         for ws_route in ws_routes:
             self.routes.append(
-                _CompiledWebSocketRoute(
+                _StarletteWebSocketRoute(
                     join(prefix, ws_route.path),
                     endpoint=ws_route.bind(self.providers),
                     name=name_of(ws_route.name),
@@ -145,40 +142,13 @@ class _Compiler:
                 )
                 for e in others
             ]
+            for item, endpoint_of in zip(compiled, [first, *others], strict=True):
+                limit = endpoint_of.route.max_body_size
+                if limit != "app":
+                    # Read by the body-limit middleware from scope["route"].
+                    item.max_body_size = limit  # type: ignore[attr-defined]
             if WILDCARD in path:
                 literal = len(full_path.split("{" + WILDCARD)[0])
                 self.wildcards.extend((literal, len(self.wildcards), item) for item in compiled)
             else:
                 self.routes.extend(compiled)
-
-
-class _CompiledWebSocketRoute(_StarletteWebSocketRoute):
-    """Starlette's WebSocket route whose ``handle`` hands back the endpoint's coroutine
-    instead of awaiting it in a frame of its own."""
-
-    def handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
-        return self.app(scope, receive, send)
-
-
-class AppRouter(_StarletteRouter):
-    """Starlette's router, with WebSocket connections handed straight to their route.
-
-    Every coroutine frame between the server and a WebSocket view is resumed and
-    suspended again for each message the view waits for, for as long as the connection
-    lives. For a WebSocket scope this ``__call__`` finds the route itself (as
-    ``Router.app`` does, ``scope["route"]`` included) and returns the route's coroutine,
-    so ``Router.__call__`` and ``Router.app`` keep no frames on that path. Anything else
-    (HTTP, lifespan, no full match, router middleware) goes through Starlette's code.
-    """
-
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
-        if scope["type"] == "websocket" and self.middleware_stack == self.app:
-            if "router" not in scope:
-                scope["router"] = self
-            for route in self.routes:
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    return route.handle(scope, receive, send)
-        return self.middleware_stack(scope, receive, send)

@@ -8,10 +8,10 @@ that app's providers as an ``HTTPEndpoint``, the ASGI app Starlette's router cal
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Literal
 
 from ..converters import ParameterError, ParameterPlan
-from ..errors import HTTPError
+from ..errors import ConfigurationError, HTTPError
 from ..injection import ProviderRegistry, ProviderScope, Resolver, global_provider_names
 from ..request import Request
 from ..response import Response
@@ -19,7 +19,10 @@ from ..types import Receive, Scope, Send
 from ..views import Handler, callable_name, view_handlers
 from .patterns import compile_path_checked, expand_pattern, route_params
 
-__all__ = ["HTTPEndpoint", "HTTPRoute", "MethodDispatch"]
+__all__ = ["BodyLimit", "HTTPEndpoint", "HTTPRoute", "MethodDispatch"]
+
+#: A route's request body limit: bytes, ``None`` (no limit) or ``"app"`` (the setting).
+BodyLimit = int | None | Literal["app"]
 
 
 def _apply_result(res: Response, result: Any) -> bool:
@@ -55,7 +58,23 @@ class HTTPRoute:
         methods: Collection[str] | None = None,
         name: str | None = None,
         providers: Collection[str] = (),
+        max_body_size: BodyLimit = "app",
     ) -> None:
+        if (
+            max_body_size != "app"
+            and max_body_size is not None
+            and (
+                isinstance(max_body_size, bool)
+                or not isinstance(max_body_size, int)
+                or max_body_size < 0
+            )
+        ):
+            raise ConfigurationError(
+                "max_body_size must be a number of bytes >= 0, None or 'app', "
+                f"not {max_body_size!r}"
+            )
+        #: The request body limit of this route (``"app"``: the app's setting).
+        self.max_body_size = max_body_size
         self.pattern = pattern
         self.path = expand_pattern(pattern)
         compile_path_checked(self.path)

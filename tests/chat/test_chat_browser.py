@@ -96,11 +96,11 @@ def members(driver: WebDriver) -> list[str]:
 
 
 def messages(driver: WebDriver) -> list[tuple[str, str]]:
-    """``(author, text)`` of every chat message shown, read in one script, so a message
-    appended meanwhile cannot pair one message's author with another's text."""
+    """``(author, text)`` of every chat message shown, read in one script: a message may
+    arrive between two separate reads."""
     script = (
-        "return Array.from(document.querySelectorAll('#messages li.message'), li => ["
-        "li.querySelector('.author').textContent, li.querySelector('.text').textContent]);"
+        "return [...document.querySelectorAll('#messages li.message')].map((li) =>"
+        " [li.querySelector('.author').textContent, li.querySelector('.text').textContent]);"
     )
     pairs: list[list[str]] = driver.execute_script(script)
     return [(author, text) for author, text in pairs]

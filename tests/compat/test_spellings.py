@@ -17,6 +17,7 @@ from bocadillo import (
     ConfigurationError,
     ExpectedAsync,
     HTTPError,
+    InvalidArgument,
     Router,
     SettingsError,
     Templates,
@@ -25,6 +26,7 @@ from bocadillo import (
     create_client,
     discover_providers,
     hooks,
+    server_event,
     settings,
 )
 from bocadillo.constants import ALL_HTTP_METHODS, WEBSOCKET_CLOSE_CODES
@@ -529,3 +531,20 @@ def test_hooks_module_keeps_the_async_rule_of_0_18():
     with create_client(app) as client:
         client.get("/")
     assert seen == ["before", "view", "after"]
+
+
+def test_server_event_0_18_spellings():
+    assert server_event("greeting", data="Hello, SSE!") == "event: greeting\ndata: Hello, SSE!\n\n"
+    assert server_event("foo", id=1, json={"message": "hello"}) == (
+        'id: 1\nevent: foo\ndata: {"message":"hello"}\n\n'
+    )
+    assert server_event(data=["Hello, SSE!", "Nice to meet you."]) == (
+        "data: Hello, SSE!\ndata: Nice to meet you.\n\n"
+    )
+    assert server_event(json={"temperature": 10.5}) == 'data: {"temperature":10.5}\n\n'
+    assert server_event(name="foo") == "event: foo\n\n"
+    # Today's spelling: the first argument is the payload.
+    assert server_event("hello") == "data: hello\n\n"
+    assert server_event(["a", 1], event="list") == 'event: list\ndata: ["a",1]\n\n'
+    with pytest.raises(InvalidArgument):
+        server_event(data="a", json="b")

@@ -130,3 +130,27 @@ def test_over_the_limit_after_the_response_started_reads_as_a_disconnect():
     assert response.status_code == 200
     assert response.content == b""
     assert seen == [{"type": "http.disconnect"}]
+
+
+def test_a_route_sets_its_own_body_limit():
+    app = App(max_body_size=10)
+
+    @app.route("/small", methods=["POST"])
+    async def small(req, res):
+        res.json = {"size": len(await req.body())}
+
+    @app.route("/upload", methods=["POST"], max_body_size=100)
+    async def upload(req, res):
+        res.json = {"size": len(await req.body())}
+
+    @app.route("/anything", methods=["POST"], max_body_size=None)
+    async def anything(req, res):
+        res.json = {"size": len(await req.body())}
+
+    with create_client(app) as client:
+        assert client.post("/small", content=b"x" * 11).status_code == 413
+        assert client.post("/upload", content=b"x" * 50).json() == {"size": 50}
+        assert client.post("/upload", content=b"x" * 101).status_code == 413
+        assert client.post("/anything", content=b"x" * 10_000).json() == {"size": 10_000}
+    with pytest.raises(ConfigurationError, match="max_body_size"):
+        app.route("/bad", max_body_size=-1)(small)

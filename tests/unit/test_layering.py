@@ -37,6 +37,7 @@ HTTP_MODULES = {
 BACKEND_ALLOWED = {
     "bocadillo.realtime.backends.base",
     "bocadillo.realtime.backends._wire",
+    "bocadillo.realtime.backends._redis_scripts",
     "bocadillo.errors",
     "bocadillo.types",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.routing import WebSocketRoute as StarletteWebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
 from bocadillo import App, ConfigurationError, ExpectedAsync, WebSocketRoute, create_client
@@ -173,7 +174,7 @@ def test_websocket_route_decorator_returns_the_route_object():
     assert echo.pattern == "/echo"
 
 
-# The router's WebSocket path (AppRouter hands the connection straight to its route) ------
+# The router's WebSocket path (Starlette's router and routes) ----------------------------
 
 
 def test_websocket_in_a_mounted_starlette_app_is_served_under_the_prefix():
@@ -218,6 +219,31 @@ def test_websocket_scope_carries_the_router_endpoint_and_path_params():
     assert seen["router"] is app.router
     assert seen["endpoint"].route is room
     assert seen["path_params"] == {"name": "lobby"}
+
+
+def test_websocket_scope_carries_its_starlette_route_as_starlette_does():
+    app = App()
+    seen: dict[str, Any] = {}
+
+    @app.websocket_route("/lobby")
+    async def lobby(ws):
+        await ws.send("lobby")
+
+    @app.websocket_route("/rooms/{name}")
+    async def room(ws, name: str):
+        seen.update(route=ws.scope["route"], endpoint=ws.scope["endpoint"])
+        await ws.send(name)
+
+    with create_client(app) as client:
+        with client.websocket_connect("/rooms/kitchen") as ws:
+            assert ws.receive_text() == "kitchen"
+    route = seen["route"]
+    # What Starlette's router puts there: the matched route object of the router.
+    assert isinstance(route, StarletteWebSocketRoute)
+    assert any(candidate is route for candidate in app.router.routes)
+    assert route.path == "/rooms/{name}"
+    assert route.endpoint is seen["endpoint"]
+    assert route.endpoint.route is room
 
 
 def test_websocket_goes_through_user_middleware_before_its_route():

@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
+from ._redis_scripts import PUBLISH, READ, Publication
 from .base import Deliver, HistoryRead, HubBackend
 
 try:
@@ -66,51 +67,6 @@ logger = logging.getLogger("bocadillo.hub.redis")
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 _Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
-
-
-class _Publication:
-    """A queued publication to a room with history (see ``_PUBLISH``)."""
-
-    __slots__ = ("frame", "room", "size", "ttl_ms")
-
-    def __init__(self, room: str, frame: bytes, size: int, ttl_ms: int) -> None:
-        self.room = room
-        self.frame = frame
-        self.size = size
-        self.ttl_ms = ttl_ms
-
-
-# KEYS: stream, offset, epoch. ARGV: frame, maxlen, ttl in ms, a new epoch, the channel.
-_PUBLISH = """
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('DEL', KEYS[1], KEYS[2])
-end
-local offset = redis.call('INCR', KEYS[2])
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-1', 't', ms, 'f', ARGV[1])
-redis.call('SET', KEYS[3], epoch, 'PX', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[5], '* ' .. offset .. ' ' .. epoch .. ' ' .. ARGV[1])
-return offset
-"""
-
-# KEYS: stream, offset, epoch. ARGV: the first offset wanted, a new epoch, ttl in ms.
-_READ = """
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('SET', KEYS[3], epoch, 'PX', ARGV[3])
-end
-local offset = tonumber(redis.call('GET', KEYS[2]) or '0')
-local entries = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')
-local now = redis.call('TIME')
-return {epoch, offset, entries, now[1], now[2]}
-"""
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
@@ -180,7 +136,7 @@ class RedisBackend(HubBackend):
         self._tag = self.node.encode("ascii") + b" "
         self._deliver: Deliver | None = None
         self._client: aioredis.Redis | None = None
-        self._queue: deque[bytes | _Op | _Publication] = deque()
+        self._queue: deque[bytes | _Op | Publication] = deque()
         self._frames_queued = 0
         self._in_flight = 0
         self._wakeup: asyncio.Event | None = None
@@ -277,8 +233,8 @@ class RedisBackend(HubBackend):
             socket_timeout=5.0,
         )
         # Loaded on first use (and again after Redis lost them, on NOSCRIPT).
-        self._publish_script = client.register_script(_PUBLISH)
-        self._read_script = client.register_script(_READ)
+        self._publish_script = client.register_script(PUBLISH)
+        self._read_script = client.register_script(READ)
         return client
 
     async def _supervise(self) -> None:
@@ -356,7 +312,7 @@ class RedisBackend(HubBackend):
 
     # The writer ------------------------------------------------------------------------------
 
-    def _enqueue(self, item: bytes | _Op | _Publication) -> None:
+    def _enqueue(self, item: bytes | _Op | Publication) -> None:
         if not self._up:
             return  # presence is rewritten from the mirror on reconnection
         self._queue.append(item)
@@ -381,7 +337,7 @@ class RedisBackend(HubBackend):
     async def _flush(self, client: aioredis.Redis) -> None:
         """Send everything queued, in order, in pipelines."""
         while self._queue:
-            batch: list[bytes | _Op | _Publication] = []
+            batch: list[bytes | _Op | Publication] = []
             while self._queue and len(batch) < 1000:
                 batch.append(self._queue.popleft())
             frames = sum(1 for item in batch if not isinstance(item, tuple))
@@ -391,7 +347,7 @@ class RedisBackend(HubBackend):
             for item in batch:
                 if isinstance(item, bytes):
                     pipe.publish(self.channel, item)
-                elif isinstance(item, _Publication):
+                elif isinstance(item, Publication):
                     await self._publish_script(
                         keys=self._history_keys(item.room),
                         args=[item.frame, item.size, item.ttl_ms, new_epoch(), self.channel],
@@ -538,7 +494,7 @@ class RedisBackend(HubBackend):
             self._lose(1)
             return
         self._frames_queued += 1
-        self._enqueue(_Publication(room, frame, size, max(int(ttl * 1000), 1)))
+        self._enqueue(Publication(room, frame, size, max(int(ttl * 1000), 1)))
 
     async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
         ttl_ms = max(int(ttl * 1000), 1)
