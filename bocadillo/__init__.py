@@ -6,6 +6,7 @@ from .applications import App
 from .closecodes import CloseCode
 from .config import Settings, configure, plugin, settings
 from .errors import (
+    ArgumentTypeError,
     BackendUnavailable,
     BocadilloError,
     ClientDisconnect,
@@ -19,20 +20,21 @@ from .errors import (
     JoinRefused,
     MissingDependency,
     ParameterError,
+    PatternError,
     PayloadTooLarge,
     Redirect,
     RequestFailed,
     RequestTimeout,
     RoomFull,
+    SettingsError,
     TooManyRooms,
     UnknownConnection,
     WebSocketDisconnect,
     WireError,
 )
-from .hooks import after, before
-from .injection import provider, useprovider
+from .injection import discover_providers, provider, useprovider
 from .middleware.base import Middleware
-from .recipes import Recipe
+from .recipes import Recipe, Router
 from .request import Request
 from .response import Response
 from .routing import HTTPRoute, WebSocketRoute
@@ -40,12 +42,14 @@ from .sse import EventStream, server_event
 from .staticfiles import static
 from .templates import Templates
 from .testing import LiveServer, create_client
+from .viewhooks import after, before
 from .websockets import WebSocket
 
 __version__ = "1.0.0.dev0"
 
 __all__ = [
     "App",
+    "ArgumentTypeError",
     "BackendUnavailable",
     "BocadilloError",
     "ClientDisconnect",
@@ -64,6 +68,7 @@ __all__ = [
     "Middleware",
     "MissingDependency",
     "ParameterError",
+    "PatternError",
     "PayloadTooLarge",
     "Recipe",
     "Redirect",
@@ -72,7 +77,9 @@ __all__ = [
     "RequestTimeout",
     "Response",
     "RoomFull",
+    "Router",
     "Settings",
+    "SettingsError",
     "Templates",
     "TooManyRooms",
     "UnknownConnection",
@@ -84,6 +91,7 @@ __all__ = [
     "before",
     "configure",
     "create_client",
+    "discover_providers",
     "plugin",
     "provider",
     "server_event",

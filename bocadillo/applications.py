@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -22,18 +21,18 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
-from starlette.routing import Route, Router
+from starlette.routing import Match, Route, Router
 
 from .clientscript import client_script_route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, check_setting_names, configure
-from .errors import ConfigurationError, HTTPError
-from .injection import ProviderRegistry, ScopeName
+from .errors import ConfigurationError, HTTPError, SettingsError
+from .injection import Provider, ProviderDecorator, ProviderRegistry
 from .jsoncodec import dumps_bytes
 from .middleware.bodylimit import BodyLimitMiddleware
+from .middleware.chain import Link, build_middleware
 from .middleware.errors import (
     ErrorHandler,
     ErrorMiddleware,
@@ -41,6 +40,7 @@ from .middleware.errors import (
     internal_error_response,
 )
 from .middleware.hsts import HSTSMiddleware
+from .middleware.sessions import SessionMiddleware
 from .realtime.drain import DrainHandlers, install_drain_handlers
 from .realtime.history import RoomOptions, RoomRules
 from .realtime.hub import Hub, HubLimits
@@ -49,6 +49,7 @@ from .redirection import Redirect, redirect_handler
 from .routing import RouteRegistry, compile_routes
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
+from .views import ensure_async
 
 __all__ = ["App"]
 
@@ -86,6 +87,9 @@ class App(RouteRegistry):
         self.state = State()
         #: The app's providers (see ``bocadillo.injection``).
         self.providers = ProviderRegistry()
+        #: ``@app.provider``: like ``@provider``, for this app only (it overrides a
+        #: provider of the same name declared with ``@provider``).
+        self.provider = ProviderDecorator(self._add_provider)
         self._initial_settings: dict[str, Any] = {"debug": debug, **settings}
         self._configured = False
         self._settings: Settings | None = None
@@ -94,7 +98,8 @@ class App(RouteRegistry):
             HTTPError: http_error_handler,
             Redirect: redirect_handler,
         }
-        self._middleware: list[tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]] = []
+        #: User middleware, innermost first, each with the link to its inner app.
+        self._middleware: list[tuple[ASGIApp, Link]] = []
         self._router: Router | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
@@ -107,6 +112,10 @@ class App(RouteRegistry):
     def _changed(self) -> None:
         self._router = None
         self._stack = None
+
+    def _add_provider(self, definition: Provider) -> None:
+        self.providers.add(definition)
+        self._changed()
 
     def _provider_names(self) -> frozenset[str]:
         return frozenset(self.providers.definitions)
@@ -128,8 +137,12 @@ class App(RouteRegistry):
         try:
             for func in plugins:
                 func(self)
-            if settings["sessions"] and not settings["secret_key"]:
-                raise ConfigurationError(
+            sessions = settings["sessions"]
+            if isinstance(sessions, dict) and "secret_key" in sessions:
+                # Bocadillo 0.18 spelling: sessions={"secret_key": ...}.
+                settings["secret_key"] = sessions["secret_key"]
+            if sessions and not settings["secret_key"]:
+                raise SettingsError(
                     "sessions are on but no secret key is set: pass secret_key=... to "
                     "configure() or set the SECRET_KEY environment variable"
                 )
@@ -141,29 +154,13 @@ class App(RouteRegistry):
             raise
         self.debug = bool(settings["debug"])
         static_dir = settings["static_dir"]
-        if static_dir and os.path.isdir(static_dir):
-            self.mount(settings["static_root"], static(static_dir), name="static")
+        if static_dir:
+            # Mounted even if the folder does not exist yet: it answers 404 until it does.
+            config = dict(settings["static_config"] or {})
+            app = static(static_dir, check_dir=False, max_age=config.get("max_age"))
+            root = "/" + str(settings["static_root"]).strip("/")
+            self.mount(root, app, name="static")
         self._changed()
-
-    @overload
-    def provider(self, func: F, *, scope: ScopeName = ..., name: str | None = ...) -> F: ...
-
-    @overload
-    def provider(
-        self, func: None = None, *, scope: ScopeName = ..., name: str | None = ...
-    ) -> Callable[[F], F]: ...
-
-    def provider(
-        self, func: F | None = None, *, scope: ScopeName = "request", name: str | None = None
-    ) -> Any:
-        """Register a provider for this app only (see ``bocadillo.provider``)."""
-
-        def register(f: F) -> F:
-            self.providers.register(f, scope=scope, name=name)
-            self._changed()
-            return f
-
-        return register(func) if func is not None else register
 
     # Lifespan -------------------------------------------------------------------------------
 
@@ -361,22 +358,46 @@ class App(RouteRegistry):
 
         return register
 
+    def add_error_handler(self, exc_type: type[BaseException], handler: ErrorHandler) -> None:
+        """Register ``handler`` for ``exc_type``, as ``@app.error_handler`` does
+        (Bocadillo 0.18's spelling, which, like 0.18, takes coroutine functions only).
+
+        Raises:
+            ExpectedAsync: if ``handler`` is not a coroutine function.
+        """
+        self.error_handler(exc_type)(ensure_async(handler, "error handler"))
+
     # Middleware -----------------------------------------------------------------------------
 
     def add_middleware(self, middleware: Callable[..., ASGIApp], *args: Any, **kwargs: Any) -> None:
         """Wrap the app in an ASGI middleware: ``middleware(app, *args, **kwargs)``.
 
-        The last one added is the outermost: it sees requests first and responses last.
+        The middleware is built here, once (``app`` is a link to the layers inside it). The
+        last one added is the outermost: it sees requests first and responses last. An
+        ``HTTPError`` it raises is answered by the app's error handlers.
+
+        Raises:
+            ConfigurationError: for an ASGI 2 middleware (``__call__(scope)``).
         """
-        self._middleware.append((middleware, args, kwargs))
+        self._middleware.append(build_middleware(middleware, args, kwargs))
         self._changed()
 
     # Routing --------------------------------------------------------------------------------
+
+    def include_router(self, router: RouteRegistry, prefix: str = "") -> None:
+        """Include a ``Router`` (or ``Recipe``) under ``prefix`` (Bocadillo 0.18's spelling
+        of ``app.include``)."""
+        if prefix and not prefix.startswith("/"):
+            prefix = "/" + prefix
+        self.include(router, prefix=prefix)
 
     @property
     def router(self) -> Router:
         """The compiled Starlette router."""
         if self._router is None:
+            # The app takes its own copy of the declared providers now: what it serves
+            # never reads a process-wide registry.
+            self.providers.adopt()
             self._router = Router(
                 routes=self._stats_routes()
                 + self._client_script_routes()
@@ -388,6 +409,8 @@ class App(RouteRegistry):
                 ),
                 lifespan=self._lifespan,
                 default=_not_found,
+                # Trailing slashes are honoured; see ``_not_found`` for the one redirect.
+                redirect_slashes=False,
             )
         return self._router
 
@@ -416,12 +439,19 @@ class App(RouteRegistry):
 
     def _build(self) -> ServerErrorMiddleware:
         settings = self.settings
-        app: ASGIApp = ErrorMiddleware(self.router, dict(self._error_handlers))
-        for cls, args, kwargs in self._middleware:
-            app = cls(app, *args, **kwargs)
+        handlers = dict(self._error_handlers)
+        app: ASGIApp = ErrorMiddleware(self.router, handlers)
+        for middleware, link in self._middleware:
+            link.app = app
+            app = middleware
+        if self._middleware:
+            # Errors raised by the user middleware themselves (HTTPError, Redirect...) are
+            # answered by the app's handlers as well.
+            app = ErrorMiddleware(app, handlers)
         # Built-in middleware, innermost first: sessions, gzip, CORS, HSTS, allowed hosts.
         if settings["sessions"]:
             options = settings["sessions"] if isinstance(settings["sessions"], dict) else {}
+            options = {k: v for k, v in options.items() if k != "secret_key"}
             app = SessionMiddleware(app, secret_key=settings["secret_key"], **options)
         if settings["gzip"]:
             app = GZipMiddleware(app, minimum_size=int(settings["gzip_min_size"]))
@@ -469,9 +499,26 @@ async def _startup_failed(receive: Receive, send: Send, exc: Exception) -> None:
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """No route matched: 404 for HTTP; for a WebSocket, close before accept, which the
-    server turns into an HTTP 403 answer to the handshake."""
+    server turns into an HTTP 403 answer to the handshake.
+
+    With the ``redirect_trailing_slash`` setting (the default), an HTTP path without a
+    trailing slash that matches once the slash is added is redirected there (302).
+    """
     if scope["type"] == "websocket":
         logger.warning("no WebSocket route matches %s: handshake refused (403)", scope["path"])
         await send({"type": "websocket.close", "code": HANDSHAKE_REJECTED_STATUS, "reason": ""})
         return
+    path = scope["path"]
+    app = scope.get("app")
+    router = scope.get("router")
+    if (
+        not path.endswith("/")
+        and isinstance(app, App)
+        and router is not None
+        and app.settings["redirect_trailing_slash"]
+    ):
+        slashed = {**scope, "path": path + "/"}
+        if any(route.matches(slashed)[0] is not Match.NONE for route in router.routes):
+            query = scope.get("query_string", b"").decode("latin-1")
+            raise Redirect(path + "/" + (f"?{query}" if query else ""))
     raise HTTPError(404)

@@ -33,3 +33,5 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    #: Never sent: a client reports it when the TLS handshake failed.
+    TLS_HANDSHAKE = 1015

@@ -1,6 +1,8 @@
 """WebSocket codecs: how ``ws.send()`` encodes and ``ws.receive()`` decodes a message.
 
-A route picks a codec for each direction: ``text``, ``bytes`` or ``json``. Encoding
+A route picks a codec for each direction: ``text``, ``bytes``, ``json``, or ``event``
+(Bocadillo 0.18's: the raw ASGI events, ``{"type": "websocket.receive", "text": ...}``
+received and ``{"type": "websocket.send", ...}`` sent). Encoding
 builds the ASGI ``websocket.send`` event; decoding turns a ``websocket.receive`` event
 into a value, or raises ``_Undecodable`` with the close code the connection must end
 with. It also normalizes a route's ``caught_close_codes``. No I/O here.
@@ -18,11 +20,13 @@ from .types import JSONValue, Message
 
 __all__ = [
     "DECODERS",
+    "DEFAULT_CAUGHT_CLOSE_CODES",
     "CaughtCloseCodes",
     "Codec",
     "Decoder",
     "check_codec",
     "decode_bytes",
+    "decode_event",
     "decode_frame",
     "decode_json",
     "decode_text",
@@ -30,10 +34,12 @@ __all__ = [
     "normalize_caught_codes",
 ]
 
-Codec = Literal["text", "bytes", "json"]
+Codec = Literal["text", "bytes", "json", "event"]
 #: An iterable of close codes, or the built-in ``all`` (typed as the function it is).
 CaughtCloseCodes = Iterable[int] | Callable[[Iterable[object]], bool]
-_CODECS = ("text", "bytes", "json")
+_CODECS = ("text", "bytes", "json", "event")
+#: The close codes a view ends silently on when the route names none.
+DEFAULT_CAUGHT_CLOSE_CODES = frozenset({int(CloseCode.NORMAL_CLOSURE), int(CloseCode.GOING_AWAY)})
 _T = TypeVar("_T")
 #: Turns a ``websocket.receive`` message into a value, or raises ``_Undecodable``.
 Decoder = Callable[[Message], _T]
@@ -43,7 +49,7 @@ def check_codec(name: str, value: str) -> Codec:
     """Validate a codec name given at registration.
 
     Raises:
-        ConfigurationError: if ``value`` is not ``text``, ``bytes`` or ``json``.
+        ConfigurationError: if ``value`` is not ``text``, ``bytes``, ``json`` or ``event``.
     """
     if value not in _CODECS:
         raise ConfigurationError(f"{name} must be one of {', '.join(_CODECS)}, not {value!r}")
@@ -63,11 +69,15 @@ class _CatchAll:
 def normalize_caught_codes(codes: Any) -> Any:
     """Turn the ``caught_close_codes`` argument into a container of ints.
 
-    Idempotent, so a route can normalize once at registration.
+    Idempotent, so a route can normalize once at registration. ``None`` means the
+    default: 1000 (normal closure) and 1001 (going away).
 
     Raises:
-        ConfigurationError: unless ``codes`` is ``all`` or an iterable of ``int`` codes.
+        ConfigurationError: unless ``codes`` is ``None``, ``all`` or an iterable of ``int``
+            codes.
     """
+    if codes is None:
+        return DEFAULT_CAUGHT_CLOSE_CODES
     if codes is all:
         return _CatchAll()
     if isinstance(codes, _CatchAll):
@@ -91,6 +101,13 @@ def encode_message(value: Any, send_type: Codec) -> Message:
     Raises:
         TypeError: if ``value`` does not fit the send type.
     """
+    if send_type == "event":
+        if not isinstance(value, dict) or value.get("type") != "websocket.send":
+            raise TypeError(
+                "send_type='event' sends ASGI events: "
+                '{"type": "websocket.send", "text": ...} or {..., "bytes": ...}'
+            )
+        return value
     if send_type == "json":
         return {"type": "websocket.send", "text": dumps(value)}
     if isinstance(value, str):
@@ -155,8 +172,14 @@ def decode_json(message: Message) -> JSONValue:
         raise _Undecodable(CloseCode.INVALID_DATA, "invalid JSON") from None
 
 
+def decode_event(message: Message) -> Message:
+    """The ``websocket.receive`` event itself (the ``event`` codec)."""
+    return message
+
+
 DECODERS: dict[str, Decoder[Any]] = {
     "text": decode_text,
     "bytes": decode_bytes,
     "json": decode_json,
+    "event": decode_event,
 }

@@ -1,4 +1,4 @@
-"""Settings: ``configure(app, **settings)``, environment overrides and plugins.
+"""Settings: ``configure(app, settings_module, **settings)``, environment overrides and plugins.
 
 Settings belong to the app (``app.settings``). ``configure`` may be called once per app;
 an app that was never configured is configured with the defaults when it first serves.
@@ -7,22 +7,32 @@ Every known setting can be overridden by an environment variable named
 ``SECRET_KEY`` is also read from the plain ``SECRET_KEY`` variable. The environment wins
 over the code, so a deployment can change a setting without changing code.
 
-``bocadillo.settings`` reads the settings of the most recently configured app (handy in
-scripts; in an app, prefer ``app.settings``).
+``bocadillo.settings`` is a view of the settings of the most recently configured app, in
+the UPPER-CASE spelling of Bocadillo 0.18 (``settings.GZIP``; ``settings.gzip`` works too).
+It stores nothing itself: every read and write goes to that app's ``Settings``.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError
+from .errors import SettingsError
 from .jsoncodec import loads
 
-__all__ = ["DEFAULTS", "Settings", "check_setting_names", "configure", "plugin", "settings"]
+__all__ = [
+    "DEFAULTS",
+    "Settings",
+    "check_setting_names",
+    "configure",
+    "plugin",
+    "plugin_functions",
+    "settings",
+]
 
 #: Every setting Bocadillo reads, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -37,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "static_dir": "static",
     "static_root": "/static",
     "plugins": [],
+    # A path without its trailing slash is redirected (302) to the route that has it.
+    "redirect_trailing_slash": True,
+    # Modules imported by configure() so that their @provider declarations exist.
+    "provider_modules": [],
+    # Options of the static files app (``{"max_age": seconds}``).
+    "static_config": {},
     # HTTP request bodies over this many bytes are refused with 413 (None: no limit).
     "max_body_size": 1048576,
     # Real-time hub (see docs/realtime.md).
@@ -88,11 +104,12 @@ _ENV_TYPES: dict[str, Any] = {
     "rate_limit": "rate",
 }
 
-#: Options used for ``cors=True`` (a dict given as ``cors=`` is merged on top).
+#: Options used for ``cors=True``: restrictive, as in Bocadillo 0.18 (no origin, ``GET``
+#: only, no header); a dict given as ``cors=`` is merged on top.
 CORS_DEFAULTS: dict[str, Any] = {
-    "allow_origins": ["*"],
-    "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-    "allow_headers": ["*"],
+    "allow_origins": [],
+    "allow_methods": ["GET"],
+    "allow_headers": [],
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -104,19 +121,51 @@ _PLUGINS: list[Plugin] = []
 
 
 def plugin(func: Plugin) -> Plugin:
-    """Register ``func(app)`` to run at every ``configure()``, before settings apply.
+    """Offer ``func(app)`` to every app configured from now on; it runs before settings apply.
 
     A plugin may add routes, middleware, providers or settings (``app.settings[...]``).
+    Each app copies the list of plugins when it is configured: registering a plugin later
+    does not change an app that is already configured.
     """
     _PLUGINS.append(func)
     return func
+
+
+def plugin_functions(items: Any) -> list[Plugin]:
+    """The plugins listed in a ``plugins`` setting, in order.
+
+    An item is a plugin function, or (as in Bocadillo 0.18) a dict mapping plugin
+    functions to a condition: a plugin whose condition is false is left out.
+
+    Raises:
+        SettingsError: if an item is neither callable nor such a dict.
+    """
+    if callable(items) or isinstance(items, Mapping):
+        items = [items]
+    selected: list[Plugin] = []
+    for item in items or ():
+        if isinstance(item, Mapping):
+            selected.extend(func for func, enabled in item.items() if enabled)
+        elif callable(item):
+            selected.append(item)
+        else:
+            raise SettingsError(f"a plugin must be a function or a dict, not {item!r}")
+    return selected
+
+
+def _module_names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return [str(name) for name in value]
 
 
 def _parse_json(name: str, raw: str, text: str) -> Any:
     try:
         return loads(text)
     except ValueError as exc:
-        raise ConfigurationError(f"BOCADILLO_{name.upper()}={raw!r} is not JSON: {exc}") from None
+        raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not JSON: {exc}") from None
 
 
 def _parse_env(name: str, raw: str, default: Any) -> Any:
@@ -128,14 +177,14 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
             count, _, window = text.partition("/")
             return (int(count), float(window or 1))
         except ValueError:
-            raise ConfigurationError(
+            raise SettingsError(
                 f"BOCADILLO_{name.upper()}={raw!r} is not 'messages/seconds'"
             ) from None
     if kind is float or isinstance(default, float):
         try:
             return float(text)
         except ValueError:
-            raise ConfigurationError(f"BOCADILLO_{name.upper()}={raw!r} is not a number") from None
+            raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not a number") from None
     if kind is int:
         default = 0
     if kind is list:
@@ -148,14 +197,17 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
             return True
         if lowered in _FALSE:
             return False
-        raise ConfigurationError(f"BOCADILLO_{name.upper()}={raw!r} is not a boolean")
+        raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not a boolean")
     if isinstance(default, int):
         try:
             return int(text)
         except ValueError:
-            raise ConfigurationError(
-                f"BOCADILLO_{name.upper()}={raw!r} is not an integer"
-            ) from None
+            raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not an integer") from None
+    if isinstance(default, dict):
+        parsed = _parse_json(name, raw, text or "{}")
+        if not isinstance(parsed, dict):
+            raise SettingsError(f"BOCADILLO_{name.upper()}={raw!r} is not a JSON object")
+        return parsed
     if isinstance(default, list):
         if text.startswith("["):
             return _parse_json(name, raw, text)
@@ -218,22 +270,41 @@ def load_settings(
     return Settings(values)
 
 
-class _SettingsProxy(Mapping[str, Any]):
-    """``bocadillo.settings``: the settings of the most recently configured app."""
+def _key(name: str) -> str:
+    """The ``Settings`` key of a name spelled either way (``GZIP`` or ``gzip``)."""
+    return name.lower() if name.isupper() else name
 
-    def __init__(self) -> None:
-        self._current: Settings | None = None
+
+class _SettingsProxy(Mapping[str, Any]):
+    """``bocadillo.settings``: the settings of the most recently configured app.
+
+    As in Bocadillo 0.18, names are UPPER-CASE: ``settings.GZIP``, ``settings.get("GZIP")``,
+    ``"GZIP" in settings``, ``settings.GZIP = True``. Lower-case reads
+    (``settings.gzip``, ``settings["gzip"]``) work as well. Nothing is stored here:
+    every access goes to the app's own ``Settings``.
+    """
+
+    _current: Settings | None = None
 
     def _target(self) -> Settings:
         if self._current is None:
-            raise ConfigurationError("no app has been configured yet: call configure(app)")
+            raise SettingsError("no app has been configured yet: call configure(app)")
         return self._current
 
+    def _clear(self) -> None:
+        """Forget the configured app (Bocadillo 0.18's spelling; its own settings stay)."""
+        self._current = None
+
     def __getitem__(self, key: str) -> Any:
-        return self._target()[key]
+        return self._target()[_key(key)]
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or key.startswith("_") or not key.isupper():
+            return False
+        return self._current is not None and key.lower() in self._current
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._target())
+        return iter([key.upper() for key in self._target()])
 
     def __len__(self) -> int:
         return len(self._target())
@@ -241,7 +312,16 @@ class _SettingsProxy(Mapping[str, Any]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self._target(), name)
+        try:
+            return self._target()[_key(name)]
+        except KeyError:
+            raise AttributeError(f"no setting named {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            self._target()[_key(name)] = value
 
     @property
     def configured(self) -> bool:
@@ -250,38 +330,55 @@ class _SettingsProxy(Mapping[str, Any]):
 
 
 settings = _SettingsProxy()
+_proxy = settings
 
 
-def configure(app: AppT, settings_obj: Any = None, **values: Any) -> AppT:
-    """Configure ``app`` once: store its settings, run plugins, apply built-in middleware.
+def configure(app: AppT, settings: Any = None, **values: Any) -> AppT:
+    """Configure ``app`` once: store its settings, import its provider modules, run plugins
+    and apply built-in middleware.
 
     Args:
         app: The ``App``.
-        settings_obj: Optional object (such as a module) whose UPPER-CASE attributes are
-            read as settings, like Django's settings module.
-        **values: Settings by name (see ``DEFAULTS``); unknown names are kept for your
-            own use.
+        settings: Optional object (such as a module) whose UPPER-CASE attributes are
+            read as settings, like Django's settings module; names starting with ``_``
+            are left out.
+        **values: Settings by name (see ``DEFAULTS``; either case); unknown names are kept
+            for your own use.
 
     Returns:
         The app, so that ``app = configure(App())`` works.
 
     Raises:
-        ConfigurationError: if the app is already configured, or a setting is invalid
-            (for example ``sessions=True`` without a secret key).
+        SettingsError: if the app is already configured, or a setting is invalid (for
+            example ``sessions=True`` without a secret key).
+        ImportError: if a module of ``provider_modules`` cannot be imported.
     """
     target: Any = app  # an App (typed loosely: config.py must not import applications.py)
     if getattr(target, "_configured", False):
-        raise ConfigurationError(f"{app!r} is already configured: configure() runs once per app")
+        raise SettingsError(f"{app!r} is already configured: configure() runs once per app")
     explicit: dict[str, Any] = dict(getattr(target, "_initial_settings", {}))
-    if settings_obj is not None:
+    if settings is not None:
         explicit.update(
-            {k.lower(): getattr(settings_obj, k) for k in dir(settings_obj) if k.isupper()}
+            {
+                k.lower(): getattr(settings, k)
+                for k in dir(settings)
+                if k.isupper() and not k.startswith("_")
+            }
         )
     explicit.update(values)
     check_setting_names(values)
     loaded = load_settings(explicit)
-    target._apply_settings(loaded, [*_PLUGINS, *loaded["plugins"]])
-    settings._current = loaded
+    loaded["provider_modules"] = _module_names(loaded["provider_modules"])
+    for module in loaded["provider_modules"]:
+        importlib.import_module(module)
+    previous = _proxy._current
+    # Plugins read ``bocadillo.settings`` while they run: point it at this app first.
+    _proxy._current = loaded
+    try:
+        target._apply_settings(loaded, [*_PLUGINS, *plugin_functions(loaded["plugins"])])
+    except BaseException:
+        _proxy._current = previous
+        raise
     return app
 
 
@@ -291,7 +388,7 @@ def check_setting_names(names: Iterable[str]) -> None:
     unknown names stay allowed: plugins and apps keep their own settings.
 
     Raises:
-        ConfigurationError: naming the known setting the name is close to.
+        SettingsError: (a ConfigurationError) naming the known setting the name is close to.
     """
     known = list(DEFAULTS)
     for name in names:
@@ -299,7 +396,7 @@ def check_setting_names(names: Iterable[str]) -> None:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
         if close:
-            raise ConfigurationError(
+            raise SettingsError(
                 f"unknown setting {name!r}: did you mean {close[0]!r}? (a custom setting "
                 "of your own must not look like a known one)"
             )

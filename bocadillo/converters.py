@@ -7,6 +7,7 @@ path or the query string), how to convert it, and whether it may be omitted. Per
 """
 
 from __future__ import annotations
+import __future__
 
 import datetime as dt
 import decimal
@@ -22,7 +23,7 @@ import typesystem
 
 from .errors import ConfigurationError, ParameterError
 
-__all__ = ["ParameterError", "ParameterPlan", "converter_for"]
+__all__ = ["ParameterError", "ParameterPlan", "converter_for", "view_signature"]
 
 Converter = Callable[[str], Any]
 _MISSING: Any = object()
@@ -196,6 +197,39 @@ class _Param:
         return self.convert(raw)
 
 
+def view_signature(func: Callable[..., Any]) -> inspect.Signature:
+    """``func``'s signature with its annotations evaluated (modules may postpone them).
+
+    In a module that postpones annotations (``from __future__ import annotations``), an
+    annotation that cannot be evaluated is an error. Elsewhere a string annotation is one
+    the author wrote as a string: if it names nothing, it is dropped and the parameter is
+    read as a string, as Bocadillo 0.18 did.
+
+    Raises:
+        NameError: for an annotation that cannot be evaluated in a postponing module.
+    """
+    try:
+        return inspect.signature(func, eval_str=True)
+    except NameError:
+        unwrapped = inspect.unwrap(func) if callable(func) else func
+        code = getattr(unwrapped, "__code__", None)
+        if code is None or code.co_flags & __future__.annotations.compiler_flag:
+            raise
+    signature = inspect.signature(func)
+    namespace = dict(getattr(unwrapped, "__globals__", {}))
+    params = []
+    for param in signature.parameters.values():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                # What inspect.signature(eval_str=True) does, one annotation at a time.
+                annotation = eval(annotation, namespace)
+            except (NameError, AttributeError, SyntaxError, TypeError):
+                annotation = inspect.Parameter.empty
+        params.append(param.replace(annotation=annotation))
+    return signature.replace(parameters=params)
+
+
 class ParameterPlan:
     """How to fill a view's keyword arguments from a request's path and query.
 
@@ -221,8 +255,8 @@ class ParameterPlan:
     ) -> None:
         name = getattr(func, "__qualname__", repr(func))
         try:
-            signature = inspect.signature(func, eval_str=True)
-        except (NameError, TypeError) as exc:
+            signature = view_signature(func)
+        except (NameError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"cannot read the signature of {name}: {exc}") from exc
         params = list(signature.parameters.values())
         positional = [

@@ -4,8 +4,11 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
 
     BocadilloError
     ├── ConfigurationError (ValueError)         bad settings or registration, at import/startup
-    │   └── ExpectedAsync (TypeError)           a sync view where an async one is required
+    │   ├── ExpectedAsync (TypeError)           a sync view where an async one is required
+    │   ├── PatternError (TypeError)            a route pattern that cannot be compiled
+    │   └── SettingsError (RuntimeError)        a setting is missing or invalid; configure() twice
     ├── InvalidArgument (ValueError)            a call's arguments cannot work, at call time
+    │   └── ArgumentTypeError (TypeError, AssertionError)  an argument of the wrong kind
     ├── ParameterError (ValueError)             a route or query parameter is missing or invalid
     ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
     │   └── PayloadTooLarge                     a request body over ``max_body_size`` (413)
@@ -37,6 +40,7 @@ from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect
 
 __all__ = [
+    "ArgumentTypeError",
     "BackendUnavailable",
     "BocadilloError",
     "ClientDisconnect",
@@ -50,11 +54,13 @@ __all__ = [
     "JoinRefused",
     "MissingDependency",
     "ParameterError",
+    "PatternError",
     "PayloadTooLarge",
     "Redirect",
     "RequestFailed",
     "RequestTimeout",
     "RoomFull",
+    "SettingsError",
     "TooManyRooms",
     "UnknownConnection",
     "WebSocketDisconnect",
@@ -72,6 +78,20 @@ class ConfigurationError(BocadilloError, ValueError):
 
 class ExpectedAsync(ConfigurationError, TypeError):
     """A synchronous callable was given where a coroutine function is required."""
+
+
+class PatternError(ConfigurationError, TypeError):
+    """A route pattern cannot be compiled, for example ``{x:d}`` (no parameter type ``d``).
+
+    It is also a ``TypeError``, as in Bocadillo 0.18.
+    """
+
+
+class SettingsError(ConfigurationError, RuntimeError):
+    """A setting is missing or invalid, or ``configure()`` was called twice for one app.
+
+    It is a ``ConfigurationError``, and also a ``RuntimeError`` as in Bocadillo 0.18.
+    """
 
 
 class InvalidArgument(BocadilloError, ValueError):
@@ -97,6 +117,14 @@ class ParameterError(BocadilloError, ValueError):
         self.errors = errors
 
 
+class ArgumentTypeError(InvalidArgument, TypeError, AssertionError):
+    """An argument of the wrong kind: a hook that is not callable, a stream that is not an
+    async generator function, an HTTP status that is not a number.
+
+    It is also an ``AssertionError``, which is what Bocadillo 0.18 raised for these.
+    """
+
+
 class HTTPError(BocadilloError, HTTPException):
     """Abort the current request with an HTTP error response.
 
@@ -116,11 +144,19 @@ class HTTPError(BocadilloError, HTTPException):
         detail: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise ArgumentTypeError(
+                f"an HTTP status must be an int or HTTPStatus, not {type(status).__name__}"
+            )
         code = int(status)
         self.title = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
         self.detail_value: Any = self.title if detail is None else detail
         HTTPException.__init__(self, status_code=code, detail=str(self.detail_value))
         self.headers = headers
+
+    def __str__(self) -> str:
+        """The status line, such as ``404 Not Found``."""
+        return f"{self.status_code} {self.title}"
 
     @property
     def status(self) -> int:

@@ -1,95 +1,55 @@
-"""``@before`` and ``@after`` hooks on HTTP views.
+"""Bocadillo 0.18's ``bocadillo.hooks``: ``hooks.before`` and ``hooks.after``.
 
-A hook is ``hook(req, res, params, *args, **kwargs)``, sync or async, where ``params`` is
-the dict of the view's converted parameters. Other parameters of the hook named after
-providers are injected. A before-hook that raises (for example ``HTTPError``) stops the
-view; an after-hook runs only when the view returned normally.
-
-Hooks decorate a function view, a class-based view (every handler of the class), or a
-single method of a class-based view. Stacked hooks run outermost first.
+They are ``bocadillo.before`` and ``bocadillo.after`` with 0.18's rule: a hook must be
+asynchronous (a coroutine function, or an object whose ``__call__`` is one), and anything
+else is refused when the view is decorated. ``bocadillo.before``/``after`` also take
+plain functions.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from .views import HTTP_METHODS
+from . import viewhooks
+from .errors import ExpectedAsync
 
 __all__ = ["after", "before"]
 
 T = TypeVar("T")
-Hook = Callable[..., Any]
 
 
-async def _call_hook(
-    hook: Hook, req: Any, res: Any, params: dict[str, Any], args: Any, kw: Any
-) -> None:
-    extra = dict(kw)
-    resolver = getattr(req, "providers", None)
-    if resolver is not None:
-        for name in _hook_provider_names(hook, len(args), kw):
-            if name in resolver.registry:
-                extra[name] = await resolver.get(name)
-    result = hook(req, res, params, *args, **extra)
-    if inspect.isawaitable(result):
-        await result
+def _check_async(hook: Any) -> None:
+    if not callable(hook):
+        return  # viewhooks refuses it, with its own message
+    target = hook if inspect.isroutine(hook) else getattr(hook, "__call__", hook)  # noqa: B004
+    if not inspect.iscoroutinefunction(target):
+        name = getattr(hook, "__qualname__", None) or type(hook).__qualname__
+        raise ExpectedAsync(
+            f"hook {name} must be asynchronous: declare it (or its __call__) with "
+            "'async def', or use bocadillo.before/bocadillo.after, which take plain "
+            "functions too"
+        )
 
 
-@functools.lru_cache(maxsize=512)
-def _signature_names(hook: Hook) -> tuple[str, ...]:
-    try:
-        return tuple(inspect.signature(hook).parameters)
-    except (TypeError, ValueError):
-        return ()
+def before(hook: Any, *args: Any, **kwargs: Any) -> Callable[[T], T]:
+    """Run the asynchronous ``hook(req, res, params, *args, **kwargs)`` before the view.
 
-
-def _hook_provider_names(hook: Hook, n_args: int, kw: dict[str, Any]) -> tuple[str, ...]:
-    names = _signature_names(hook)[3 + n_args :]
-    return tuple(name for name in names if name not in kw)
-
-
-def _wrap(
-    kind: Literal["before", "after"], func: Callable[..., Any], hook: Hook, args: Any, kw: Any
-) -> Any:
-    @functools.wraps(func)
-    async def wrapped(*call_args: Any, **params: Any) -> Any:
-        req, res = call_args[-2], call_args[-1]
-        if kind == "before":
-            await _call_hook(hook, req, res, params, args, kw)
-            return await func(*call_args, **params)
-        result = await func(*call_args, **params)
-        await _call_hook(hook, req, res, params, args, kw)
-        return result
-
-    return wrapped
-
-
-def _decorate(kind: Literal["before", "after"], hook: Hook, args: Any, kw: Any) -> Callable[[T], T]:
-    def decorate(view: T) -> T:
-        if inspect.isclass(view):
-            for name in (*HTTP_METHODS, "handle"):
-                # getattr, not __dict__: handlers inherited from a base class are hooked too
-                # (the wrapper is set on this class only, so the base class is unchanged).
-                method = getattr(view, name, None)
-                if method is not None:
-                    setattr(view, name, _wrap(kind, method, hook, args, kw))
-            return view
-        return _wrap(kind, view, hook, args, kw)  # type: ignore[arg-type, no-any-return]
-
-    return decorate
-
-
-def before(hook: Hook, *args: Any, **kwargs: Any) -> Callable[[T], T]:
-    """Run ``hook(req, res, params, *args, **kwargs)`` before the decorated view.
-
-    Raise in the hook (``raise HTTPError(401)``) to stop the view.
+    Raises:
+        ExpectedAsync: if ``hook`` is not asynchronous.
+        ArgumentTypeError: if ``hook`` is not callable.
     """
-    return _decorate("before", hook, args, kwargs)
+    _check_async(hook)
+    return viewhooks.before(hook, *args, **kwargs)
 
 
-def after(hook: Hook, *args: Any, **kwargs: Any) -> Callable[[T], T]:
-    """Run ``hook(req, res, params, *args, **kwargs)`` after the decorated view returns."""
-    return _decorate("after", hook, args, kwargs)
+def after(hook: Any, *args: Any, **kwargs: Any) -> Callable[[T], T]:
+    """Run the asynchronous ``hook(req, res, params, *args, **kwargs)`` after the view.
+
+    Raises:
+        ExpectedAsync: if ``hook`` is not asynchronous.
+        ArgumentTypeError: if ``hook`` is not callable.
+    """
+    _check_async(hook)
+    return viewhooks.after(hook, *args, **kwargs)

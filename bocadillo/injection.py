@@ -18,16 +18,23 @@ connection, torn down when it ends; ``"app"`` makes one value per app, torn down
 shutdown. A provider may take other providers as parameters. Providers can be sync or
 async functions, or (async) generators for set-up/teardown.
 
-Definitions made with ``@provider`` are global, like the functions themselves; the
-values they produce belong to one app, so two apps never share an app-scoped value.
-``app.provider`` registers a provider for one app only (and overrides a global one).
+``@provider`` at module level declares a provider, like ``def`` declares a function: the
+declaration is recorded with the others made so far (import a module to declare its
+providers; ``configure(app, provider_modules=[...])`` and ``discover_providers`` do that).
+An app copies the declarations when it builds itself (on its first request or at startup,
+and again after a later registration); from then on it reads only its own copy, so apps
+never see each other's providers. ``app.provider`` registers a provider for one app only
+(and overrides a declared one of the same name). The values belong to the app too: two apps
+never share an app-scoped value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from contextlib import AsyncExitStack
 from typing import Any, Literal, TypeVar, overload
 
@@ -37,9 +44,11 @@ from .errors import ConfigurationError
 
 __all__ = [
     "Provider",
+    "ProviderDecorator",
     "ProviderRegistry",
     "ProviderScope",
     "Resolver",
+    "discover_providers",
     "global_provider_names",
     "provider",
     "useprovider",
@@ -50,15 +59,34 @@ ScopeName = Literal["request", "app"]
 _USE_ATTR = "__bocadillo_useproviders__"
 
 
-class Provider:
-    """A named factory of values, with a scope and its own dependencies."""
+_NAME_ATTR = "__bocadillo_provider_name__"
 
-    def __init__(self, func: Callable[..., Any], *, scope: ScopeName, name: str) -> None:
+
+class Provider:
+    """A named factory of values, with a scope and its own dependencies.
+
+    ``autouse`` providers run for every view without being asked for; a ``lazy`` one is
+    injected as an awaitable that makes the value when first awaited.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        scope: ScopeName,
+        name: str,
+        autouse: bool = False,
+        lazy: bool = False,
+    ) -> None:
         if scope not in ("request", "app"):
             raise ConfigurationError(f"provider scope must be 'request' or 'app', not {scope!r}")
+        if lazy and scope != "request":
+            raise ConfigurationError(f"lazy provider {name!r} must be request-scoped")
         self.func = func
         self.scope = scope
         self.name = name
+        self.autouse = autouse
+        self.lazy = lazy
         self.dependencies = tuple(inspect.signature(func).parameters)
 
     async def create(self, kwargs: dict[str, Any], stack: AsyncExitStack) -> Any:
@@ -103,43 +131,89 @@ async def _finish_gen(gen: Any) -> None:
         raise ConfigurationError("a provider generator must yield exactly once")
 
 
+#: The providers declared with ``@provider`` so far, by name (the last declaration wins).
+#: Apps copy it when they build themselves (``ProviderRegistry.adopt``); nothing reads it
+#: while serving a request.
 _GLOBAL: dict[str, Provider] = {}
 
 
-@overload
-def provider(func: F, *, scope: ScopeName = ..., name: str | None = ...) -> F: ...
+class ProviderDecorator:
+    """``@provider`` and ``@app.provider``: declare a provider, bare or with options.
 
-
-@overload
-def provider(
-    func: None = None, *, scope: ScopeName = ..., name: str | None = ...
-) -> Callable[[F], F]: ...
-
-
-def provider(
-    func: Callable[..., Any] | None = None,
-    *,
-    scope: ScopeName = "request",
-    name: str | None = None,
-) -> Any:
-    """Declare a provider, injected into views, hooks and handlers by parameter name.
-
-    Usable bare (``@provider``) or with options (``@provider(scope="app")``).
-
-    Args:
-        scope: ``"request"`` (one value per request or connection) or ``"app"``.
-        name: The parameter name to inject under (defaults to the function's name).
-
-    Raises:
-        ConfigurationError: for an unknown scope.
+    ``register`` receives each ``Provider`` made (``bocadillo.provider`` records it for
+    the apps of the process; ``app.provider`` gives it to one app).
     """
 
-    def register(f: Callable[..., Any]) -> Callable[..., Any]:
-        definition = Provider(f, scope=scope, name=name or f.__name__)
-        _GLOBAL[definition.name] = definition
-        return f
+    def __init__(self, register: Callable[[Provider], None]) -> None:
+        self._register = register
 
-    return register(func) if func is not None else register
+    @overload
+    def __call__(
+        self,
+        func: F,
+        *,
+        scope: ScopeName = ...,
+        name: str | None = ...,
+        autouse: bool = ...,
+        lazy: bool = ...,
+    ) -> F: ...
+
+    @overload
+    def __call__(
+        self,
+        func: None = None,
+        *,
+        scope: ScopeName = ...,
+        name: str | None = ...,
+        autouse: bool = ...,
+        lazy: bool = ...,
+    ) -> Callable[[F], F]: ...
+
+    def __call__(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        scope: ScopeName = "request",
+        name: str | None = None,
+        autouse: bool = False,
+        lazy: bool = False,
+    ) -> Any:
+        """Declare a provider, injected into views, hooks and handlers by parameter name.
+
+        Usable bare (``@provider``) or with options (``@provider(scope="app")``).
+
+        Args:
+            func: The provider function (sync or async, or an (async) generator).
+            scope: ``"request"`` (one value per request or connection) or ``"app"``.
+            name: The parameter name to inject under (defaults to the function's name).
+            autouse: Run the provider for every view (HTTP and WebSocket), asked for or not.
+            lazy: Inject an awaitable instead of the value: the provider runs when the view
+                first awaits it (request scope only).
+
+        Raises:
+            ConfigurationError: for an unknown scope, or a lazy app-scoped provider.
+        """
+
+        def register(f: Callable[..., Any]) -> Callable[..., Any]:
+            definition = Provider(
+                f, scope=scope, name=name or f.__name__, autouse=autouse, lazy=lazy
+            )
+            self._register(definition)
+            try:
+                setattr(f, _NAME_ATTR, definition.name)
+            except (AttributeError, TypeError):
+                pass  # a callable that takes no attributes can still be named by its name
+            return f
+
+        return register(func) if func is not None else register
+
+
+def _declare(definition: Provider) -> None:
+    _GLOBAL[definition.name] = definition
+
+
+#: Declare a provider for the apps of this process (see ``ProviderDecorator.__call__``).
+provider = ProviderDecorator(_declare)
 
 
 def global_provider_names() -> frozenset[str]:
@@ -147,8 +221,23 @@ def global_provider_names() -> frozenset[str]:
     return frozenset(_GLOBAL)
 
 
-def useprovider(*names: str) -> Callable[[F], F]:
+def discover_providers(*module_names: str) -> None:
+    """Import modules so that the providers they declare exist (Bocadillo 0.18's helper).
+
+    ``configure(app, provider_modules=[...])`` (``PROVIDER_MODULES`` in a settings module)
+    calls it with the modules it names.
+
+    Raises:
+        ImportError: if a module cannot be imported.
+    """
+    for name in module_names:
+        importlib.import_module(name)
+
+
+def useprovider(*providers: str | Callable[..., Any]) -> Callable[[F], F]:
     """Resolve providers before a view runs, for their side effects, without passing them.
+
+    Providers are given by name, or by the function declared with ``@provider``.
 
     Example::
 
@@ -156,6 +245,10 @@ def useprovider(*names: str) -> Callable[[F], F]:
         @useprovider("count_visit")
         async def index(req, res): ...
     """
+    names = tuple(
+        item if isinstance(item, str) else getattr(item, _NAME_ATTR, item.__name__)
+        for item in providers
+    )
 
     def decorate(func: F) -> F:
         existing: tuple[str, ...] = getattr(func, _USE_ATTR, ())
@@ -175,28 +268,42 @@ def used_providers(func: Any) -> tuple[str, ...]:
 
 
 class ProviderRegistry:
-    """The providers of one app, and the app-scoped values they made."""
+    """The providers of one app, and the app-scoped values they made.
+
+    Until ``adopt`` is first called, the declared providers are read as they are declared;
+    after it, the registry reads only its own copy of them.
+    """
 
     def __init__(self) -> None:
         self._local: dict[str, Provider] = {}
+        self._adopted: dict[str, Provider] | None = None
+        self._merged: dict[str, Provider] | None = None
         self._app_values: dict[str, Any] = {}
         self._app_locks: dict[str, asyncio.Lock] = {}
         self._app_stack: AsyncExitStack | None = None
 
-    def register(
-        self, func: Callable[..., Any], *, scope: ScopeName = "request", name: str | None = None
-    ) -> None:
-        """Register a provider for this app only."""
-        definition = Provider(func, scope=scope, name=name or func.__name__)
+    def add(self, definition: Provider) -> None:
+        """Register a provider for this app only (it overrides a declared one)."""
         self._local[definition.name] = definition
+        self._merged = None
+
+    def adopt(self) -> None:
+        """Copy the providers declared with ``@provider`` so far: this app's own from now on."""
+        self._adopted = dict(_GLOBAL)
+        self._merged = None
 
     @property
     def definitions(self) -> dict[str, Provider]:
-        """Every provider visible to this app (app-local ones override global ones)."""
-        return {**_GLOBAL, **self._local}
+        """Every provider visible to this app (its own override declared ones)."""
+        if self._merged is not None:
+            return self._merged
+        if self._adopted is None:
+            return {**_GLOBAL, **self._local}
+        self._merged = {**self._adopted, **self._local}
+        return self._merged
 
     def __contains__(self, name: object) -> bool:
-        return name in self._local or name in _GLOBAL
+        return name in self.definitions
 
     def check(self, names: Iterable[str], where: str) -> None:
         """Check that ``names`` and all they depend on exist, without cycles.
@@ -270,11 +377,17 @@ class Resolver:
         definition = self._definitions[name]
         if definition.scope == "app":
             value = await self.registry.app_value(definition, self)
+        elif definition.lazy:
+            value = _Lazy(functools.partial(self._make, definition))
         else:
             kwargs = {dep: await self.get(dep) for dep in definition.dependencies}
             value = await definition.create(kwargs, self._stack)
         self._values[name] = value
         return value
+
+    async def _make(self, definition: Provider) -> Any:
+        kwargs = {dep: await self.get(dep) for dep in definition.dependencies}
+        return await definition.create(kwargs, self._stack)
 
     async def resolve(self, names: Iterable[str]) -> dict[str, Any]:
         """The values of several providers, by name."""
@@ -283,6 +396,19 @@ class Resolver:
     async def aclose(self) -> None:
         """Tear down the request-scoped values made so far."""
         await self._stack.aclose()
+
+
+class _Lazy:
+    """A lazy provider's value: awaiting it makes the value (once) and returns it."""
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        self._make = make
+        self._future: asyncio.Future[Any] | None = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._future is None:
+            self._future = asyncio.ensure_future(self._make())
+        return self._future.__await__()
 
 
 class ProviderScope:
@@ -317,6 +443,12 @@ class ProviderScope:
             params = {}  # type: ignore[assignment]
         injected = tuple(name for name in params if name not in skipped and name in registry)
         used = used_providers(func)
+        autoused = tuple(
+            name
+            for name, definition in registry.definitions.items()
+            if definition.autouse and name not in injected and name not in used
+        )
+        used = (*autoused, *used)
         registry.check((*injected, *used), where)
         return cls(injected, used)
 

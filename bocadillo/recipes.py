@@ -5,7 +5,7 @@ from __future__ import annotations
 from .errors import ConfigurationError
 from .routing import RouteRegistry
 
-__all__ = ["Recipe"]
+__all__ = ["Recipe", "Router"]
 
 
 class Recipe(RouteRegistry):
@@ -41,3 +41,36 @@ class Recipe(RouteRegistry):
 
     def __repr__(self) -> str:
         return f"<Recipe {self.name} {self.prefix or '/'}>"
+
+
+class Router(RouteRegistry):
+    """A group of routes without a name or prefix of its own (Bocadillo 0.18's ``Router``).
+
+    Register routes on it, then include it with ``app.include_router(router, prefix=...)``
+    (the same as ``app.include``). Route names are not qualified: ``url_for("view")``.
+
+    Example::
+
+        router = Router()
+
+        @router.route("/{pk}")
+        async def get_taco(req, res, pk: int): ...
+
+        app.include_router(router, prefix="/tacos")  # GET /tacos/1
+    """
+
+    prefix = ""
+    #: Paths are joined to the prefix as written: ``"/"`` under ``"/tacos"`` is ``"/tacos/"``
+    #: (``"/tacos"`` is redirected there), as in Bocadillo 0.18.
+    joins_literally = True
+
+    def include_router(self, router: RouteRegistry, prefix: str = "") -> None:
+        """Include another router's routes under ``prefix`` (see ``include``)."""
+        self.include(router, prefix=_leading_slash(prefix))
+
+    def __repr__(self) -> str:
+        return "<Router>"
+
+
+def _leading_slash(prefix: str) -> str:
+    return prefix if not prefix or prefix.startswith("/") else "/" + prefix

@@ -12,24 +12,31 @@ import os
 import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
+from mimetypes import guess_type
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from starlette.background import BackgroundTasks
-from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import FileResponse, Response as _StarletteResponse, StreamingResponse
+from starlette.responses import FileResponse, Response as _StarletteResponse
 
-from .errors import InvalidArgument
+from .errors import ArgumentTypeError, InvalidArgument
 from .jsoncodec import dumps_bytes
+from .streaming import StreamingBody, as_async_iterable
 from .types import JSONValue, Receive, Scope, Send
 
-__all__ = ["Response", "check_header", "content_disposition", "encode_json"]
+__all__ = [
+    "Response",
+    "ResponseHeaders",
+    "check_header",
+    "content_disposition",
+    "encode_json",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TEXT = "text/plain; charset=utf-8"
-_HTML = "text/html; charset=utf-8"
+_TEXT = "text/plain"
+_HTML = "text/html"
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
 #: The JSON codec's ``dumps_bytes`` under its former name (``bocadillo.jsoncodec``).
@@ -104,6 +111,43 @@ def content_disposition(disposition: str, filename: str) -> str:
     return f"{disposition}; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{encoded}"
 
 
+class ResponseHeaders(_CheckedHeaders):
+    """Response headers: checked as they are set (see ``check_header``), plus ``pop``.
+
+    Until ``Content-Type`` is set explicitly, reading it gives the type the body implies
+    (``text/plain...`` after ``res.text = ...``), so hooks and middleware can read it.
+    """
+
+    _response: Response | None = None
+
+    def _implied(self, key: str) -> str | None:
+        response = self._response
+        if response is None or key.lower() != "content-type":
+            return None
+        return response._media_type
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return super().__getitem__(key)
+        except KeyError:
+            implied = self._implied(key)
+            if implied is None:
+                raise
+            return implied
+
+    def __contains__(self, key: object) -> bool:
+        if super().__contains__(key):
+            return True
+        return isinstance(key, str) and self._implied(key) is not None
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Remove the header ``key`` and return its value (``default`` if it was not set)."""
+        value = self.get(key, default)
+        if key in self:
+            del self[key]
+        return value
+
+
 class Response:
     """What a view answers: body, status code, headers, cookies and background tasks.
 
@@ -115,7 +159,7 @@ class Response:
 
     def __init__(self, status_code: int = 200) -> None:
         self.status_code = status_code
-        self._headers: MutableHeaders | None = None  # made on first use
+        self._headers: ResponseHeaders | None = None  # made on first use
         #: Send the body with chunked transfer encoding instead of a Content-Length.
         self.chunked = False
         self._body: bytes = b""
@@ -127,6 +171,7 @@ class Response:
         self._cookies: list[tuple[str, dict[str, Any]]] = []
         self._tasks: BackgroundTasks | None = None
         self._events: AsyncIterable[str | bytes] | None = None
+        self._raise_on_disconnect = False
 
     def _set_body(self, body: bytes, media_type: str | None) -> None:
         self._body = body
@@ -182,40 +227,61 @@ class Response:
         return self._body
 
     @content.setter
-    def content(self, value: bytes) -> None:
-        self._set_body(bytes(value), _OCTETS)
+    def content(self, value: bytes | str) -> None:
+        if isinstance(value, str):
+            self._set_body(value.encode("utf-8"), _TEXT)
+        else:
+            self._set_body(bytes(value), _OCTETS)
 
-    def stream(self, source: Any) -> Any:
+    def stream(self, source: Any = None, *, raise_on_disconnect: bool = False) -> Any:
         """Send the body from an (async) iterable of ``str``/``bytes`` chunks, chunked.
 
-        Usable as a decorator on an async generator function taking no arguments::
+        Usable as a decorator on an async generator function taking no arguments, bare or
+        with options::
 
             @res.stream
             async def numbers():
                 for n in range(10):
                     yield str(n)
 
+        Args:
+            source: The iterable, or an async generator function.
+            raise_on_disconnect: When the client leaves, raise ``ClientDisconnect`` in the
+                generator at its next ``yield`` (default: cancel it at its ``await``).
+
         Returns:
-            ``source`` unchanged, so the decorated function keeps its name.
+            ``source`` unchanged, so the decorated function keeps its name (or, without
+            ``source``, the decorator).
+
+        Raises:
+            ArgumentTypeError: if ``source`` is a function but not an async generator function.
         """
-        iterable = source() if inspect.isasyncgenfunction(source) else source
+        if source is None:
+            return lambda func: self.stream(func, raise_on_disconnect=raise_on_disconnect)
         self._body = b""
         self._file = None
         self._events = None
-        self._stream = iterable
+        self._stream = _iterable_of(source, "res.stream")
+        self._raise_on_disconnect = raise_on_disconnect
         return source
 
-    def event_stream(self, source: Any) -> Any:
+    def event_stream(self, source: Any = None, *, raise_on_disconnect: bool = False) -> Any:
         """Send server-sent events from an async generator of ``server_event(...)`` strings.
 
         Usable as a decorator, like ``stream``. The response is ``text/event-stream``;
-        a client disconnect cancels and closes the generator.
+        a client disconnect cancels and closes the generator (or raises
+        ``ClientDisconnect`` in it with ``raise_on_disconnect=True``).
+
+        Raises:
+            ArgumentTypeError: if ``source`` is a function but not an async generator function.
         """
-        iterable = source() if inspect.isasyncgenfunction(source) else source
+        if source is None:
+            return lambda func: self.event_stream(func, raise_on_disconnect=raise_on_disconnect)
         self._body = b""
         self._file = None
         self._stream = None
-        self._events = iterable
+        self._events = as_async_iterable(_iterable_of(source, "res.event_stream"))
+        self._raise_on_disconnect = raise_on_disconnect
         return source
 
     def file(
@@ -233,37 +299,19 @@ class Response:
         self._file = (os.fspath(path), name, "attachment" if attach else "inline")
         self._stream = None
 
-    def attachment(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        content: bytes | str | None = None,
-        filename: str | None = None,
-    ) -> None:
-        """Send a download: a file from disk, or ``content`` made in memory.
+    @property
+    def attachment(self) -> _Attachment:
+        """Send a download: ``res.attachment(path)`` or ``res.attachment(content=...,
+        filename=...)`` (see ``_Attachment.__call__``).
 
-        Args:
-            path: A file to send as an attachment.
-            content: The bytes (or text) to send when there is no file.
-            filename: The name the browser saves it under (required with ``content``).
-
-        Raises:
-            InvalidArgument: with neither or both of ``path`` and ``content``, or ``content``
-                without ``filename``.
+        Assigning a file name (``res.attachment = "report.csv"``, as in Bocadillo 0.18)
+        keeps the body already set and asks the browser to save it under that name.
         """
-        if (path is None) == (content is None):
-            raise InvalidArgument("attachment() takes either a path or content=...")
-        if path is not None:
-            self.file(path, attach=True, filename=filename)
-            return
-        if filename is None:
-            raise InvalidArgument("attachment(content=...) needs a filename")
-        body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
-        from mimetypes import guess_type
+        return _Attachment(self)
 
-        header = content_disposition("attachment", filename)
-        self._set_body(body, guess_type(filename)[0] or _OCTETS)
-        self.headers["content-disposition"] = header
+    @attachment.setter
+    def attachment(self, filename: str) -> None:
+        self.headers["content-disposition"] = content_disposition("attachment", filename)
 
     # Cookies and background tasks ----------------------------------------------------------
 
@@ -317,9 +365,28 @@ class Response:
 
     # Sending -----------------------------------------------------------------------------
 
-    def _starlette_response(self) -> _StarletteResponse:
+    def _asgi_response(self) -> _StarletteResponse | StreamingBody:
         headers = dict(self.headers.items())
         response: _StarletteResponse
+        if self._stream is not None or (self.chunked and self._file is None):
+            source = self._stream if self._stream is not None else _single_chunk(self._body)
+            # A bodiless response carries the headers (cookies included) of the stream.
+            carrier = _StarletteResponse(
+                status_code=self.status_code,
+                headers=headers,
+                media_type=self._media_type or _OCTETS,
+            )
+            self._apply_cookies(carrier)
+            raw = [item for item in carrier.raw_headers if item[0] != b"content-length"]
+            if self.chunked and b"transfer-encoding" not in {key for key, _ in raw}:
+                raw.append((b"transfer-encoding", b"chunked"))
+            return StreamingBody(
+                source,
+                status_code=self.status_code,
+                headers=raw,
+                raise_on_disconnect=self._raise_on_disconnect,
+                background=self._tasks,
+            )
         if self._file is not None:
             path, filename, disposition = self._file
             if filename is not None and "content-disposition" not in headers:
@@ -332,15 +399,6 @@ class Response:
                 content_disposition_type=disposition,
                 background=self._tasks,
             )
-        elif self._stream is not None or self.chunked:
-            source = self._stream if self._stream is not None else _single_chunk(self._body)
-            response = StreamingResponse(
-                _ensure_async(source),
-                status_code=self.status_code,
-                headers=headers,
-                media_type=self._media_type or _OCTETS,
-                background=self._tasks,
-            )
         else:
             response = _StarletteResponse(
                 self._body,
@@ -349,23 +407,28 @@ class Response:
                 media_type=self._media_type,
                 background=self._tasks,
             )
+        self._apply_cookies(response)
+        return response
+
+    def _apply_cookies(self, response: _StarletteResponse) -> None:
         for action, options in self._cookies:
             if action == "set":
                 response.set_cookie(**options)
             else:
                 response.delete_cookie(**options)
-        return response
 
     @property
-    def headers(self) -> MutableHeaders:
+    def headers(self) -> ResponseHeaders:
         """The response headers (``Content-Type`` and ``Content-Length`` are added)."""
         if self._headers is None:
-            self._headers = _CheckedHeaders()
+            self._headers = ResponseHeaders()
+            self._headers._response = self
         return self._headers
 
     @headers.setter
     def headers(self, value: MutableHeaders | Mapping[str, str]) -> None:
-        headers = _CheckedHeaders()
+        headers = ResponseHeaders()
+        headers._response = self
         if isinstance(value, Headers):  # repeated names (set-cookie) kept
             for raw_key, raw_value in value.raw:
                 headers.append(raw_key.decode("latin-1"), raw_value.decode("latin-1"))
@@ -397,12 +460,17 @@ class Response:
         if self._events is not None:
             from .sse import EventStream
 
-            await EventStream(self._events, headers=list(self.headers.raw))(scope, receive, send)
+            events = EventStream(
+                self._events,
+                headers=list(self.headers.raw),
+                raise_on_disconnect=self._raise_on_disconnect,
+            )
+            await events(scope, receive, send)
             if self._tasks is not None:
                 await self._tasks()
             return
         if self._stream is not None or self._file is not None or self.chunked or self._cookies:
-            await self._starlette_response()(scope, receive, send)
+            await self._asgi_response()(scope, receive, send)
             return
         # The common case (a body in memory) is written directly: no intermediate object.
         await send(
@@ -417,11 +485,56 @@ class Response:
             await self._tasks()
 
 
+class _Attachment:
+    """``res.attachment``: call it to send a download."""
+
+    def __init__(self, res: Response) -> None:
+        self._res = res
+
+    def __call__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        content: bytes | str | None = None,
+        filename: str | None = None,
+    ) -> None:
+        """Send a download: a file from disk, or ``content`` made in memory.
+
+        Args:
+            path: A file to send as an attachment.
+            content: The bytes (or text) to send when there is no file.
+            filename: The name the browser saves it under (required with ``content``).
+
+        Raises:
+            InvalidArgument: with neither or both of ``path`` and ``content``, or ``content``
+                without ``filename``.
+        """
+        res = self._res
+        if (path is None) == (content is None):
+            raise InvalidArgument("attachment() takes either a path or content=...")
+        if path is not None:
+            res.file(path, attach=True, filename=filename)
+            return
+        if filename is None:
+            raise InvalidArgument("attachment(content=...) needs a filename")
+        body = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
+        header = content_disposition("attachment", filename)
+        res._set_body(body, guess_type(filename)[0] or _OCTETS)
+        res.headers["content-disposition"] = header
+
+
+def _iterable_of(source: Any, where: str) -> AsyncIterable[Any] | Iterable[Any]:
+    if inspect.isasyncgenfunction(source):
+        return source()  # type: ignore[no-any-return]
+    if callable(source) and not isinstance(source, (AsyncIterable, Iterable)):
+        raise ArgumentTypeError(
+            f"{where} takes an async generator function (async def with yield) or an "
+            f"iterable, not {getattr(source, '__qualname__', source)!r}"
+        )
+    if not isinstance(source, (AsyncIterable, Iterable)) or isinstance(source, (str, bytes)):
+        raise ArgumentTypeError(f"{where} takes an async generator function or an iterable")
+    return source
+
+
 async def _single_chunk(body: bytes) -> AsyncIterator[bytes]:
     yield body
-
-
-def _ensure_async(source: AsyncIterable[bytes | str] | Iterable[bytes | str]) -> AsyncIterable[Any]:
-    if isinstance(source, AsyncIterable):
-        return source
-    return iterate_in_threadpool(iter(source))

@@ -18,7 +18,7 @@ class Templates:
             in templates as a global.
         directory: Where the templates are (default ``"templates"``, relative to the
             working directory).
-        context: Globals available to every template.
+        context: Values available to every template (``templates.context``).
 
     Example::
 
@@ -38,25 +38,39 @@ class Templates:
         directory: str | os.PathLike[str] = "templates",
         context: dict[str, Any] | None = None,
     ) -> None:
-        self.directory = os.fspath(directory)
-        loader = jinja2.FileSystemLoader(self.directory)
+        self._loader = jinja2.FileSystemLoader(os.fspath(directory))
         autoescape = jinja2.select_autoescape(["html", "htm", "xml"], default_for_string=True)
         self._async_env = jinja2.Environment(
-            loader=loader, autoescape=autoescape, enable_async=True
+            loader=self._loader, autoescape=autoescape, enable_async=True
         )
-        self._sync_env = jinja2.Environment(loader=loader, autoescape=autoescape)
+        self._sync_env = jinja2.Environment(loader=self._loader, autoescape=autoescape)
         if app is not None:
             self._sync_env.globals["url_for"] = lambda name, /, **params: str(
                 app.url_for(name, **params)
             )
-        self._sync_env.globals.update(context or {})
-        # One globals dict for both environments, so that ``context`` changes reach both.
         self._async_env.globals = self._sync_env.globals
+        self._context: dict[str, Any] = dict(context or {})
+
+    @property
+    def directory(self) -> str:
+        """Where the templates are; assign it to look elsewhere from now on."""
+        return str(self._loader.searchpath[0])
+
+    @directory.setter
+    def directory(self, value: str | os.PathLike[str]) -> None:
+        self._loader.searchpath = [os.fspath(value)]
+        # Templates loaded from the old folder must not be served from the cache.
+        self._sync_env.cache = jinja2.environment.create_cache(400)
+        self._async_env.cache = jinja2.environment.create_cache(400)
 
     @property
     def context(self) -> dict[str, Any]:
-        """The globals shared by every template (mutable)."""
-        return self._sync_env.globals
+        """The values shared by every template (mutable; assigning replaces them)."""
+        return self._context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._context = value
 
     async def render(
         self, name: str, context: dict[str, Any] | None = None, /, **kwargs: Any
@@ -72,16 +86,18 @@ class Templates:
             jinja2.TemplateNotFound: if there is no such template.
         """
         template = self._async_env.get_template(name)
-        return await template.render_async({**(context or {}), **kwargs})
+        return await template.render_async({**self._context, **(context or {}), **kwargs})
 
     def render_sync(
         self, name: str, context: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> str:
         """Render the template ``name`` synchronously."""
-        return self._sync_env.get_template(name).render({**(context or {}), **kwargs})
+        values = {**self._context, **(context or {}), **kwargs}
+        return self._sync_env.get_template(name).render(values)
 
     def render_string(
         self, source: str, context: dict[str, Any] | None = None, /, **kwargs: Any
     ) -> str:
         """Render a template given as a string (autoescaped)."""
-        return self._sync_env.from_string(source).render({**(context or {}), **kwargs})
+        values = {**self._context, **(context or {}), **kwargs}
+        return self._sync_env.from_string(source).render(values)

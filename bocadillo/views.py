@@ -46,7 +46,8 @@ def view_handlers(
 
     Args:
         view: An async function, a class, or an instance of a class-based view.
-        methods: For function views, the allowed verbs (default ``["GET"]``).
+        methods: For function views, the allowed verbs (default ``["GET"]``; the builtin
+            ``all`` allows every verb, as in Bocadillo 0.18).
 
     Returns:
         ``(handlers, catch_all, owner)``: upper-case verb to handler, the ``handle``
@@ -58,6 +59,8 @@ def view_handlers(
     """
     if inspect.isfunction(view) or inspect.ismethod(view):
         ensure_async(view)
+        if methods is all:  # type: ignore[comparison-overlap]
+            methods = HTTP_METHODS
         verbs = [m.upper() for m in (methods or ["GET"])]
         for verb in verbs:
             if verb.lower() not in HTTP_METHODS:
@@ -77,10 +80,7 @@ def view_handlers(
     catch_all = getattr(instance, "handle", None)
     if catch_all is not None:
         ensure_async(catch_all, "view method")
-    if not handlers and catch_all is None:
-        raise ConfigurationError(
-            f"{_name(view)} has no handler: define get(), post(), ... or handle()"
-        )
+    # A class without any handler is allowed (as in Bocadillo 0.18): every verb gets 405.
     return handlers, catch_all, view
 
 

@@ -13,6 +13,7 @@ code, and a second ``close()`` raises ``InvalidState``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -257,7 +258,10 @@ class WebSocket(HubMembership, HTTPConnection):
             # not a server-side close, so the client's code still decides `silences()`.
             return
         try:
-            await self.send_event({"type": "websocket.close", "code": int(code), "reason": reason})
+            message: Message = {"type": "websocket.close", "code": int(code)}
+            if reason:
+                message["reason"] = reason  # none given: no reason in the event (as 0.18)
+            await self.send_event(message)
         except OSError:
             pass  # the transport is gone; the connection is closed either way
 
@@ -266,6 +270,24 @@ class WebSocket(HubMembership, HTTPConnection):
         if self._phase in _CLOSED:
             return
         await self.close(code)
+
+    async def _wait_peer_closed(self, timeout: float) -> None:
+        """After a server-side close (or a refused handshake), wait (at most ``timeout``
+        seconds) until the client has seen it (the server reports ``websocket.disconnect``).
+        Never raises."""
+        if self._phase not in _BY_SERVER:
+            return
+
+        async def drain() -> None:
+            while True:
+                message = await self._receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except (asyncio.TimeoutError, OSError, RuntimeError):
+            pass  # the peer did not answer in time, or the server has no more events
 
     async def _close_from_hub(self, code: int, reason: str) -> None:
         """Close on the hub's behalf (limits, ``hub.disconnect``, shutdown)."""

@@ -72,7 +72,10 @@ class _Compiler:
             local = registry._qualify(name)
             return str(qualify(local)) if qualify else local
 
-        self._http(registry._http_routes, prefix, name_of)
+        # A ``Router`` (0.18) joins its prefix literally: its "/" route under "/tacos" is
+        # "/tacos/"; a ``Recipe``'s is "/tacos".
+        as_written = getattr(registry, "joins_literally", False)
+        self._http(registry._http_routes, prefix, name_of, as_written=as_written)
         ws_routes = list(registry._ws_routes)
         if None in registry._dispatchers:
             for route in ws_routes:
@@ -109,14 +112,16 @@ class _Compiler:
                 _StarletteMount(join(prefix, mount.prefix), app=mount.app, name=mount.name)
             )
 
-    def _http(self, http_routes: list[HTTPRoute], prefix: str, name_of: Any) -> None:
+    def _http(
+        self, http_routes: list[HTTPRoute], prefix: str, name_of: Any, *, as_written: bool = False
+    ) -> None:
         # Function views sharing a path are served by one Starlette route, so a 405 lists
         # every method of the path in its Allow header.
         groups: dict[str, list[HTTPEndpoint]] = {}
         for route in http_routes:
             groups.setdefault(route.path, []).append(route.bind(self.providers))
         for path, group in groups.items():
-            full_path = join(prefix, path)
+            full_path = prefix + path if as_written else join(prefix, path)
             first, *others = group
             endpoint: Any = first if not others else MethodDispatch(group)
             methods: list[str] | None = None

@@ -287,11 +287,10 @@ class RouteRegistry:
     def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
         """Serve any ASGI app (a Starlette app, a ``StaticFiles`` folder...) under ``prefix``.
 
-        Raises:
-            ConfigurationError: if ``prefix`` does not start with ``/``.
+        A prefix without its leading ``/`` gets one (``assets`` is ``/assets``).
         """
         if not prefix.startswith("/"):
-            raise ConfigurationError(f"mount prefix {prefix!r} must start with '/'")
+            prefix = "/" + prefix
         self._mounts.append(MountEntry(prefix.rstrip("/"), app, name))
         self._changed()
 

@@ -77,7 +77,9 @@ class WebSocketRoute:
         self.overflow = overflow
         self.outbox_limit = outbox_limit
         #: How hub deliveries are encoded for this route's connections.
-        self.hub_codec: MessageCodec = hub_codec or self.send_type
+        self.hub_codec: MessageCodec = hub_codec or (
+            "text" if self.send_type == "event" else self.send_type
+        )
         self.plan = ParameterPlan(
             view,
             leading=1,
@@ -118,6 +120,11 @@ class WebSocketRoute:
 
     def __repr__(self) -> str:
         return f"<WebSocketRoute {self.pattern} {self.name}>"
+
+
+#: Seconds a failed view waits for the client to answer its 1011 close before the error
+#: goes on to the server.
+_CLOSE_ANSWER_TIMEOUT = 5.0
 
 
 class WebSocketEndpoint:
@@ -211,6 +218,10 @@ class WebSocketEndpoint:
                 raise
         except Exception:
             await ws.ensure_closed(CloseCode.INTERNAL_ERROR)
+            # The error goes on to the server (which logs it) only once the client has
+            # seen the 1011 close (or the refused handshake): raising at once may drop the
+            # connection before the close is out.
+            await ws._wait_peer_closed(_CLOSE_ANSWER_TIMEOUT)
             raise
         else:
             await ws.ensure_closed(CloseCode.NORMAL_CLOSURE)

@@ -12,7 +12,19 @@ import uvicorn
 from ..errors import InvalidState
 from ..types import ASGIApp
 
-__all__ = ["LiveServer"]
+__all__ = ["BaseURL", "LiveServer"]
+
+
+class BaseURL(str):
+    """A base URL that can be called with a path to make a full URL."""
+
+    __slots__ = ()
+
+    def __call__(self, path: str = "") -> str:
+        """This URL followed by ``path`` (a leading ``/`` is added if missing)."""
+        if path and not path.startswith("/"):
+            path = "/" + path
+        return str(self) + path
 
 
 class _Server(uvicorn.Server):
@@ -77,15 +89,19 @@ class LiveServer:
         self._requested_port = port
 
     @property
-    def url(self) -> str:
-        """The server's base HTTP URL, e.g. ``http://127.0.0.1:54321``."""
+    def url(self) -> BaseURL:
+        """The server's base HTTP URL, e.g. ``http://127.0.0.1:54321``.
+
+        It is a ``str``; call it to join a path, as in Bocadillo 0.18:
+        ``server.url("/items")`` is ``server.url + "/items"``.
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return BaseURL(f"http://{host}:{self.port}")
 
     @property
-    def ws_url(self) -> str:
-        """The server's base WebSocket URL, e.g. ``ws://127.0.0.1:54321``."""
-        return "ws" + self.url[len("http") :]
+    def ws_url(self) -> BaseURL:
+        """The server's base WebSocket URL, e.g. ``ws://127.0.0.1:54321`` (callable too)."""
+        return BaseURL("ws" + self.url[len("http") :])
 
     def start(self) -> None:
         """Start serving; return when uvicorn is ready.

@@ -43,7 +43,7 @@ async def test_app_is_an_asgi_application():
 
     assert sent[0]["type"] == "http.response.start"
     assert sent[0]["status"] == 200
-    assert (b"content-type", b"text/plain; charset=utf-8") in sent[0]["headers"]
+    assert (b"content-type", b"text/plain") in sent[0]["headers"]
     assert b"".join(m.get("body", b"") for m in sent[1:]) == b"hello"
 
 

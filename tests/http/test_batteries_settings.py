@@ -39,8 +39,26 @@ def test_cors_off_by_default_answers_no_preflight():
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_cors_true_answers_preflight_and_simple_requests():
+def test_cors_true_has_restrictive_defaults():
+    # No origin is allowed until listed, GET only, no header (Bocadillo 0.18's defaults).
     app = configure(text_app(), cors=True)
+    get_preflight = {"Origin": "https://client.example", "Access-Control-Request-Method": "GET"}
+
+    with create_client(app) as client:
+        preflight = client.options("/", headers=get_preflight)
+        simple = client.get("/", headers={"Origin": "https://client.example"})
+
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    assert simple.text == "hello"
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_dict_opens_what_it_lists():
+    app = configure(
+        text_app(),
+        cors={"allow_origins": ["*"], "allow_methods": ["GET", "POST"], "allow_headers": ["*"]},
+    )
 
     with create_client(app) as client:
         preflight = client.options("/", headers=PREFLIGHT)

@@ -63,11 +63,12 @@ def test_mount_serves_static_files(tmp_path):
     assert app.url_for("static", path="/hello.txt") == "/static/hello.txt"
 
 
-def test_mount_prefix_without_leading_slash_is_refused():
+def test_mount_prefix_without_leading_slash_gets_one():
     app = App()
+    app.mount("static", _starlette_app())
 
-    with pytest.raises(ConfigurationError, match="must start with '/'"):
-        app.mount("static", _starlette_app())
+    with create_client(app) as client:
+        assert client.get("/static/hello").status_code == 200
 
 
 def test_mount_is_not_shadowed_by_a_catch_all_route():

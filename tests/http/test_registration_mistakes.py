@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -188,10 +189,11 @@ async def test_a_websocket_to_an_unknown_path_is_refused_and_logged(live_server,
     [("rate_limt", "rate_limit"), ("max_conections", "max_connections"), ("sesions", "sessions")],
 )
 def test_a_setting_name_close_to_a_known_one_is_a_typo(name, suggestion):
+    typo: dict[str, Any] = {name: 1}
     with pytest.raises(ConfigurationError, match=f"did you mean '{suggestion}'"):
-        App(**{name: 1})
+        App(**typo)
     with pytest.raises(ConfigurationError, match=f"did you mean '{suggestion}'"):
-        configure(App(), **{name: 1})
+        configure(App(), **typo)
 
 
 def test_custom_settings_stay_allowed():

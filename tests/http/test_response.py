@@ -20,7 +20,7 @@ def test_response_text_sets_type_and_length():
 
     assert response.status_code == 200
     assert response.text == "héllo"
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-type"] == "text/plain"
     assert response.headers["content-length"] == str(len("héllo".encode()))
 
 
@@ -35,7 +35,7 @@ def test_response_html_sets_type_and_length():
         response = client.get("/")
 
     assert response.text == "<h1>Hi</h1>"
-    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-type"] == "text/html"
     assert response.headers["content-length"] == "11"
 
 
@@ -397,7 +397,7 @@ def test_view_return_str_is_text_and_bytes_is_content():
         raw = client.get("/bytes")
 
     assert text.text == "text"
-    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+    assert text.headers["content-type"] == "text/plain"
     assert raw.content == b"\x00raw"
     assert raw.headers["content-type"] == "application/octet-stream"
 

@@ -171,14 +171,15 @@ def test_route_unknown_method_is_refused_at_registration():
             pass
 
 
-def test_route_pattern_without_leading_slash_is_refused():
+def test_route_pattern_without_leading_slash_gets_one():
     app = App()
 
-    with pytest.raises(ConfigurationError, match="must start with '/'"):
+    @app.route("items")
+    async def view(req, res):
+        res.text = "items"
 
-        @app.route("items")
-        async def view(req, res):
-            pass
+    with create_client(app) as client:
+        assert client.get("/items").text == "items"
 
 
 def test_route_decorator_returns_the_view():
@@ -298,14 +299,16 @@ def test_class_based_view_sync_handle_is_refused_at_registration():
         app.route("/")(Index)
 
 
-def test_class_based_view_without_handlers_is_refused():
+def test_class_based_view_without_handlers_answers_405_to_every_verb():
     app = App()
 
+    @app.route("/")
     class Empty:
         pass
 
-    with pytest.raises(ConfigurationError, match="no handler"):
-        app.route("/")(Empty)
+    with create_client(app) as client:
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            assert client.request(method, "/").status_code == 405
 
 
 def test_class_based_view_with_methods_argument_is_refused():

@@ -23,7 +23,7 @@ def test_websocket_auto_accept_accepts_before_view_and_closes_1000_after():
     with create_client(recorder) as client:
         with client.websocket_connect("/hello") as ws:
             assert ws.receive_text() == "hi"
-            assert ws.receive() == {"type": "websocket.close", "code": 1000, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 1000}
     assert seen == [True]
     assert [event["type"] for event in recorder.events] == [
         "websocket.accept",
@@ -48,7 +48,7 @@ def test_websocket_manual_accept_and_close():
     with create_client(app) as client:
         with client.websocket_connect("/hello") as ws:
             assert ws.receive_text() == "hi"
-            assert ws.receive() == {"type": "websocket.close", "code": 1001, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 1001}
     assert states == [(False, False), (True, False), (True, True)]
 
 
@@ -91,7 +91,7 @@ def test_websocket_context_manager_accepts_and_closes_1000():
         with client.websocket_connect("/hello") as ws:
             ws.send_text("ping")
             assert ws.receive_text() == "ping"
-            assert ws.receive() == {"type": "websocket.close", "code": 1000, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 1000}
     assert after_block == [(True, 1000)]
     assert recorder.close_codes == [1000]
 
@@ -114,7 +114,7 @@ def test_websocket_context_manager_entered_twice_is_safe():
     with create_client(recorder) as client:
         with client.websocket_connect("/twice") as ws:
             assert ws.receive_text() == "inner"
-            assert ws.receive() == {"type": "websocket.close", "code": 1000, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 1000}
     assert done == ["inner exited", "outer exited", "entered again after close"]
     assert recorder.close_codes == [1000]
     assert [e["type"] for e in recorder.events].count("websocket.accept") == 1
@@ -166,7 +166,7 @@ def test_websocket_close_inside_context_manager_is_safe():
     recorder = SentEvents(app)
     with create_client(recorder) as client:
         with client.websocket_connect("/bye") as ws:
-            assert ws.receive() == {"type": "websocket.close", "code": 4001, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 4001}
     assert recorder.close_codes == [4001]
 
 
@@ -218,7 +218,7 @@ def test_websocket_reject_after_accept_closes_with_1008():
 
     with create_client(app) as client:
         with client.websocket_connect("/late") as ws:
-            assert ws.receive() == {"type": "websocket.close", "code": 1008, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": 1008}
 
 
 def test_websocket_accept_after_reject_raises_invalid_state():
@@ -305,7 +305,7 @@ def test_websocket_view_close_code_reaches_client(code):
 
     with create_client(app) as client:
         with client.websocket_connect("/close") as ws:
-            assert ws.receive() == {"type": "websocket.close", "code": code, "reason": ""}
+            assert ws.receive() == {"type": "websocket.close", "code": code}
 
 
 def test_websocket_close_reason_reaches_client():
