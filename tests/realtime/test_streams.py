@@ -231,11 +231,14 @@ def test_presence_lists_users_and_counts_distinct_ones():
     def hello(ws, data):
         ws.user = data
         ws.join("lobby")
+        return "in"
 
     with create_client(app) as client:
         with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b:
-            a.send_json({"type": "hello", "data": {"name": "ann"}})
-            b.send_json({"type": "hello", "data": {"name": "ann"}})
+            a.send_json({"type": "hello", "data": {"name": "ann"}, "id": 1})
+            assert a.receive_json()["data"] == "in"  # a is in before b comes
+            b.send_json({"type": "hello", "data": {"name": "ann"}, "id": 1})
+            assert b.receive_json()["data"] == "in"
             joined = a.receive_json()  # b's join, seen by a
             assert joined["type"] == "join"
             assert joined["data"]["user"] == {"name": "ann"}
