@@ -68,12 +68,17 @@ class NatsServer:
         self.process = subprocess.Popen(
             [
                 self.executable,
-                "-a", "127.0.0.1",
-                "-p", str(self.port),
-                "-n", self.name,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-n",
+                self.name,
                 "-js",
-                "-sd", str(self.workdir / "jetstream"),
-                "-l", str(self.log_path),
+                "-sd",
+                str(self.workdir / "jetstream"),
+                "-l",
+                str(self.log_path),
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -178,6 +178,8 @@ class NatsBackend(HubBackend):
         self._stopping = False
         self._wakeup: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
+        #: Set while NATS is unreachable: the writer's and the beat's requests are abandoned.
+        self._down: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._connector: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -219,6 +221,8 @@ class NatsBackend(HubBackend):
         self._resync = True
         self._wakeup = asyncio.Event()
         self._connected = asyncio.Event()
+        self._down = asyncio.Event()
+        self._down.set()
         self._stop_event = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._nc = Client()
@@ -281,6 +285,8 @@ class NatsBackend(HubBackend):
     def _set_up(self, *, reconnected: bool) -> None:
         self._up = True
         self._resync = True
+        if self._down is not None:
+            self._down.clear()
         if reconnected:
             self._counters["reconnects"] += 1
             logger.warning(
@@ -298,6 +304,7 @@ class NatsBackend(HubBackend):
     async def _on_disconnected(self) -> None:
         """NATS is unreachable: drop queued frames (counted) and presence writes."""
         self._up = False
+        self._signal(self._down)
         if self._connected is not None:
             self._connected.clear()
         lost = len(self._frames)
@@ -409,9 +416,7 @@ class NatsBackend(HubBackend):
             if not self._up:
                 continue
             try:
-                if self._resync:
-                    await self._write_presence()
-                await self._flush()
+                await self._while_up(self._write_once())
             except (*_FAILURES, _StreamMissing) as exc:
                 if self._up:
                     logger.warning("writing to NATS failed: %r; presence will be rewritten", exc)
@@ -421,6 +426,26 @@ class NatsBackend(HubBackend):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop_event.wait(), self.reconnect_wait)
                 wakeup.set()
+
+    async def _write_once(self) -> None:
+        if self._resync:
+            await self._write_presence()
+        await self._flush()
+
+    async def _while_up(self, work: Awaitable[T]) -> T:
+        """Run ``work`` until it ends, or until the connection drops: then cancel it and
+        raise (nats-py would let its requests wait for their timeouts)."""
+        down = self._down
+        assert down is not None
+        task = asyncio.ensure_future(work)
+        waiter = asyncio.ensure_future(down.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel([waiter, task])
+        if task.cancelled():
+            raise nats.errors.ConnectionClosedError
+        return task.result()
 
     async def _flush(self) -> None:
         """Publish the queued frames in order, write the presence changes, and wait
@@ -512,7 +537,7 @@ class NatsBackend(HubBackend):
         while not self._stopping:
             if self._up and not self._resync:
                 try:
-                    await self._check_nodes()
+                    await self._while_up(self._check_nodes())
                 except (*_FAILURES, _StreamMissing) as exc:
                     logger.debug("heartbeat failed: %r", exc)
             with contextlib.suppress(asyncio.TimeoutError):
