@@ -66,7 +66,7 @@ try:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.js import api as js_api
-    from nats.js.errors import BadRequestError, NotFoundError
+    from nats.js.errors import APIError, BadRequestError, NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the NATS hub backend needs the 'nats-py' package: pip install 'bocadillo[nats]'"
@@ -103,10 +103,6 @@ def _name(token: str) -> str:
         return token
     encoded = token[1:]
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-
-
-class _StreamMissing(Exception):
-    """The bucket's stream does not exist (yet): it holds nothing."""
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
@@ -266,9 +262,9 @@ class NatsBackend(HubBackend):
         await _cancel([*self._tasks, self._connector])
         self._tasks, self._connector = [], None
         if was_up and nc is not None and nc.is_connected:
-            with contextlib.suppress(*_FAILURES, _StreamMissing):
+            with contextlib.suppress(*_FAILURES):
                 await asyncio.wait_for(self._remove_node(self.node), self.timeout)
-            with contextlib.suppress(*_FAILURES, _StreamMissing):
+            with contextlib.suppress(*_FAILURES):
                 await asyncio.wait_for(self._purge(self.nodes_bucket, self.node), self.timeout)
         self._up = False
         if nc is not None:
@@ -347,9 +343,7 @@ class NatsBackend(HubBackend):
         answer: dict[str, Any] = json.loads(reply.data)
         error = answer.get("error")
         if error is not None:
-            if error.get("err_code") == _STREAM_NOT_FOUND:
-                raise _StreamMissing(name)
-            raise nats.errors.Error(f"JetStream: {error.get('description', error)}")
+            APIError.from_error(error)  # raises: NotFoundError for a missing stream
         return answer
 
     async def _subjects(self, bucket: str, pattern: str) -> list[str]:
@@ -417,7 +411,7 @@ class NatsBackend(HubBackend):
                 continue
             try:
                 await self._while_up(self._write_once())
-            except (*_FAILURES, _StreamMissing) as exc:
+            except _FAILURES as exc:
                 if self._up:
                     logger.warning("writing to NATS failed: %r; presence will be rewritten", exc)
                 self._resync = True
@@ -538,7 +532,7 @@ class NatsBackend(HubBackend):
             if self._up and not self._resync:
                 try:
                     await self._while_up(self._check_nodes())
-                except (*_FAILURES, _StreamMissing) as exc:
+                except _FAILURES as exc:
                     logger.debug("heartbeat failed: %r", exc)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.heartbeat_interval)
@@ -621,7 +615,9 @@ class NatsBackend(HubBackend):
             raise BackendUnavailable(f"NATS at {self.url} is unreachable")
         try:
             return await query()
-        except _StreamMissing:
+        except NotFoundError as exc:
+            if exc.err_code != _STREAM_NOT_FOUND:
+                raise BackendUnavailable(f"NATS at {self.url} failed: {exc!r}") from exc
             return empty  # no bucket yet (the server restarted empty): nothing recorded
         except _FAILURES as exc:
             raise BackendUnavailable(f"NATS at {self.url} failed: {exc!r}") from exc
