@@ -27,6 +27,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Route, Router
 
+from .clientscript import client_script_route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
@@ -377,6 +378,7 @@ class App(RouteRegistry):
         if self._router is None:
             self._router = Router(
                 routes=self._stats_routes()
+                + self._client_script_routes()
                 + compile_routes(
                     self,
                     providers=self.providers,
@@ -398,6 +400,10 @@ class App(RouteRegistry):
             return _StarletteResponse(dumps_bytes(hub_stats()), media_type="application/json")
 
         return [Route(path, stats, methods=["GET"], name="hub_stats")]
+
+    def _client_script_routes(self) -> list[Any]:
+        path = self.settings["client_script"]
+        return [client_script_route(path)] if path else []
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).

@@ -71,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "shutdown_timeout": 5.0,
     "shutdown_message": None,
     "stats_endpoint": None,
+    # The JavaScript client (docs/clients.md) is served here; None: not served.
+    "client_script": "/bocadillo/client.js",
 }
 
 #: How environment values are parsed for settings whose default is ``None``.
