@@ -281,3 +281,19 @@ def test_without_the_nats_package_the_backend_asks_for_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "bocadillo.realtime.backends.nats")
     with pytest.raises(MissingDependency, match=r"pip install 'bocadillo\[nats\]'"):
         backend_from_url("nats://127.0.0.1:1")
+
+
+async def test_a_hub_stops_promptly_while_nats_is_down(make_hub, nats_server):
+    hub = await make_hub(reconnect_wait=0.05)
+    HubClient(hub, "a1")
+    await settled(hub)
+    nats_server.stop(kill=True)
+    await eventually(lambda: not hub.backend.connected)
+    hub.broadcast("lost")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await hub.shutdown(timeout=1.0)
+    assert (
+        loop.time() - started < 5.0
+    )  # a bound for a busy machine: no request waits out its timeout
+    assert hub.backend.stats()["publish_failed"] == 1
