@@ -78,9 +78,8 @@ logger = logging.getLogger("bocadillo.hub.nats")
 
 #: Errors that mean "NATS is unreachable or misbehaving": carry on, rewrite presence later.
 _FAILURES = (nats.errors.Error, OSError, asyncio.TimeoutError)
-#: What a prefix may hold: it names buckets (``[A-Za-z0-9_-]``) and a subject token.
-_PREFIX = re.compile(r"[A-Za-z0-9_-]+\Z")
-#: Names kept as they are in keys; any other is encoded (``_token``).
+#: Names kept as they are in keys (any other is encoded: ``_token``), and what a prefix
+#: may hold (it names buckets, ``[A-Za-z0-9_-]``, and a subject token).
 _PLAIN = re.compile(r"[A-Za-z0-9_-]+\Z")
 #: A JetStream API error: the stream (a bucket not made yet) does not exist.
 _STREAM_NOT_FOUND = 10059
@@ -106,14 +105,18 @@ def _name(token: str) -> str:
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
-    """Cancel ``tasks`` and wait for them to end."""
-    pending = {task for task in tasks if task is not None and not task.done()}
+    """Cancel ``tasks`` and wait for them to end (cancelling again until they do)."""
+    started = [task for task in tasks if task is not None]
+    pending = {task for task in started if not task.done()}
     for task in pending:
         task.cancel()
     while pending:
         _, pending = await asyncio.wait(pending, timeout=0.1)
         for task in pending:
             task.cancel()
+    for task in started:
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure while stopping is expected
 
 
 class NatsBackend(HubBackend):
@@ -143,7 +146,7 @@ class NatsBackend(HubBackend):
     ) -> None:
         if heartbeat_ttl <= 0:
             raise ConfigurationError("hub_heartbeat_ttl must be a positive number of seconds")
-        if not _PREFIX.match(prefix):
+        if not _PLAIN.match(prefix):
             raise ConfigurationError(
                 "hub_prefix must not be empty and, on NATS, holds only letters, digits, "
                 f"'-' and '_' (got {prefix!r})"
