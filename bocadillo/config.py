@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "max_body_size": 1048576,
     # Real-time hub (see docs/realtime.md).
     "hub_backend": None,
-    # Shared (Redis) backend: key/channel prefix, heartbeat expiry, publish queue size.
+    # Shared (Redis, NATS) backend: key/channel prefix, heartbeat expiry, publish queue size.
     "hub_prefix": "bocadillo",
     "hub_heartbeat_ttl": 15.0,
     "hub_publish_queue": 10000,

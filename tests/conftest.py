@@ -17,6 +17,7 @@ import pytest
 from bocadillo import App, LiveServer
 from bocadillo.config import _PLUGINS
 from bocadillo.injection import _GLOBAL
+from tests.nats_server import NatsServer
 from tests.redis_server import RedisServer
 
 #: Kept in the environment: it selects the size of the reliability scenarios (``make soak``).
@@ -73,6 +74,17 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A running ``redis-server``; missing, it fails the test (never skips it)."""
     server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A running ``nats-server`` with JetStream; missing, it fails the test (never skips it)."""
+    server = NatsServer(tmp_path / "nats")
     server.start()
     try:
         yield server

@@ -1,11 +1,13 @@
 """The backend contract suite runs every test against each backend.
 
-``backend_url`` is parametrized: ``memory://`` (the in-process default) and
-``redis://`` (a real ``redis-server``, the ``redis_server`` fixture; a prefix per test).
+``backend_url`` is parametrized: ``memory://`` (the in-process default), ``redis://`` (a
+real ``redis-server``, the ``redis_server`` fixture) and ``nats://`` (a real
+``nats-server`` with JetStream, the ``nats_server`` fixture); a prefix per test.
 ``make_node`` and ``make_hub`` start backends and hubs on it; every one is stopped at
-teardown. With Redis, the backends and hubs made in one test share the server and the
-prefix, as the processes of one app do. ``test_redis.py`` overrides ``backend_url``: what
-crosses processes, and what only Redis has, runs on Redis alone.
+teardown. With Redis or NATS, the backends and hubs made in one test share the server and
+the prefix, as the processes of one app do. ``test_redis.py`` and ``test_nats.py``
+override ``backend_url``: what crosses processes, and what only that broker has, runs on
+it alone.
 """
 
 from __future__ import annotations
@@ -20,17 +22,23 @@ from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.history import RoomRules
 from bocadillo.realtime.hub import Hub, HubLimits
 from tests.backends.support import Node
+from tests.nats_server import NatsServer
 from tests.redis_server import RedisServer
 
-BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("nats", marks=pytest.mark.nats),
+]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> str:
-    """The URL of the backend under test; for Redis, of the ``redis_server`` fixture's."""
+    """The URL of the backend under test; for Redis and NATS, of the ``redis_server`` or
+    ``nats_server`` fixture's."""
     if request.param == "memory":
         return "memory://"
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer | NatsServer = request.getfixturevalue(f"{request.param}_server")
     return server.url
 
 

@@ -18,6 +18,7 @@ __all__ = ["BACKENDS", "HubBackend", "backend_from_url"]
 #: URL scheme -> "module:attribute" of the backend class.
 BACKENDS: dict[str, str] = {
     "memory": "bocadillo.realtime.backends.memory:MemoryBackend",
+    "nats": "bocadillo.realtime.backends.nats:NatsBackend",
     "redis": "bocadillo.realtime.backends.redis:RedisBackend",
     "rediss": "bocadillo.realtime.backends.redis:RedisBackend",
 }

@@ -1,0 +1,676 @@
+"""The NATS backend: one hub across many processes and hosts, on a NATS server with
+JetStream.
+
+Frames travel on core NATS: every process publishes its frames on one subject,
+``<prefix>.bus``, and subscribes to it once, so a frame reaches each process once however
+many connections it has. Each frame is prefixed with the publishing node's id, and a node
+ignores its own frames (it has delivered them locally already).
+
+Presence lives in two JetStream key-value buckets, kept in memory by the server (presence
+is rebuilt by the nodes, never read from disk):
+
+- ``<prefix>_presence``, one key per fact, the value unused but for users:
+
+  - ``o.<node>``: the node has presence (it owns the keys below);
+  - ``c.<node>.<conn>``: a connection of the node;
+  - ``m.<room>.<node>.<conn>``: a connection in a room;
+  - ``u.<conn>``: the JSON ``user`` a connection set (for presence).
+
+- ``<prefix>_nodes``: ``<node>`` -> heartbeat, in a bucket whose entries expire after
+  ``heartbeat_ttl`` seconds (the server's clock: one clock for every host).
+
+Room names and connection ids are key tokens as they are when made of letters, digits,
+``-`` and ``_``; any other name becomes ``=`` and its URL-safe base64. A removal purges the
+key's subject from the bucket's stream (no delete marker is left behind), so the subjects
+of the stream are exactly the live facts: the queries list them with the stream's
+``subjects_filter`` (``m.<room>.*.*`` for a room's members, ``m.*.*.<conn>`` for a
+connection's rooms, ``c.*.*`` for the count) in one request, paged by the server.
+
+Every node beats every ``min(heartbeat_ttl / 3, 1)`` seconds, then removes the presence of
+the nodes that own presence (``o.*``) but have no heartbeat left (a worker killed without
+cleaning up). A node keeps a mirror of its own presence; on every (re)connection, and
+whenever it finds its ``o.<node>`` key missing (the server restarted, or it was presumed
+dead after a long pause), it purges what the server holds of it and writes the mirror
+again.
+
+All writes go through one writer task: frames are published in order and confirmed with a
+round trip (``flush``); presence changes are coalesced per key (only the last state of a
+key is written) and sent concurrently, so the hub's calls never wait for NATS. While NATS is
+unreachable, frames are dropped and counted (``publish_failed``) and logged, presence
+changes are kept in the mirror only, and nats-py reconnects (and subscribes again) by
+itself.
+
+Room history is not kept on NATS (``keeps_history`` is false): a hub with rooms that keep
+history refuses to start on this backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import re
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
+from .base import Deliver, HubBackend
+
+try:
+    import nats
+    import nats.errors
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import api as js_api
+    from nats.js.errors import APIError, BadRequestError, NotFoundError
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependency(
+        "the NATS hub backend needs the 'nats-py' package: pip install 'bocadillo[nats]'"
+    ) from exc
+
+__all__ = ["NatsBackend"]
+
+logger = logging.getLogger("bocadillo.hub.nats")
+
+#: Errors that mean "NATS is unreachable or misbehaving": carry on, rewrite presence later.
+_FAILURES = (nats.errors.Error, OSError, asyncio.TimeoutError)
+#: Names kept as they are in keys (any other is encoded: ``_token``), and what a prefix
+#: may hold (it names buckets, ``[A-Za-z0-9_-]``, and a subject token).
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+\Z")
+#: A JetStream API error: the stream (a bucket not made yet) does not exist.
+_STREAM_NOT_FOUND = 10059
+#: Presence writes sent at once (each is a request answered by the server).
+_CONCURRENT_WRITES = 256
+
+T = TypeVar("T")
+
+
+def _token(name: str) -> str:
+    """``name`` as one key token (see the module docstring)."""
+    if _PLAIN.match(name):
+        return name
+    return "=" + base64.urlsafe_b64encode(name.encode()).decode("ascii").rstrip("=")
+
+
+def _name(token: str) -> str:
+    """The name a ``_token`` stands for."""
+    if not token.startswith("="):
+        return token
+    encoded = token[1:]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
+    """Cancel ``tasks`` and wait for them to end (cancelling again until they do)."""
+    started = [task for task in tasks if task is not None]
+    pending = {task for task in started if not task.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+        for task in pending:
+            task.cancel()
+    for task in started:
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure while stopping is expected
+
+
+class NatsBackend(HubBackend):
+    """A hub backend on core NATS for frames and JetStream key-value for presence.
+
+    Args:
+        url: ``nats://[user:password@]host:port``; several servers of one cluster
+            separated by commas (``nats://a:4222,nats://b:4222``).
+        prefix: Prefix of the subject and of the buckets, letters, digits, ``-`` and
+            ``_``; apps sharing one NATS must use different prefixes.
+        heartbeat_ttl: Seconds after which a silent node is presumed dead and its
+            connections and room memberships are removed.
+        publish_queue: Frames waiting for NATS beyond which new ones are dropped.
+        reconnect_wait: Seconds between two attempts to reach an unreachable server.
+        timeout: Seconds a JetStream request (presence write or query) may take.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "bocadillo",
+        heartbeat_ttl: float = 15.0,
+        publish_queue: int = 10_000,
+        reconnect_wait: float = 0.5,
+        timeout: float = 2.0,
+    ) -> None:
+        if heartbeat_ttl <= 0:
+            raise ConfigurationError("hub_heartbeat_ttl must be a positive number of seconds")
+        if not _PLAIN.match(prefix):
+            raise ConfigurationError(
+                "hub_prefix must not be empty and, on NATS, holds only letters, digits, "
+                f"'-' and '_' (got {prefix!r})"
+            )
+        self.url = url
+        self.servers = [server.strip() for server in url.split(",") if server.strip()]
+        self.prefix = prefix
+        self.heartbeat_ttl = float(heartbeat_ttl)
+        self.heartbeat_interval = min(self.heartbeat_ttl / 3, 1.0)
+        self.publish_queue = publish_queue
+        self.reconnect_wait = reconnect_wait
+        self.timeout = timeout
+        #: This process's id on the bus and in the presence keys.
+        self.node = secrets.token_hex(8)
+        self.subject = f"{prefix}.bus"
+        self.presence_bucket = f"{prefix}_presence"
+        self.nodes_bucket = f"{prefix}_nodes"
+        self._tag = self.node.encode("ascii") + b" "
+        self._deliver: Deliver | None = None
+        self._nc: Client | None = None
+        self._frames: deque[bytes] = deque()
+        #: Presence key -> its value to write (``None``: purge it), the last change wins.
+        self._dirty: dict[str, bytes | None] = {}
+        self._in_flight = 0
+        self._resync = True
+        self._resyncs_started = 0
+        self._up = False
+        self._stopping = False
+        self._wakeup: asyncio.Event | None = None
+        self._connected: asyncio.Event | None = None
+        #: Set while NATS is unreachable: the writer's and the beat's requests are abandoned.
+        self._down: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        #: Connection id -> rooms, for the connections of this process.
+        self._local: dict[str, set[str]] = {}
+        #: Connection id -> JSON user, for the connections of this process that set one.
+        self._users: dict[str, bytes] = {}
+        self._lost_in_outage = 0
+        self._counters = {
+            "published": 0,
+            "publish_failed": 0,
+            "received": 0,
+            "reconnects": 0,
+            "resyncs": 0,
+            "dead_nodes_removed": 0,
+            "slow_consumer_errors": 0,
+        }
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> NatsBackend:
+        known = {"prefix", "heartbeat_ttl", "publish_queue", "reconnect_wait", "timeout"}
+        return cls(url, **{k: v for k, v in options.items() if k in known})
+
+    @property
+    def connected(self) -> bool:
+        """Whether NATS is reachable right now (as far as the client knows)."""
+        return self._up
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, deliver: Deliver) -> None:
+        """Connect (waiting up to a few seconds) and keep the connection alive.
+
+        If NATS cannot be reached now, the app starts anyway: local delivery works, the
+        failure is logged, and the client keeps trying in the background.
+        """
+        self._deliver = deliver
+        self._stopping = False
+        self._resync = True
+        self._wakeup = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._down = asyncio.Event()
+        self._down.set()
+        self._stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._nc = Client()
+        self._connector = loop.create_task(self._connect(self._nc))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 5.0)
+        if not self._up:
+            logger.error("NATS at %s is unreachable; retrying in the background", self.url)
+
+    async def _connect(self, nc: Client) -> None:
+        """Connect once (nats-py then reconnects by itself), subscribe, start the loops."""
+        await nc.connect(
+            servers=self.servers,
+            name=f"bocadillo-{self.node}",
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=self.reconnect_wait,  # type: ignore[arg-type]
+            connect_timeout=2,
+            # Nothing is buffered while disconnected: a frame that cannot go now is lost
+            # and counted, not sent late after a reconnection.
+            pending_size=0,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        await nc.subscribe(self.subject, cb=self._on_frame)
+        await nc.flush(timeout=int(max(self.timeout, 1)))
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._write()), loop.create_task(self._beat())]
+        self._set_up(reconnected=False)
+
+    async def stop(self) -> None:
+        """Flush queued frames, remove this node's presence and disconnect."""
+        nc, was_up = self._nc, self._up
+        if was_up:
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(self._flush(), self.timeout)
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        await _cancel([*self._tasks, self._connector])
+        self._tasks, self._connector = [], None
+        if was_up and nc is not None and nc.is_connected:
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(self._remove_node(self.node), self.timeout)
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(self._purge(self.nodes_bucket, self.node), self.timeout)
+        self._up = False
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+        self._nc = None
+        self._frames.clear()
+        self._dirty.clear()
+        self._local.clear()
+        self._users.clear()
+
+    # Connection state ------------------------------------------------------------------------
+
+    def _set_up(self, *, reconnected: bool) -> None:
+        self._up = True
+        self._resync = True
+        if self._down is not None:
+            self._down.clear()
+        if reconnected:
+            self._counters["reconnects"] += 1
+            logger.warning(
+                "reconnected to NATS; %d frames were lost while it was unreachable",
+                self._lost_in_outage,
+            )
+        self._lost_in_outage = 0
+        self._signal(self._wakeup)
+        self._signal(self._connected)
+
+    async def _on_reconnected(self) -> None:
+        if not self._stopping:
+            self._set_up(reconnected=True)
+
+    async def _on_disconnected(self) -> None:
+        """NATS is unreachable: drop queued frames (counted) and presence writes."""
+        self._up = False
+        self._signal(self._down)
+        if self._connected is not None:
+            self._connected.clear()
+        lost = len(self._frames)
+        self._frames.clear()
+        self._dirty.clear()
+        self._lose(lost)
+
+    async def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self._counters["slow_consumer_errors"] += 1
+            logger.warning("NATS dropped frames for this process (slow consumer)")
+        else:
+            logger.debug("NATS client error: %r", exc)
+
+    def _lose(self, count: int) -> None:
+        if count:
+            self._counters["publish_failed"] += count
+            if self._lost_in_outage == 0:
+                logger.warning("NATS is unreachable: frames for other processes are lost")
+            self._lost_in_outage += count
+
+    @staticmethod
+    def _signal(event: asyncio.Event | None) -> None:
+        if event is not None:
+            event.set()
+
+    # JetStream requests ----------------------------------------------------------------------
+
+    def _client(self) -> Client:
+        nc = self._nc
+        if nc is None or not self._up:
+            raise nats.errors.ConnectionClosedError
+        return nc
+
+    async def _api(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A JetStream API request (``$JS.API.<name>``) and its answer."""
+        reply = await self._client().request(
+            f"$JS.API.{name}", json.dumps(body).encode(), timeout=self.timeout
+        )
+        answer: dict[str, Any] = json.loads(reply.data)
+        error = answer.get("error")
+        if error is not None:
+            APIError.from_error(error)  # raises: NotFoundError for a missing stream
+        return answer
+
+    async def _subjects(self, bucket: str, pattern: str) -> list[str]:
+        """The keys of ``bucket`` that match ``pattern``, every page of them."""
+        prefix = f"$KV.{bucket}."
+        keys: list[str] = []
+        while True:
+            answer = await self._api(
+                f"STREAM.INFO.KV_{bucket}",
+                {"subjects_filter": prefix + pattern, "offset": len(keys)},
+            )
+            page = answer.get("state", {}).get("subjects") or {}
+            keys.extend(subject[len(prefix) :] for subject in page)
+            if not page or len(keys) >= answer.get("total", 0):
+                return keys
+
+    async def _count(self, bucket: str, pattern: str) -> int:
+        """How many keys of ``bucket`` match ``pattern`` (the server counts; an offset past
+        the end leaves the page empty)."""
+        answer = await self._api(
+            f"STREAM.INFO.KV_{bucket}",
+            {"subjects_filter": f"$KV.{bucket}.{pattern}", "offset": 1 << 31},
+        )
+        return int(answer.get("total", 0))
+
+    async def _put(self, bucket: str, key: str, value: bytes) -> None:
+        await self._client().jetstream(timeout=self.timeout).publish(f"$KV.{bucket}.{key}", value)
+
+    async def _purge(self, bucket: str, pattern: str) -> None:
+        """Remove the keys matching ``pattern`` with their history (no marker left)."""
+        await self._api(f"STREAM.PURGE.KV_{bucket}", {"filter": f"$KV.{bucket}.{pattern}"})
+
+    async def _ensure_buckets(self) -> None:
+        js = self._client().jetstream(timeout=self.timeout)
+        buckets = (
+            (self.presence_bucket, None),
+            (self.nodes_bucket, self.heartbeat_ttl),
+        )
+        for bucket, ttl in buckets:
+            try:
+                await js.create_key_value(
+                    bucket=bucket, history=1, ttl=ttl, storage=js_api.StorageType.MEMORY
+                )
+            except BadRequestError:
+                # It exists (made by another node, maybe with another heartbeat_ttl).
+                await js.key_value(bucket)
+
+    async def _gather(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run ``calls`` concurrently, a bounded number at a time."""
+        results: list[T] = []
+        for start in range(0, len(calls), _CONCURRENT_WRITES):
+            chunk = calls[start : start + _CONCURRENT_WRITES]
+            results.extend(await asyncio.gather(*(call() for call in chunk)))
+        return results
+
+    # The writer ------------------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while not self._stopping:
+            await wakeup.wait()
+            wakeup.clear()
+            if not self._up:
+                continue
+            try:
+                await self._while_up(self._write_once())
+            except _FAILURES as exc:
+                if self._up:
+                    logger.warning("writing to NATS failed: %r; presence will be rewritten", exc)
+                self._resync = True
+                self._dirty.clear()
+                assert self._stop_event is not None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), self.reconnect_wait)
+                wakeup.set()
+
+    async def _write_once(self) -> None:
+        if self._resync:
+            await self._write_presence()
+        await self._flush()
+
+    async def _while_up(self, work: Awaitable[T]) -> T:
+        """Run ``work`` until it ends, or until the connection drops: then cancel it and
+        raise (nats-py would let its requests wait for their timeouts)."""
+        down = self._down
+        assert down is not None
+        task = asyncio.ensure_future(work)
+        waiter = asyncio.ensure_future(down.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel([waiter, task])
+        if task.cancelled():
+            raise nats.errors.ConnectionClosedError
+        return task.result()
+
+    async def _flush(self) -> None:
+        """Publish the queued frames in order, write the presence changes, and wait
+        until the server has them."""
+        nc = self._client()
+        while (self._frames or self._dirty) and self._up:
+            frames: list[bytes] = []
+            while self._frames and len(frames) < 1000:
+                frames.append(self._frames.popleft())
+            changes, self._dirty = self._dirty, {}
+            self._in_flight = len(frames) + len(changes)
+            try:
+                sent = 0
+                for frame in frames:
+                    try:
+                        await nc.publish(self.subject, frame)
+                    except nats.errors.MaxPayloadError:
+                        self._lose(1)
+                        logger.error("a frame of %d bytes exceeds NATS's max_payload", len(frame))
+                    else:
+                        sent += 1
+                await self._gather([self._change(key, value) for key, value in changes.items()])
+                if frames:
+                    await nc.flush(timeout=int(max(self.timeout, 1)))
+            except BaseException:
+                # Failed, or cancelled: these frames may not have reached NATS. Counted
+                # as lost (at most once); presence is rewritten from the mirror.
+                self._lose(len(frames))
+                raise
+            finally:
+                self._in_flight = 0
+            self._counters["published"] += sent
+
+    def _change(self, key: str, value: bytes | None) -> Callable[[], Awaitable[None]]:
+        if value is None:
+            return lambda: self._purge(self.presence_bucket, key)
+        return lambda: self._put(self.presence_bucket, key, value)
+
+    async def _write_presence(self) -> None:
+        """Replace this node's presence on the server by the mirror."""
+        self._resync = False
+        self._resyncs_started += 1
+        self._dirty.clear()  # the mirror has every change
+        await self._ensure_buckets()
+        # Beat first: from the moment ``o.<node>`` exists, nobody may take us for dead.
+        await self._put(self.nodes_bucket, self.node, b"")
+        await self._remove_node(self.node, keep_owner=True)
+        node = self.node
+        writes: dict[str, bytes] = {f"o.{node}": b""}
+        for conn_id, rooms in self._local.items():
+            conn = _token(conn_id)
+            writes[f"c.{node}.{conn}"] = b""
+            for room in rooms:
+                writes[f"m.{_token(room)}.{node}.{conn}"] = b""
+            user = self._users.get(conn_id)
+            if user is not None:
+                writes[f"u.{conn}"] = user
+        await self._gather([self._change(key, value) for key, value in writes.items()])
+        self._counters["resyncs"] += 1
+
+    async def _remove_node(self, node: str, *, keep_owner: bool = False) -> None:
+        """Remove the presence of ``node``: its connections, memberships and users."""
+        conns = [
+            key.rpartition(".")[2]
+            for key in await self._subjects(self.presence_bucket, f"c.{node}.*")
+        ]
+        purges = [f"c.{node}.*", f"m.*.{node}.*", *(f"u.{conn}" for conn in conns)]
+        await self._gather([self._change(pattern, None) for pattern in purges])
+        if not keep_owner:
+            await self._purge(self.presence_bucket, f"o.{node}")
+
+    # The subscriber and the heartbeat --------------------------------------------------------
+
+    async def _on_frame(self, msg: Msg) -> None:
+        data = msg.data
+        if data.startswith(self._tag):
+            return  # our own frame: delivered locally already
+        _, _, frame = data.partition(b" ")
+        self._counters["received"] += 1
+        assert self._deliver is not None
+        try:
+            self._deliver(frame)
+        except Exception:  # one bad frame must not stop the bus
+            logger.exception("delivering a frame from the bus failed")
+
+    async def _beat(self) -> None:
+        stop = self._stop_event
+        assert stop is not None
+        while not self._stopping:
+            if self._up and not self._resync:
+                try:
+                    await self._while_up(self._check_nodes())
+                except _FAILURES as exc:
+                    logger.debug("heartbeat failed: %r", exc)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.heartbeat_interval)
+
+    async def _check_nodes(self) -> None:
+        """Beat, write our presence again if it is missing, remove the dead nodes'."""
+        started = self._resyncs_started
+        await self._put(self.nodes_bucket, self.node, b"")
+        owners = {key[2:] for key in await self._subjects(self.presence_bucket, "o.*")}
+        alive = set(await self._subjects(self.nodes_bucket, "*"))
+        if self.node not in owners and started == self._resyncs_started and not self._resync:
+            # We were missing: the server lost its data, or presumed us dead.
+            self._resync = True
+            self._signal(self._wakeup)
+        for node in sorted(owners - alive - {self.node}):
+            await self._remove_node(node)
+            self._counters["dead_nodes_removed"] += 1
+            logger.info("removed the presence of dead node %s", node)
+
+    # The hub's side --------------------------------------------------------------------------
+
+    def publish(self, frame: bytes) -> None:
+        if not self._up or len(self._frames) >= self.publish_queue:
+            self._lose(1)
+            return
+        self._frames.append(self._tag + frame)
+        self._signal(self._wakeup)
+
+    def _set(self, key: str, value: bytes | None) -> None:
+        if not self._up:
+            return  # presence is rewritten from the mirror on reconnection
+        self._dirty[key] = value
+        self._signal(self._wakeup)
+
+    def _membership(self, conn_id: str, room: str) -> str:
+        return f"m.{_token(room)}.{self.node}.{_token(conn_id)}"
+
+    def connection_added(self, conn_id: str) -> None:
+        self._local[conn_id] = set()
+        self._set(f"c.{self.node}.{_token(conn_id)}", b"")
+
+    def connection_removed(self, conn_id: str) -> None:
+        rooms = self._local.pop(conn_id, None)
+        if rooms is None:
+            return
+        for room in rooms:
+            self._set(self._membership(conn_id, room), None)
+        self._set(f"c.{self.node}.{_token(conn_id)}", None)
+        if self._users.pop(conn_id, None) is not None:
+            self._set(f"u.{_token(conn_id)}", None)
+
+    def user_set(self, conn_id: str, user: bytes | None) -> None:
+        if conn_id not in self._local:
+            return
+        if user is None:
+            if self._users.pop(conn_id, None) is not None:
+                self._set(f"u.{_token(conn_id)}", None)
+            return
+        self._users[conn_id] = user
+        self._set(f"u.{_token(conn_id)}", user)
+
+    def room_joined(self, conn_id: str, room: str) -> None:
+        rooms = self._local.get(conn_id)
+        if rooms is None or room in rooms:
+            return
+        rooms.add(room)
+        self._set(self._membership(conn_id, room), b"")
+
+    def room_left(self, conn_id: str, room: str) -> None:
+        rooms = self._local.get(conn_id)
+        if rooms is None or room not in rooms:
+            return
+        rooms.discard(room)
+        self._set(self._membership(conn_id, room), None)
+
+    # Queries ---------------------------------------------------------------------------------
+
+    async def _query(self, query: Callable[[], Awaitable[T]], empty: T) -> T:
+        if self._nc is None or not self._up:
+            raise BackendUnavailable(f"NATS at {self.url} is unreachable")
+        try:
+            return await query()
+        except NotFoundError as exc:
+            if exc.err_code != _STREAM_NOT_FOUND:
+                raise BackendUnavailable(f"NATS at {self.url} failed: {exc!r}") from exc
+            return empty  # no bucket yet (the server restarted empty): nothing recorded
+        except _FAILURES as exc:
+            raise BackendUnavailable(f"NATS at {self.url} failed: {exc!r}") from exc
+
+    async def connection_count(self) -> int:
+        return await self._query(lambda: self._count(self.presence_bucket, "c.*.*"), 0)
+
+    async def room_members(self, room: str) -> set[str]:
+        keys: list[str] = await self._query(
+            lambda: self._subjects(self.presence_bucket, f"m.{_token(room)}.*.*"), []
+        )
+        return {_name(key.rpartition(".")[2]) for key in keys}
+
+    async def rooms_of(self, conn_id: str) -> set[str]:
+        keys: list[str] = await self._query(
+            lambda: self._subjects(self.presence_bucket, f"m.*.*.{_token(conn_id)}"), []
+        )
+        return {_name(key.split(".")[1]) for key in keys}
+
+    async def users(self, conn_ids: list[str]) -> list[bytes | None]:
+        if not conn_ids:
+            return []
+        stream = f"KV_{self.presence_bucket}"
+
+        def get(conn_id: str) -> Callable[[], Awaitable[bytes | None]]:
+            async def read() -> bytes | None:
+                js = self._client().jetstream(timeout=self.timeout)
+                try:
+                    msg = await js.get_last_msg(
+                        stream, f"$KV.{self.presence_bucket}.u.{_token(conn_id)}"
+                    )
+                except NotFoundError:
+                    return None
+                return msg.data
+
+            return read
+
+        found: list[bytes | None] = await self._query(
+            lambda: self._gather([get(conn_id) for conn_id in conn_ids]),
+            [None] * len(conn_ids),
+        )
+        return found
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **self._counters,
+            "connected": int(self._up),
+            # Frames and presence writes not yet acknowledged by NATS.
+            "queued": len(self._frames)
+            + len(self._dirty)
+            + self._in_flight
+            + int(self._resync and self._up),
+        }

@@ -1,0 +1,299 @@
+"""The NATS backend in one process: several hubs, each with its own backend (its own
+node), sharing a real ``nats-server`` with JetStream, exactly as worker processes would.
+
+The contract suite beside it (``test_backend_contract.py``, ``test_hub_contract.py``) runs
+against NATS too. What crosses processes is the same as on Redis: those tests of
+``test_redis.py`` that use the hub's API only are imported here and run on NATS as well;
+what only NATS has (its scheme and options, the death of a node, an outage during a
+stream, a server reachable only after start-up) follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import pytest
+
+from bocadillo import App
+from bocadillo.errors import BackendUnavailable, ConfigurationError, MissingDependency
+from bocadillo.realtime.backends import backend_from_url
+from bocadillo.realtime.backends.nats import NatsBackend
+from bocadillo.realtime.hub import Hub
+from tests.backends.support import settled
+from tests.backends.test_redis import (
+    test_a_broadcast_to_local_ids_only_is_not_published,
+    test_a_request_reaches_a_connection_of_another_process,
+    test_apps_with_different_prefixes_do_not_hear_each_other,
+    test_broadcast_reaches_every_process_and_each_process_once,
+    test_counts_members_and_rooms_are_shared_and_follow_changes,
+    test_presence_and_its_events_cross_processes,
+    test_room_broadcast_to_and_exclude_across_processes,
+    test_send_and_disconnect_by_id_reach_the_owning_process,
+    test_shutdown_removes_the_presence_of_the_process,
+)
+from tests.hub_client import HubClient
+from tests.live import eventually
+from tests.nats_server import NatsServer
+
+pytestmark = [pytest.mark.nats, pytest.mark.anyio]
+
+__all__ = [
+    "test_a_broadcast_to_local_ids_only_is_not_published",
+    "test_a_request_reaches_a_connection_of_another_process",
+    "test_apps_with_different_prefixes_do_not_hear_each_other",
+    "test_broadcast_reaches_every_process_and_each_process_once",
+    "test_counts_members_and_rooms_are_shared_and_follow_changes",
+    "test_presence_and_its_events_cross_processes",
+    "test_room_broadcast_to_and_exclude_across_processes",
+    "test_send_and_disconnect_by_id_reach_the_owning_process",
+    "test_shutdown_removes_the_presence_of_the_process",
+]
+
+
+@pytest.fixture
+def backend_url(nats_server: NatsServer) -> str:
+    """This module's tests are NATS's own: not parametrized over the backends."""
+    return nats_server.url
+
+
+def test_the_scheme_picks_the_nats_backend_with_its_options():
+    backend = backend_from_url(
+        "nats://127.0.0.1:1", prefix="chat", heartbeat_ttl=7, publish_queue=5, other=1
+    )
+    assert isinstance(backend, NatsBackend)
+    assert (backend.prefix, backend.heartbeat_ttl, backend.publish_queue) == ("chat", 7.0, 5)
+    assert backend.subject == "chat.bus"
+    assert (backend.presence_bucket, backend.nodes_bucket) == ("chat_presence", "chat_nodes")
+    assert not backend.keeps_history
+    several = backend_from_url("nats://127.0.0.1:1, nats://127.0.0.1:2")
+    assert isinstance(several, NatsBackend)
+    assert several.servers == ["nats://127.0.0.1:1", "nats://127.0.0.1:2"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"heartbeat_ttl": 0}, "hub_heartbeat_ttl"),
+        ({"prefix": ""}, "hub_prefix"),
+        ({"prefix": "my.app"}, "hub_prefix"),
+        ({"prefix": "app:v1"}, "hub_prefix"),
+    ],
+)
+def test_bad_backend_options_are_configuration_errors(options, message):
+    with pytest.raises(ConfigurationError, match=message):
+        backend_from_url("nats://127.0.0.1:1", **options)
+
+
+async def test_any_room_name_and_connection_id_round_trip(make_hub):
+    first, second = await make_hub(), await make_hub()
+    odd = ["café au lait", "a.b.c", "*", ">", "=x", "with space", "ünï/cødé", "=", "plain"]
+    for n, name in enumerate(odd):
+        HubClient(first, f"{name}#{n}")
+        first.join(f"{name}#{n}", name)
+    await settled(first)
+    assert await second.connection_count() == len(odd)
+    for n, name in enumerate(odd):
+        assert await second.room_members(name) == {f"{name}#{n}"}
+        assert await second.connection_rooms(f"{name}#{n}") == {name}
+
+
+def die(hub: Hub) -> NatsBackend:
+    """Stop a hub's backend as a killed worker stops: no beat, no write, no cleanup."""
+    backend = hub.backend
+    assert isinstance(backend, NatsBackend)
+    backend._stopping = True
+    for task in backend._tasks:
+        task.cancel()
+    return backend
+
+
+async def test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires(make_hub):
+    survivor = await make_hub(heartbeat_ttl=2.0)
+    doomed = await make_hub(heartbeat_ttl=2.0)
+    HubClient(survivor, "s1")
+    for i in range(3):
+        HubClient(doomed, f"d{i}")
+        doomed.join(f"d{i}", "lobby")
+    doomed.set_user("d0", "ghost")
+    survivor.join("s1", "lobby")
+    await settled(survivor, doomed)
+
+    die(doomed)
+    # Its last beat was at most a third of the expiry ago: it is still counted.
+    assert await survivor.connection_count() == 4
+    assert await survivor.room_members("lobby") == {"s1", "d0", "d1", "d2"}
+
+    async def ghosts_gone() -> bool:
+        return bool(await survivor.connection_count() == 1)
+
+    await eventually(ghosts_gone, timeout=5.0)
+    assert await survivor.room_members("lobby") == {"s1"}
+    assert await survivor.connection_rooms("d0") == set()
+    assert await survivor.backend.users(["d0"]) == [None]
+    assert survivor.backend.stats()["dead_nodes_removed"] == 1
+
+
+async def test_a_node_presumed_dead_writes_its_presence_back(make_hub):
+    first, second = await make_hub(), await make_hub()
+    HubClient(first, "a1")
+    first.join("a1", "lobby")
+    first.set_user("a1", {"name": "ann"})
+    await settled(first)
+    backend = first.backend
+    assert isinstance(backend, NatsBackend)
+    resyncs = backend.stats()["resyncs"]
+    # What a survivor does to a node whose heartbeat expired (a long pause, say).
+    other = second.backend
+    assert isinstance(other, NatsBackend)
+    await other._remove_node(backend.node)
+    assert await second.connection_count() == 0
+
+    async def back() -> bool:
+        return bool(await second.room_members("lobby") == {"a1"})
+
+    await eventually(back, timeout=5.0)
+    assert await second.connection_count() == 1
+    assert await second.presence("lobby") == [{"id": "a1", "user": {"name": "ann"}}]
+    assert backend.stats()["resyncs"] == resyncs + 1
+
+
+async def test_a_nats_outage_during_a_stream_is_survived(make_hub, nats_server, caplog):
+    caplog.set_level(logging.INFO, logger="bocadillo.hub.nats")
+    first = await make_hub(reconnect_wait=0.05)
+    second = await make_hub(reconnect_wait=0.05)
+    a1, b1 = HubClient(first, "a1"), HubClient(second, "b1")
+    first.join("a1", "lobby")
+    second.join("b1", "lobby")
+    await settled(first, second)
+
+    total = 300  # one every 10 ms: about 3 s, the outage in the middle
+
+    async def stream() -> None:
+        for n in range(total):
+            assert first.broadcast(n, room="lobby") == 1
+            await asyncio.sleep(0.01)
+
+    producer = asyncio.ensure_future(stream())
+    try:
+        await eventually(lambda: len(b1.received) >= 50, what="the stream reaches b1")
+        nats_server.stop(kill=True)
+        await eventually(lambda: not first.backend.connected and not second.backend.connected)
+        await eventually(lambda: first.backend.stats()["publish_failed"] >= 20)
+        assert "frames for other processes are lost" in caplog.text
+        with pytest.raises(BackendUnavailable):
+            await first.connection_count()
+        # Membership changes during the outage are kept locally...
+        a2 = HubClient(first, "a2")
+        first.join("a2", "games")
+        seen = len(b1.received)
+        nats_server.start()  # same port, JetStream's memory buckets gone
+        await eventually(lambda: first.backend.connected and second.backend.connected)
+        # The subscriber did not hang: the stream reaches b1 again.
+        await eventually(lambda: len(b1.received) > seen, what="the stream resumes for b1")
+        await asyncio.wait_for(producer, 30)
+    finally:
+        producer.cancel()
+
+    # Local delivery never stopped; b1 got the last frame, and whatever it missed is
+    # counted: every frame was published or counted as failed, and every frame b1's
+    # process received was delivered once.
+    assert a1.received == list(range(total))
+    await eventually(lambda: b1.received[-1:] == [total - 1], what="b1 gets the last frame")
+    sent, received = first.backend.stats(), second.backend.stats()
+    assert sent["published"] + sent["publish_failed"] == total
+    assert sent["publish_failed"] > 0
+    assert received["received"] == len(b1.received) < total
+    assert b1.received == sorted(set(b1.received))  # in order, none twice
+    assert sent["reconnects"] >= 1 and received["reconnects"] >= 1
+    assert f"{sent['publish_failed']} frames were lost" in caplog.text
+
+    # ...and written back once NATS returns empty.
+    async def restored() -> bool:
+        return bool(await second.room_members("lobby") == {"a1", "b1"})
+
+    await eventually(restored)
+    assert await second.room_members("games") == {"a2"}
+    assert await second.connection_count() == 3
+    second.broadcast("back", room="games")
+    await eventually(lambda: a2.received == ["back"])
+
+
+async def test_an_unreachable_nats_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
+    caplog.set_level(logging.ERROR, logger="bocadillo.hub.nats")
+    late = NatsServer(tmp_path / "late")  # its port is reserved, nothing listens yet
+    try:
+        hub = await make_hub(url=late.url, reconnect_wait=0.05)
+        assert not hub.backend.connected
+        assert "unreachable" in caplog.text
+        local = HubClient(hub, "x1")
+        hub.broadcast("local")
+        assert local.received == ["local"]
+        late.start()
+        await eventually(lambda: hub.backend.connected)
+        await eventually(lambda: hub.connection_count())
+        assert await hub.connection_count() == 1
+        await hub.shutdown(timeout=1.0)
+    finally:
+        late.close()
+
+
+async def test_an_undecodable_frame_is_counted_and_ignored(make_hub, nats_server):
+    import nats
+
+    hub = await make_hub()
+    client = HubClient(hub, "a1")
+    backend = hub.backend
+    assert isinstance(backend, NatsBackend)
+    raw = await nats.connect(nats_server.url)
+    try:
+        await raw.publish(backend.subject, b"othernode {not json")
+        await raw.publish(backend.subject, b'othernode {"v":1,"op":"broadcast","data":"ok"}')
+        await raw.flush()
+    finally:
+        await raw.close()
+    await eventually(lambda: client.received == ["ok"])
+    assert hub.stats()["invalid_frames"] == 1
+
+
+async def test_rooms_with_history_are_refused_on_nats(nats_server):
+    from bocadillo.realtime.history import RoomOptions, RoomRules
+
+    hub = Hub(nats_server.url, rooms=RoomRules(RoomOptions(history_size=10)))
+    with pytest.raises(ConfigurationError, match="history_size=0"):
+        await hub.startup()
+
+
+def test_settings_and_environment_configure_the_nats_backend(monkeypatch):
+    monkeypatch.setenv("BOCADILLO_HUB_URL", "nats://127.0.0.1:1")
+    monkeypatch.setenv("BOCADILLO_HUB_PREFIX", "chat")
+    monkeypatch.setenv("BOCADILLO_HUB_HEARTBEAT_TTL", "3")
+    hub = App().hub
+    backend = hub.backend
+    assert isinstance(backend, NatsBackend)
+    assert (backend.url, backend.prefix, backend.heartbeat_ttl) == ("nats://127.0.0.1:1", "chat", 3)
+    assert hub.distributed
+
+
+def test_without_the_nats_package_the_backend_asks_for_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nats", None)
+    monkeypatch.delitem(sys.modules, "bocadillo.realtime.backends.nats")
+    with pytest.raises(MissingDependency, match=r"pip install 'bocadillo\[nats\]'"):
+        backend_from_url("nats://127.0.0.1:1")
+
+
+async def test_a_hub_stops_promptly_while_nats_is_down(make_hub, nats_server):
+    hub = await make_hub(reconnect_wait=0.05)
+    HubClient(hub, "a1")
+    await settled(hub)
+    nats_server.stop(kill=True)
+    await eventually(lambda: not hub.backend.connected)
+    hub.broadcast("lost")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await hub.shutdown(timeout=1.0)
+    assert (
+        loop.time() - started < 5.0
+    )  # a bound for a busy machine: no request waits out its timeout
+    assert hub.backend.stats()["publish_failed"] == 1
