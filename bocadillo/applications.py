@@ -32,6 +32,7 @@ from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
 from .injection import ProviderRegistry, ScopeName
 from .jsoncodec import dumps_bytes
+from .metrics import HTTPMetricsMiddleware, Metrics
 from .middleware.bodylimit import BodyLimitMiddleware
 from .middleware.errors import (
     ErrorHandler,
@@ -101,6 +102,7 @@ class App(RouteRegistry):
         self._join_guard: Callable[[Any, str], Any] | None = None
         self.jobs = Jobs()
         self._drain_handlers: DrainHandlers | None = None
+        self._metrics: Metrics | None = None
 
     def _changed(self) -> None:
         self._router = None
@@ -377,6 +379,7 @@ class App(RouteRegistry):
         if self._router is None:
             self._router = Router(
                 routes=self._stats_routes()
+                + self._metrics_routes()
                 + compile_routes(
                     self,
                     providers=self.providers,
@@ -398,6 +401,27 @@ class App(RouteRegistry):
             return _StarletteResponse(dumps_bytes(hub_stats()), media_type="application/json")
 
         return [Route(path, stats, methods=["GET"], name="hub_stats")]
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The app's Prometheus metrics, when the ``metrics_endpoint`` setting is on
+        (see ``bocadillo.metrics``)."""
+        if self._metrics is None and self.settings["metrics_endpoint"]:
+            from .metrics import install
+
+            self._metrics = install(self)
+        return self._metrics
+
+    def _metrics_routes(self) -> list[Any]:
+        metrics = self.metrics
+        if metrics is None:
+            return []
+
+        async def scrape(request: Any) -> _StarletteResponse:
+            body, content_type = metrics.exposition()
+            return _StarletteResponse(body, headers={"Content-Type": content_type})
+
+        return [Route(self.settings["metrics_endpoint"], scrape, methods=["GET"], name="metrics")]
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).
@@ -428,6 +452,10 @@ class App(RouteRegistry):
             app = TrustedHostMiddleware(app, allowed_hosts=hosts)
         # Outermost, so every layer that reads the body reads it through the limit.
         app = BodyLimitMiddleware(app, settings["max_body_size"])
+        metrics = self.metrics
+        if metrics is not None:
+            # Outside everything but the last-resort 500: it times whole requests.
+            app = HTTPMetricsMiddleware(app, metrics)
         return ServerErrorMiddleware(
             app, handler=None if self.debug else internal_error_response, debug=self.debug
         )

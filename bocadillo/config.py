@@ -71,6 +71,14 @@ DEFAULTS: dict[str, Any] = {
     "shutdown_timeout": 5.0,
     "shutdown_message": None,
     "stats_endpoint": None,
+    # Prometheus metrics (docs/deployment.md, "Metrics"): the path that serves them, and
+    # how often each worker writes its hub's figures in multiprocess mode.
+    "metrics_endpoint": None,
+    "metrics_interval": 1.0,
+    # The AsyncAPI document of the message-type endpoints (docs/realtime.md, "AsyncAPI"),
+    # and its HTML page.
+    "asyncapi_endpoint": None,
+    "asyncapi_page": None,
 }
 
 #: How environment values are parsed for settings whose default is ``None``.

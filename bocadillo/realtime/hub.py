@@ -288,7 +288,7 @@ class Hub(Streams):
         self.unregister(session.id)
 
     def _dropped(self, outbox: Outbox) -> None:
-        self.counters.dropped += 1
+        self.counters.drop(outbox.policy)
 
     def _send_failed(self, outbox: Outbox, exc: BaseException) -> None:
         self.counters.errors += 1
