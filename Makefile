@@ -34,7 +34,18 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev
+# The official AsyncAPI 3.0.0 JSON Schema (the @asyncapi/specs npm package): the AsyncAPI
+# tests validate the generated documents against it.
+ASYNCAPI_SPECS ?= 6.11.1
+ASYNCAPI_SCHEMA := $(VENV)/asyncapi-specs/package/schemas/3.0.0.json
+
+$(ASYNCAPI_SCHEMA):
+	mkdir -p $(VENV)/asyncapi-specs
+	cd $(VENV)/asyncapi-specs && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS) >/dev/null \
+		&& tar xzf asyncapi-specs-$(ASYNCAPI_SPECS).tgz package/schemas/3.0.0.json
+	touch $@
+
+pytest: $(VENV)/.installed-dev $(ASYNCAPI_SCHEMA)
 	PYTHONASYNCIODEBUG=1 $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 

@@ -27,6 +27,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Route, Router
 
+from .asyncapi import ServerMessage, asyncapi_document, render_html
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
@@ -103,6 +104,7 @@ class App(RouteRegistry):
         self.jobs = Jobs()
         self._drain_handlers: DrainHandlers | None = None
         self._metrics: Metrics | None = None
+        self._server_messages: dict[str | None, dict[str, ServerMessage]] = {}
 
     def _changed(self) -> None:
         self._router = None
@@ -380,6 +382,7 @@ class App(RouteRegistry):
             self._router = Router(
                 routes=self._stats_routes()
                 + self._metrics_routes()
+                + self._asyncapi_routes()
                 + compile_routes(
                     self,
                     providers=self.providers,
@@ -422,6 +425,95 @@ class App(RouteRegistry):
             return _StarletteResponse(body, headers={"Content-Type": content_type})
 
         return [Route(self.settings["metrics_endpoint"], scrape, methods=["GET"], name="metrics")]
+
+    # AsyncAPI -------------------------------------------------------------------------------
+
+    def server_message(
+        self,
+        type: str,
+        *,
+        schema: Any = None,
+        description: str | None = None,
+        request: bool = False,
+        room: bool = False,
+        endpoint: str | None = None,
+    ) -> None:
+        """Declare a message type the server sends on its own (with ``hub.broadcast``,
+        ``ws.send`` or ``ws.request``), for the AsyncAPI document (``asyncapi()``).
+
+        Declaring changes nothing in what is sent: it documents it.
+
+        Args:
+            type: The envelope's ``type``.
+            schema: What its ``data`` is: any schema ``@app.socket`` accepts.
+            description: One line for the document.
+            request: It is sent with ``ws.request()``: the client answers ``response``
+                or ``error`` with the same ``id``.
+            room: It is published to rooms with history (it carries ``room``,
+                ``offset`` and ``epoch``).
+            endpoint: The message-type endpoint (default: the ``socket_path`` setting).
+
+        Raises:
+            ConfigurationError: if ``schema`` cannot be described, or the type is
+                declared twice on the endpoint.
+        """
+        from .realtime.dispatch import check_schema
+
+        check_schema(schema, f"server message {type!r}")
+        declared = self._server_messages.setdefault(endpoint, {})
+        if type in declared:
+            raise ConfigurationError(f"server message {type!r} is already declared")
+        declared[type] = ServerMessage(type, schema, description, request, room)
+
+    def asyncapi(
+        self,
+        *,
+        title: str | None = None,
+        version: str = "1.0.0",
+        description: str | None = None,
+        servers: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of this app's WebSocket endpoints (see
+        ``bocadillo.asyncapi`` and ``docs/realtime.md``).
+
+        Args:
+            title: The API's title (default: the app's name).
+            version: The API's version.
+            description: A description of the API.
+            servers: AsyncAPI server objects by name (``{"local": {"host":
+                "localhost:8000", "protocol": "ws"}}``).
+
+        Returns:
+            The document, as JSON-ready dicts and lists.
+        """
+        return asyncapi_document(
+            self, title=title, version=version, description=description, servers=servers
+        )
+
+    def _asyncapi_routes(self) -> list[Any]:
+        settings = self.settings
+        routes: list[Any] = []
+        if settings["asyncapi_endpoint"]:
+
+            async def document(request: Any) -> _StarletteResponse:
+                return _StarletteResponse(
+                    dumps_bytes(self.asyncapi()), media_type="application/json"
+                )
+
+            routes.append(
+                Route(settings["asyncapi_endpoint"], document, methods=["GET"], name="asyncapi")
+            )
+        if settings["asyncapi_page"]:
+
+            async def page(request: Any) -> _StarletteResponse:
+                return _StarletteResponse(
+                    render_html(self.asyncapi()), media_type="text/html; charset=utf-8"
+                )
+
+            routes.append(
+                Route(settings["asyncapi_page"], page, methods=["GET"], name="asyncapi_page")
+            )
+        return routes
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).
