@@ -161,6 +161,16 @@ def _matches(expected: type, value: Any) -> bool:
     return isinstance(value, expected)
 
 
+def _data_model(func: Callable[..., Any]) -> Any:
+    """The Pydantic model or msgspec Struct that annotates the handler's ``data``, if any
+    (it then validates ``data`` as ``schema=`` would)."""
+    try:
+        annotation = inspect.signature(func, eval_str=True).parameters["data"].annotation
+    except (KeyError, NameError, TypeError, ValueError):
+        return None
+    return annotation if is_model(annotation) else None
+
+
 class SocketHandler:
     """One registered handler, with what it wants injected."""
 
@@ -227,6 +237,8 @@ class Dispatcher:
                 "give your handler another type"
             )
         check_schema(schema, f"socket handler {kind!r}")
+        if schema is None:
+            schema = _data_model(func)
         self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
 
     def bind(self, providers: ProviderRegistry, *, debug: bool = False) -> BoundDispatcher:

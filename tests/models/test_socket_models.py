@@ -112,3 +112,23 @@ def test_msgspec_unknown_field_is_refused_when_the_struct_forbids_it():
     with pytest.raises(ModelError) as info:
         validate_model(OrderStruct, {**GOOD, "colour": "red"})
     assert "colour" in str(info.value)
+
+
+def test_a_data_annotation_with_a_model_validates_like_schema():
+    app = App()
+
+    @app.socket("order")
+    def order(data: Order) -> Any:
+        return dump(data)
+
+    @app.socket("struct")
+    def struct(data: OrderStruct) -> Any:
+        return dump(data)
+
+    with create_client(app) as client, client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "order", "data": GOOD, "id": 1})
+        assert ws.receive_json()["data"] == {"class": "Order", **GOOD, "note": None}
+        ws.send_json({"type": "struct", "data": {"lines": []}, "id": 2})
+        reply = ws.receive_json()
+        assert reply["data"]["code"] == "invalid_data"
+        assert reply["data"]["message"].startswith("customer")
