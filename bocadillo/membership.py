@@ -8,7 +8,7 @@ hub (``realtime/``), which owns the connection's session.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import InvalidState, JoinRefused
 from .jsoncodec import dumps
@@ -18,6 +18,17 @@ from .realtime.session import Session
 from .types import ConnectionId, JSONValue
 
 __all__ = ["HubMembership"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    class Broadcast(TypedDict, total=False):
+        """The options of ``Hub.broadcast`` that ``ws.broadcast`` passes on."""
+
+        type: str | None
+        room: str | None
+        to: Iterable[str] | None
+        exclude: Iterable[str] | None
 
 
 class HubMembership:
@@ -58,25 +69,22 @@ class HubMembership:
         return self.hub.local_rooms_of(self.id)
 
     def broadcast(
-        self,
-        data: JSONValue,
-        *,
-        type: str | None = None,
-        room: str | None = None,
-        to: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
-        exclude_self: bool = False,
+        self, data: JSONValue, *, exclude_self: bool = False, **options: Unpack[Broadcast]
     ) -> int:
-        """Broadcast through the app's hub (see ``Hub.broadcast``); never waits.
+        """Broadcast through the app's hub; never waits.
+
+        Args:
+            data: The payload.
+            exclude_self: Not to this connection.
+            **options: ``type``, ``room``, ``to`` and ``exclude``, as ``Hub.broadcast``.
 
         Returns:
             How many connections took the message. A plain call: do not ``await`` it.
         """
         hub = self._require_hub()
-        excluded = list(exclude or ())
         if exclude_self:
-            excluded.append(self.id)
-        return hub.broadcast(data, type=type, room=room, to=to, exclude=excluded or None)
+            options["exclude"] = [*(options.get("exclude") or ()), self.id]
+        return hub.broadcast(data, **options)
 
     @property
     def user(self) -> Any:

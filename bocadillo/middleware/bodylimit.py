@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import ConfigurationError, PayloadTooLarge
 from ..response import encode_json
 from ..types import ASGIApp, Message, Receive, Scope, Send
+from .tracking import TrackedSend
 
 __all__ = ["BodyLimitMiddleware", "PayloadTooLarge", "route_body_limit"]
 
@@ -90,7 +91,7 @@ class BodyLimitMiddleware:
     async def _limited(
         self, scope: Scope, receive: Receive, send: Send, declared: int | None
     ) -> None:
-        started = False
+        tracked = TrackedSend(send)
         limit: int | None = None
         looked_up = False
         received = 0
@@ -114,22 +115,16 @@ class BodyLimitMiddleware:
         def _refuse(limit: int) -> Message:
             nonlocal received
             received = max(received, limit + 1)
-            if started:
+            if tracked.started:
                 return {"type": "http.disconnect"}
             raise PayloadTooLarge(limit)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except PayloadTooLarge as exc:
             # Raised where no error handler saw it (e.g. in a user middleware that read
             # the body): answer it here if we still can.
-            if started:
+            if tracked.started:
                 raise
             await _answer(send, exc)
 

@@ -21,7 +21,8 @@ from ..errors import HTTPError
 from ..jsoncodec import dumps, dumps_bytes
 from ..request import Request
 from ..response import Response
-from ..types import ASGIApp, Message, Receive, Scope, Send
+from ..types import ASGIApp, Receive, Scope, Send
+from .tracking import TrackedSend
 
 __all__ = ["ErrorHandler", "ErrorMiddleware", "internal_error_response", "wants_text"]
 
@@ -101,16 +102,9 @@ class ErrorMiddleware:
         return self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tracked)
         except ClientDisconnect:
             logger.debug("client disconnected before the response was complete")
             return
@@ -118,7 +112,7 @@ class ErrorMiddleware:
             if isinstance(exc, HTTPException):
                 exc = as_http_error(exc)
             handler = self.lookup(exc)
-            if handler is None or started:
+            if handler is None or tracked.started:
                 raise
             req = Request(scope, receive, send)
             res = Response()

@@ -9,9 +9,8 @@ app's Starlette routes.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
-from ..closecodes import CloseCode
 from ..codecs import CaughtCloseCodes, Codec
 from ..errors import ConfigurationError
 from ..injection import global_provider_names
@@ -24,6 +23,22 @@ from .patterns import expand_pattern
 from .websocket import WebSocketRoute
 
 __all__ = ["MountEntry", "RouteRegistry"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    class WebSocketOptions(TypedDict, total=False):
+        """The options of ``WebSocketRoute`` that ``websocket_route`` takes."""
+
+        auto_accept: bool
+        value_type: Codec | None
+        receive_type: Codec
+        send_type: Codec
+        caught_close_codes: CaughtCloseCodes
+        name: str | None
+        overflow: OverflowPolicy | None
+        outbox_limit: int | None
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,26 +160,16 @@ class RouteRegistry:
     # WebSockets -----------------------------------------------------------------------------
 
     def websocket_route(
-        self,
-        pattern: str,
-        *,
-        auto_accept: bool = True,
-        value_type: Codec | None = None,
-        receive_type: Codec = "text",
-        send_type: Codec = "text",
-        caught_close_codes: CaughtCloseCodes = (
-            CloseCode.NORMAL_CLOSURE,
-            CloseCode.GOING_AWAY,
-        ),
-        name: str | None = None,
-        overflow: OverflowPolicy | None = None,
-        outbox_limit: int | None = None,
+        self, pattern: str, **options: Unpack[WebSocketOptions]
     ) -> Callable[[Callable[..., Any]], WebSocketRoute]:
         """Register an async WebSocket view ``view(ws, **params)`` for ``pattern``.
 
+        The options are ``WebSocketRoute``'s, with the same defaults:
+
         Args:
             pattern: As for ``route``; parameters are typed the same way.
-            auto_accept: Accept before the view runs and close (1000) after it returns.
+            auto_accept: Accept before the view runs and close (1000) after it returns
+                (default: true).
             value_type: Sets both ``receive_type`` and ``send_type``.
             receive_type: Codec of ``ws.receive()``: ``"text"``, ``"bytes"``, ``"json"``.
             send_type: Codec of ``ws.send()``.
@@ -186,19 +191,7 @@ class RouteRegistry:
 
         def decorate(view: Callable[..., Any]) -> WebSocketRoute:
             self._check_ws_path_free(expand_pattern(pattern), f"websocket_route({pattern!r})")
-            route = WebSocketRoute(
-                pattern,
-                view,
-                auto_accept=auto_accept,
-                value_type=value_type,
-                receive_type=receive_type,
-                send_type=send_type,
-                caught_close_codes=caught_close_codes,
-                name=name,
-                providers=self._provider_names(),
-                overflow=overflow,
-                outbox_limit=outbox_limit,
-            )
+            route = WebSocketRoute(pattern, view, providers=self._provider_names(), **options)
             self._ws_routes.append(route)
             self._changed()
             return route
