@@ -6,6 +6,7 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
     ├── ConfigurationError (ValueError)         bad settings or registration, at import/startup
     │   └── ExpectedAsync (TypeError)           a sync view where an async one is required
     ├── InvalidArgument (ValueError)            a call's arguments cannot work, at call time
+    ├── InvalidData (ValueError)                a Pydantic or msgspec model refused the data
     ├── ParameterError (ValueError)             a route or query parameter is missing or invalid
     ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
     │   └── PayloadTooLarge                     a request body over ``max_body_size`` (413)
@@ -46,6 +47,7 @@ __all__ = [
     "HTTPError",
     "HubError",
     "InvalidArgument",
+    "InvalidData",
     "InvalidState",
     "JoinRefused",
     "MissingDependency",
@@ -72,6 +74,20 @@ class ConfigurationError(BocadilloError, ValueError):
 
 class ExpectedAsync(ConfigurationError, TypeError):
     """A synchronous callable was given where a coroutine function is required."""
+
+
+class InvalidData(BocadilloError, ValueError):
+    """Data that a model (a Pydantic model or msgspec Struct) refuses.
+
+    Args:
+        details: What is wrong, by field path (``"items.0.price"``; ``"data"`` for the
+            whole value).
+    """
+
+    def __init__(self, details: dict[str, str]) -> None:
+        text = "; ".join(f"{key}: {value}" for key, value in details.items())
+        super().__init__(text or "invalid data")
+        self.details = details
 
 
 class InvalidArgument(BocadilloError, ValueError):

@@ -18,32 +18,14 @@ import types
 import typing
 from typing import Any
 
+from .errors import ConfigurationError, InvalidData
+
 __all__ = [
-    "ModelError",
-    "describe_errors",
     "is_model",
     "json_schema",
     "model_library",
     "validate_model",
 ]
-
-
-class ModelError(ValueError):
-    """Data that a model refuses.
-
-    Args:
-        details: What is wrong, by field path (``"items.0.price"``; ``"data"`` for the
-            whole value).
-    """
-
-    def __init__(self, details: dict[str, str]) -> None:
-        super().__init__(describe_errors(details))
-        self.details = details
-
-
-def describe_errors(details: dict[str, str]) -> str:
-    """``"path: text; path: text"`` (or ``"invalid data"``)."""
-    return "; ".join(f"{key}: {text}" for key, text in details.items()) or "invalid data"
 
 
 def _subclass_of(schema: Any, module: str, name: str) -> bool:
@@ -84,7 +66,7 @@ def validate_model(schema: Any, data: Any) -> Any:
         An instance of the model.
 
     Raises:
-        ModelError: with what is wrong, by field path.
+        InvalidData: with what is wrong, by field path.
     """
     library = model_library(schema)
     if library == "pydantic":
@@ -96,7 +78,7 @@ def validate_model(schema: Any, data: Any) -> Any:
             for error in exc.errors():
                 path = ".".join(str(part) for part in error["loc"]) or "data"
                 details.setdefault(path, str(error["msg"]))
-            raise ModelError(details) from None
+            raise InvalidData(details) from None
     if library == "msgspec":
         msgspec = sys.modules["msgspec"]
         try:
@@ -109,8 +91,8 @@ def validate_model(schema: Any, data: Any) -> Any:
             missing = _MSGSPEC_MISSING.match(text)
             if missing is not None:  # the path names the object: name the field
                 parts = [p for p in parts if p != "data"] + [missing.group(1)]
-            raise ModelError({".".join(parts): text}) from None
-    raise TypeError(f"{schema!r} is not a Pydantic model or a msgspec Struct")
+            raise InvalidData({".".join(parts): text}) from None
+    raise ConfigurationError(f"{schema!r} is not a Pydantic model or a msgspec Struct")
 
 
 # JSON Schema --------------------------------------------------------------------------------
@@ -196,7 +178,7 @@ def json_schema(schema: Any, components: dict[str, Any], ref: str) -> dict[str, 
         ref: The prefix of those references (``"#/components/schemas/"``).
 
     Raises:
-        TypeError: for anything else.
+        ConfigurationError: for anything else.
     """
     if schema is None:
         return {}
@@ -218,4 +200,4 @@ def json_schema(schema: Any, components: dict[str, Any], ref: str) -> dict[str, 
 
         described = to_json_schema(schema)
         return dict(described) if isinstance(described, dict) else {}
-    raise TypeError(f"cannot describe {schema!r} as JSON Schema")
+    raise ConfigurationError(f"cannot describe {schema!r} as JSON Schema")

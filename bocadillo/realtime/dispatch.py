@@ -31,9 +31,9 @@ from typing import Any
 import typesystem
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ConfigurationError, EnvelopeError
+from ..errors import ConfigurationError, EnvelopeError, InvalidData
 from ..injection import ProviderRegistry, ProviderScope
-from ..schemas import ModelError, is_model, validate_model
+from ..schemas import is_model, validate_model
 from .envelope import (
     Envelope,
     encode_envelope,
@@ -92,7 +92,7 @@ def validate_data(schema: Any, data: Any) -> Any:
     if is_model(schema):
         try:
             return validate_model(schema, data)
-        except ModelError as exc:
+        except InvalidData as exc:
             raise EnvelopeError("invalid_data", str(exc)) from None
     if dataclasses.is_dataclass(schema) and isinstance(schema, type):
         return _validate_dataclass(schema, data)

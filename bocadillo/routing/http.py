@@ -11,11 +11,11 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from ..converters import ParameterError, ParameterPlan
-from ..errors import ConfigurationError, HTTPError
+from ..errors import ConfigurationError, HTTPError, InvalidData
 from ..injection import ProviderRegistry, ProviderScope, Resolver, global_provider_names
 from ..request import Request
 from ..response import Response
-from ..schemas import ModelError, validate_model
+from ..schemas import validate_model
 from ..types import Receive, Scope, Send
 from ..views import Handler, callable_name, view_handlers
 from .patterns import compile_path_checked, expand_pattern, route_params
@@ -205,7 +205,7 @@ async def _validated_body(req: Request, model: Any) -> Any:
     data = await req.json()
     try:
         return validate_model(model, data)
-    except ModelError as exc:
+    except InvalidData as exc:
         raise HTTPError(400, detail=exc.details) from None
 
 

@@ -20,6 +20,7 @@ import typesystem
 from bocadillo import App, ConfigurationError, Recipe, create_client
 from bocadillo.realtime.envelope import ERROR_CODES
 from example_chat.app import create_app as create_chat
+from tests.docs_examples import python_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / ".venv" / "asyncapi-specs" / "package" / "schemas" / "3.0.0.json"
@@ -259,3 +260,17 @@ def test_asyncapi_routes_are_opt_in_and_serve_json_and_html(validator):
         assert "Answered with: response, error" in text
         # Self-contained: nothing fetched from elsewhere.
         assert "<script" not in text and "http://" not in text and "https://" not in text
+
+
+def test_the_realtime_guide_example_runs_and_its_document_is_valid(validator):
+    """The example of docs/realtime.md, "AsyncAPI" (the page's other blocks are excerpts)."""
+    guide = (ROOT / "docs" / "realtime.md").read_text(encoding="utf-8")
+    section = guide.index("## AsyncAPI")
+    (source, line), *_ = [
+        (p.values[0], p.values[1])
+        for p in python_examples("realtime.md")
+        if guide.count("\n", 0, section) < p.values[1]
+    ]
+    namespace: dict[str, Any] = {}
+    exec(compile("\n" * line + source, "docs/realtime.md", "exec", dont_inherit=True), namespace)
+    check(validator, namespace["document"])

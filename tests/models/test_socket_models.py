@@ -8,8 +8,8 @@ import msgspec
 import pydantic
 import pytest
 
-from bocadillo import App, create_client
-from bocadillo.schemas import ModelError, is_model, model_library, validate_model
+from bocadillo import App, InvalidData, create_client
+from bocadillo.schemas import is_model, model_library, validate_model
 
 
 class Line(pydantic.BaseModel):
@@ -102,14 +102,14 @@ def test_model_library_recognises_only_model_classes():
 
 
 def test_pydantic_constraint_failure_is_a_model_error():
-    with pytest.raises(ModelError) as info:
+    with pytest.raises(InvalidData) as info:
         validate_model(Line, {"sku": "tea", "quantity": 0})
     assert list(info.value.details) == ["quantity"]
     assert "greater than 0" in info.value.details["quantity"]
 
 
 def test_msgspec_unknown_field_is_refused_when_the_struct_forbids_it():
-    with pytest.raises(ModelError) as info:
+    with pytest.raises(InvalidData) as info:
         validate_model(OrderStruct, {**GOOD, "colour": "red"})
     assert "colour" in str(info.value)
 
