@@ -49,7 +49,15 @@ pytest: $(VENV)/.installed-dev $(ASYNCAPI_SCHEMA)
 	PYTHONASYNCIODEBUG=1 $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
-docs: $(VENV)/.installed-dev
+# The docs extra only (MkDocs, Material, mkdocstrings), not the dev toolchain.
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+# Material's notice about its successor is not a warning of this site.
+export NO_MKDOCS_2_WARNING := 1
+
+docs: $(VENV)/.installed-docs
 	$(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
 
 # --strict: any warning, such as a link to a missing page or anchor, fails the build

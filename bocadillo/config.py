@@ -255,6 +255,9 @@ class _SettingsProxy(Mapping[str, Any]):
 
 
 settings = _SettingsProxy()
+"""The settings of the most recently configured app, read like ``app.settings``
+(``settings.debug``, ``settings["gzip"]``); ``settings.configured`` tells whether any app
+is configured yet. In an app, prefer ``app.settings``."""
 
 
 def configure(app: AppT, settings_obj: Any = None, **values: Any) -> AppT:
