@@ -96,7 +96,8 @@ def open_page(chrome: webdriver.Chrome, url: str) -> None:
     origin = url.split("/", 3)[:3]
     foreign = [r for r in resources if r.split("/", 3)[:3] != origin and not r.startswith("data:")]
     assert foreign == [], foreign
-    errors = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+    entries: list[dict[str, Any]] = chrome.get_log("browser")  # type: ignore[no-untyped-call]
+    errors = [e for e in entries if e["level"] == "SEVERE"]
     assert errors == [], errors
 
 
