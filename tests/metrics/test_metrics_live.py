@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from bocadillo import App
+from bocadillo import App, MissingDependency
 from tests.live import eventually
 from tests.metrics.app import create_app
 from tests.uvicorn_process import UvicornProcess
@@ -192,3 +193,29 @@ async def test_two_workers_scrape_counts_every_worker(tmp_path: Path):
         await eventually(closed, timeout=TIMEOUT)
     finally:
         server.stop()
+
+
+def test_metrics_without_prometheus_client_say_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails
+    app = App(metrics_endpoint="/metrics")
+    with pytest.raises(MissingDependency, match=r"bocadillo\[metrics\]"):
+        app.metrics  # noqa: B018
+
+
+async def test_drops_are_counted_by_policy():
+    app = App(metrics_endpoint="/metrics")
+    metrics = app.metrics
+    assert metrics is not None
+    app.hub.counters.drop("drop_oldest")
+    app.hub.counters.drop("drop_newest")
+    app.hub.counters.drop("drop_oldest")
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    name = "bocadillo_websocket_dropped_messages_total"
+    assert value(samples, name, policy="drop_oldest") == 2
+    assert value(samples, name, policy="drop_newest") == 1
