@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DOCS_PORT ?= 8001
 
-.PHONY: run test lint typecheck pytest docs docs-build bench soak clean
+.PHONY: run test lint typecheck pytest jstest docs docs-build bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ pytest: $(VENV)/.installed-dev $(ASYNCAPI_SCHEMA)
 	PYTHONASYNCIODEBUG=1 $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
+# The JavaScript client's tests (clients/js/test/), with Node's own test runner, against a
+# real uvicorn that tests/clients/serve.py runs with this virtualenv's Python. Node 20 has
+# a WebSocket class only behind a flag; later versions have it by default.
+NODE ?= node
+NODE_WS = $(shell $(NODE) -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null || echo --experimental-websocket)
+
+jstest: $(VENV)/.installed-dev
+	BOCADILLO_PYTHON=$(abspath $(BIN)/python) $(NODE) $(NODE_WS) --test clients/js/test/client.test.js
+
 # The docs extra only (MkDocs, Material, mkdocstrings), not the dev toolchain.
 $(VENV)/.installed-docs: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
@@ -65,7 +74,7 @@ docs: $(VENV)/.installed-docs
 docs-build: $(VENV)/.installed-dev
 	$(BIN)/mkdocs build --strict --site-dir site
 
-test: lint typecheck docs-build pytest
+test: lint typecheck docs-build pytest jstest
 
 # Reliability scenarios at full size (docs/reliability.md): 5,000 connections, a minute of
 # churn, 100,000 fuzzed frames... about ten minutes. `make test` runs them at CI size.

@@ -28,6 +28,7 @@ from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Route, Router
 
 from .asyncapi import ServerMessage, asyncapi_document, render_html
+from .clientscript import client_script_route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, configure
 from .errors import ConfigurationError, HTTPError
@@ -383,6 +384,7 @@ class App(RouteRegistry):
                 routes=self._stats_routes()
                 + self._metrics_routes()
                 + self._asyncapi_routes()
+                + self._client_script_routes()
                 + compile_routes(
                     self,
                     providers=self.providers,
@@ -514,6 +516,10 @@ class App(RouteRegistry):
                 Route(settings["asyncapi_page"], page, methods=["GET"], name="asyncapi_page")
             )
         return routes
+
+    def _client_script_routes(self) -> list[Any]:
+        path = self.settings["client_script"]
+        return [client_script_route(path)] if path else []
 
     def url_for(self, name: str, /, **params: Any) -> URLPath:
         """The path of the route named ``name`` (``"recipe:view"`` inside a recipe).

@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
     # and its HTML page.
     "asyncapi_endpoint": None,
     "asyncapi_page": None,
+    # The JavaScript client (docs/clients.md) is served here; None: not served.
+    "client_script": "/bocadillo/client.js",
 }
 
 #: How environment values are parsed for settings whose default is ``None``.

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import InvalidState, JoinRefused
-from .jsoncodec import dumps
 from .realtime.history import Recovery
 from .realtime.hub import Hub
 from .realtime.session import Session
@@ -94,10 +93,8 @@ class HubMembership:
 
     @user.setter
     def user(self, value: Any) -> None:
-        if self._session is None:
-            raise InvalidState("set ws.user once the connection is accepted")
-        dumps(value)  # JSON only: it may cross processes
-        self._session.user = value
+        # JSON only (it may cross processes), recorded where presence is read.
+        self._require_hub().set_user(self.id, value)
 
     async def request(self, type: str, data: Any = None, *, timeout: float = 10.0) -> Any:
         """Ask the client (a message-type connection) and return its reply.

@@ -43,6 +43,7 @@ from .codecs import (
     normalize_caught_codes,
 )
 from .errors import InvalidState
+from .jsoncodec import loads
 from .membership import HubMembership
 from .realtime.delivery import message_size
 from .realtime.envelope import encode_error
@@ -322,7 +323,10 @@ class WebSocket(HubMembership, HTTPConnection):
                 refusal = session.received(message_size(message))
                 if refusal is not None:
                     if refusal.error is not None and session.codec == "envelope":
-                        await self._send_quietly(encode_error(*refusal.error))
+                        # A skipped frame's error carries its id, so that a client can
+                        # fail that very request (the frame is within the size limit).
+                        request_id = _request_id(message) if refusal.close is None else None
+                        await self._send_quietly(encode_error(*refusal.error, request_id))
                     if refusal.close is None:
                         continue  # skipped (rate limited)
                     raise await self._invalid(refusal.close, refusal.reason)
@@ -463,3 +467,20 @@ class _Messages:
 
     def __anext__(self) -> Coroutine[Any, Any, Any]:
         return self._ws._next(self._decode)
+
+
+def _request_id(message: Message) -> str | int | None:
+    """The ``id`` of an envelope frame that will not be handled, if it has a valid one."""
+    frame = message.get("text")
+    if frame is None:
+        frame = message.get("bytes")
+    if frame is None:
+        return None
+    try:
+        obj = loads(frame)
+    except ValueError:
+        return None
+    value = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return None

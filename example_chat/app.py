@@ -1,216 +1,172 @@
 """The example chat's server: one page, static files and typed socket handlers on ``/ws``.
 
-The browser speaks the message-type protocol (``{"type", "data", "id"}`` envelopes):
+The page runs on the official JavaScript client (``/bocadillo/client.js``, see
+``docs/clients.md``) and speaks the message-type protocol:
 
-============  =====================================  ==========================================
-client sends  ``data``                               the server answers / pushes
-============  =====================================  ==========================================
-``join``      ``{"room", "name"}``                   response ``{"room", "name", "history",
-                                                     "members"}``; ``presence`` (joined) to
-                                                     the room; ``rooms`` to everyone
-``leave``     nothing                                response ``{"room"}``; ``presence`` (left)
-``message``   ``{"text"}``                           ``message`` to the room (sender included);
-                                                     response ``{"seq"}``
-``typing``    ``{"typing": bool}``                   ``typing`` to the rest of the room
-``rooms``     nothing                                response ``{"rooms": [...]}``
-============  =====================================  ==========================================
+============  =======================  ===================================================
+client sends  ``data``                 the server answers / pushes
+============  =======================  ===================================================
+``hello``     ``{"name"}``             response ``{"name"}``: who this connection is
+``join``      the room's name          response ``{"room", "epoch", "offset", "history",
+                                       "members"}``; ``join`` (presence) to the room
+``leave``     the room's name          response ``true``; ``leave`` (presence) to the room
+``message``   ``{"room", "text"}``     ``message`` to the room (a publication, kept in
+                                       its history); response ``true``
+``typing``    ``{"room"}``             ``typing`` to the rest of the room
+============  =======================  ===================================================
 
-On connect the server sends ``welcome`` with the client id and the room list. Invalid
-data (an empty message, a bad room name...) comes back as an ``invalid_data`` error, a
-message before any join as ``not_joined``, and too many messages as ``rate_limited``:
-the browser shows each of them.
-
-History and usernames live in this process's memory. The hub backend comes from the
-settings (``BOCADILLO_HUB_URL``), so the same code runs on the in-memory hub or on Redis.
+Rooms keep their last ``HISTORY`` messages in the hub's room history: a page that lost
+its connection resumes its room with the last offset it saw and gets exactly what it
+missed. Members come from the hub's presence. Every few seconds, if it changed, everyone
+gets the list of rooms (the default ones and those somebody is in: a room nobody is in is
+no longer listed, and its history expires). A name is unique in a room: a second "ada"
+gets ``name_taken``.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import typesystem
 
 from bocadillo import App, EnvelopeError, Request, Response, Templates, WebSocket
+from bocadillo.realtime.hub import Hub
 
-__all__ = ["HISTORY", "Chat", "app", "create_app"]
+__all__ = ["HISTORY", "RATE_LIMIT", "app", "create_app", "room_list"]
 
 HERE = Path(__file__).resolve().parent
 #: Messages kept per room, and sent to whoever joins it.
 HISTORY = 50
 #: Rooms listed even when nobody is in them.
 DEFAULT_ROOMS = ("general", "random")
-#: Per connection: 20 messages (typing notices included) per 10 seconds.
-RATE_LIMIT = (20, 10.0)
+#: Per connection: 30 messages per 10 seconds. A person typing fast sends one message a
+#: second, and the page sends at most one typing notice per 3 seconds.
+RATE_LIMIT = (30, 10.0)
+#: Seconds between two checks of the room list (sent only when it changed).
+ROOMS_EVERY = 2.0
 
-JOIN = typesystem.Schema(
-    fields={
-        "room": typesystem.String(max_length=32, pattern=r"^[A-Za-z0-9_-]+$"),
-        "name": typesystem.String(max_length=24),
-    }
+ROOM = typesystem.String(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+HELLO = typesystem.Schema(fields={"name": typesystem.String(min_length=1, max_length=24)})
+MESSAGE = typesystem.Schema(
+    fields={"room": ROOM, "text": typesystem.String(min_length=1, max_length=2000)}
 )
-MESSAGE = typesystem.Schema(fields={"text": typesystem.String(max_length=2000)})
-TYPING = typesystem.Schema(fields={"typing": typesystem.Boolean()})
+TYPING = typesystem.Schema(fields={"room": ROOM})
 
 # The page runs no inline script and talks only to its own origin.
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'"
 
 
-class Chat:
-    """The chat's state: a bounded history per room, on top of the app's hub.
-
-    Room membership is the hub's (``ws.join``); a connection's username and current room
-    are its ``ws.state`` (so ``app.hub.info(id).user_data`` shows them too).
-    """
-
-    def __init__(self, app: App, history: int = HISTORY) -> None:
-        self.app = app
-        self.history_size = history
-        self.history: dict[str, deque[dict[str, Any]]] = {}
-        self.seq = 0
-
-    def room_history(self, room: str) -> deque[dict[str, Any]]:
-        """The history of ``room``, created (empty) on first use."""
-        history = self.history.get(room)
-        if history is None:
-            history = self.history[room] = deque(maxlen=self.history_size)
-        return history
-
-    def members(self, room: str, *, without: str | None = None) -> list[str]:
-        """The usernames in ``room`` (in this process), sorted, each once."""
-        hub = self.app.hub
-        names = set()
-        for conn_id in hub.local_members(room):
-            if conn_id == without or not hub.is_connected(conn_id):
-                continue
-            name = hub.info(conn_id).user_data.get("name")
-            if isinstance(name, str):
-                names.add(name)
-        return sorted(names)
-
-    def rooms(self, *, without: str | None = None) -> list[dict[str, Any]]:
-        """Every known room with its number of users."""
-        names = set(DEFAULT_ROOMS) | set(self.history) | set(self.app.hub.local_rooms)
-        return [
-            {"name": name, "users": len(self.members(name, without=without))}
-            for name in sorted(names)
-        ]
-
-    def announce(
-        self, room: str, event: str, name: str, *, conn_id: str, gone: bool = False
-    ) -> None:
-        """Tell the rest of the room who came or went, and everyone the new room counts.
-
-        Args:
-            room: The room joined or left.
-            event: ``"joined"`` or ``"left"``.
-            name: The username.
-            conn_id: The connection that joined or left; it gets no presence notice
-                (its join response says it all).
-            gone: The connection is ending: count it out and send it nothing.
-        """
-        hub = self.app.hub
-        without = conn_id if gone else None
-        presence = {
-            "room": room,
-            "event": event,
-            "name": name,
-            "members": self.members(room, without=without),
-        }
-        hub.broadcast(presence, type="presence", room=room, exclude=[conn_id])
-        rooms = {"rooms": self.rooms(without=without)}
-        hub.broadcast(rooms, type="rooms", exclude=[conn_id] if gone else None)
-
-    def post(self, room: str, name: str, text: str) -> dict[str, Any]:
-        """Record a message in the room's history and return it."""
-        self.seq += 1
-        message = {"seq": self.seq, "room": room, "name": name, "text": text, "ts": time.time()}
-        self.room_history(room).append(message)
-        return message
+def _name(ws: WebSocket) -> str:
+    user = ws.user
+    if not isinstance(user, dict) or not isinstance(user.get("name"), str):
+        raise EnvelopeError("not_named", "say who you are first")
+    return str(user["name"])
 
 
-def _current_room(ws: WebSocket) -> str:
-    room = getattr(ws.state, "room", None)
-    if not isinstance(room, str):
-        raise EnvelopeError("not_joined", "join a room first")
-    return room
+def _in_room(ws: WebSocket, room: str) -> None:
+    if room not in ws.rooms:
+        raise EnvelopeError("not_joined", f"join #{room} first")
+
+
+def _members(presence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{"id", "name"}]`` of the named connections of a room's presence."""
+    return [
+        {"id": member["id"], "name": member["user"]["name"]}
+        for member in presence
+        if isinstance(member["user"], dict) and isinstance(member["user"].get("name"), str)
+    ]
+
+
+async def room_list(hub: Hub) -> list[dict[str, Any]]:
+    """The default rooms and every room somebody is in, with their number of users."""
+    names = sorted(set(DEFAULT_ROOMS) | set(hub.local_rooms))
+    return [{"name": name, "users": (await hub.presence_stats(name))["users"]} for name in names]
 
 
 def create_app(**settings: Any) -> App:
     """Build the chat app; ``settings`` are passed to ``App`` (the environment wins)."""
     settings.setdefault("rate_limit", RATE_LIMIT)
     settings.setdefault("static_dir", str(HERE / "static"))
-    app = App("example_chat", **settings)
-    chat = Chat(app)
-    app.state.chat = chat
+    settings.setdefault("history_size", HISTORY)
+    settings.setdefault("history_ttl", 3600.0)
+    settings.setdefault("presence_events", True)
+    app = App("example_chat", **settings)  # on Redis, the history lives in Redis
     templates = Templates(app, directory=HERE / "templates")
+    listed: list[Any] = [None]  # the room list everyone has
 
     @app.route("/")
     async def index(req: Request, res: Response) -> None:
-        res.html = await templates.render(
-            "index.html", static_root=app.settings["static_root"], history=HISTORY
-        )
+        res.html = await templates.render("index.html", static_root=app.settings["static_root"])
         res.headers["Content-Security-Policy"] = CSP
 
     @app.socket_connect()
-    async def welcome(client_id: str) -> dict[str, Any]:
-        return {"client_id": client_id, "rooms": chat.rooms()}
+    async def welcome(client_id: str, hub: Hub) -> dict[str, Any]:
+        return {"client_id": client_id, "rooms": await room_list(hub)}
 
-    @app.socket("join", schema=JOIN)
-    async def join(data: dict[str, Any], ws: WebSocket) -> dict[str, Any]:
-        room, name = data["room"], data["name"]
-        previous = getattr(ws.state, "room", None)
-        if previous != room:
-            ws.join(room)  # first: a full room (room_full) changes nothing
-        ws.state.name = name
-        ws.state.room = room
-        history = chat.room_history(room)
-        if previous != room:
-            if isinstance(previous, str):
-                ws.leave(previous)
-                chat.announce(previous, "left", name, conn_id=ws.id)
-            chat.announce(room, "joined", name, conn_id=ws.id)
+    @app.socket("hello", schema=HELLO)
+    def hello(data: dict[str, Any], ws: WebSocket) -> dict[str, Any]:
+        name = " ".join(data["name"].split())
+        if not name:
+            raise EnvelopeError("invalid_data", "name: must not be blank")
+        ws.user = {"name": name}
+        return {"name": name}
+
+    @app.can_join
+    def can_join(ws: WebSocket, room: str) -> bool:
+        # A page resuming its room after a reconnection: it said hello first.
+        return ws.user is not None and ROOM.validate_or_error(room).error is None
+
+    @app.socket("join", schema=ROOM)
+    async def join(data: str, ws: WebSocket, hub: Hub) -> dict[str, Any]:
+        name = _name(ws)
+        members = _members(await hub.presence(data))
+        if any(m["name"] == name and m["id"] != ws.id for m in members):
+            raise EnvelopeError("name_taken", f"someone in #{data} is already called {name}")
+        ws.join(data)  # a full room (room_full) changes nothing
+        position = await hub.position(data)
+        history = [
+            {"offset": p.offset, **p.data} for p in await hub.history(data) if p.type == "message"
+        ]
         return {
-            "room": room,
-            "name": name,
-            "history": list(history),
-            "members": chat.members(room),
+            "room": data,
+            **(position.as_dict() if position is not None else {}),
+            "history": history,
+            "members": _members(await hub.presence(data)),
         }
 
-    @app.socket("leave")
-    async def leave(ws: WebSocket) -> dict[str, Any]:
-        room = getattr(ws.state, "room", None)
-        if isinstance(room, str):
-            ws.leave(room)
-            ws.state.room = None
-            chat.announce(room, "left", ws.state.name, conn_id=ws.id)
-        return {"room": room}
+    @app.socket("leave", schema=ROOM)
+    def leave(data: str, ws: WebSocket) -> bool:
+        ws.leave(data)
+        return True
 
     @app.socket("message", schema=MESSAGE)
-    async def message(data: dict[str, Any], ws: WebSocket) -> dict[str, Any]:
-        room = _current_room(ws)
-        posted = chat.post(room, ws.state.name, data["text"])
-        app.hub.broadcast(posted, type="message", room=room)
-        return {"seq": posted["seq"]}
+    def message(data: dict[str, Any], ws: WebSocket, hub: Hub) -> bool:
+        room = data["room"]
+        _in_room(ws, room)
+        text = data["text"].strip()
+        if not text:
+            raise EnvelopeError("invalid_data", "text: must not be blank")
+        posted = {"name": _name(ws), "text": text, "ts": time.time()}
+        hub.broadcast(posted, type="message", room=room)
+        return True
 
     @app.socket("typing", schema=TYPING)
-    async def typing(data: dict[str, Any], ws: WebSocket) -> None:
-        room = _current_room(ws)
-        notice = {"room": room, "name": ws.state.name, "typing": data["typing"]}
-        ws.broadcast(notice, type="typing", room=room, exclude_self=True)
+    def typing(data: dict[str, Any], ws: WebSocket, hub: Hub) -> None:
+        room = data["room"]
+        _in_room(ws, room)
+        # Sent to the others by id: not a publication, so never kept in the history.
+        others = [i for i in hub.local_members(room) if i != ws.id]
+        if others:
+            hub.broadcast({"room": room, "name": _name(ws)}, type="typing", to=others)
 
-    @app.socket("rooms")
-    async def rooms() -> dict[str, Any]:
-        return {"rooms": chat.rooms()}
-
-    @app.socket_disconnect()
-    async def gone(ws: WebSocket, client_id: str) -> None:
-        room = getattr(ws.state, "room", None)
-        if isinstance(room, str):
-            # The hub still lists this connection while disconnect handlers run.
-            chat.announce(room, "left", ws.state.name, conn_id=client_id, gone=True)
+    @app.every(ROOMS_EVERY)
+    async def rooms(hub: Hub) -> None:
+        current = await room_list(hub)
+        if current != listed[0]:
+            listed[0] = current
+            hub.broadcast({"rooms": current}, type="rooms")
 
     return app
 

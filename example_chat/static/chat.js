@@ -1,377 +1,359 @@
-// The example chat's browser side: vanilla JavaScript, no build step, no dependency.
-//
-// It speaks Bocadillo's message-type protocol on /ws: it sends {"type", "data", "id"}
-// envelopes and handles the "welcome", "response", "error", "message", "presence",
-// "typing" and "rooms" envelopes the server sends. Every text that comes from the server
-// is inserted with textContent, never as HTML.
-"use strict";
+// The example chat's page, on Bocadillo's JavaScript client (served by the app at
+// /bocadillo/client.js; docs/clients.md). The client reconnects, resumes the room with
+// the last offset it saw (the server replays what was missed), matches replies to
+// requests and turns error envelopes into errors with a code; this file draws the chat.
+import { connect } from "/bocadillo/client.js";
 
-(() => {
-  const BACKOFF_FIRST_MS = 500; // first reconnection delay, doubled at each failure...
-  const BACKOFF_MAX_MS = 8000; // ...up to this
-  const TYPING_EVERY_MS = 2500; // at most one "typing: true" notice per this period
-  const TYPING_IDLE_MS = 3000; // "typing: false" after this long without a key
-  const TYPING_SHOWN_MS = 6000; // forget someone's typing notice after this long
+const $ = (id) => document.getElementById(id);
+/** What a person reads instead of an error code. */
+const ERRORS = {
+  rate_limited: "You are sending messages very fast: wait a few seconds, then send it again.",
+  name_taken: "Someone in this room already has that name: choose another one.",
+  invalid_data: "That cannot be sent: check what you typed.",
+  not_joined: "You are not in this room any more: choose it again in the list.",
+  not_named: "Choose a display name first.",
+  room_full: "This room is full: try another one.",
+  too_many_rooms: "You are in too many rooms.",
+  forbidden: "You may not join this room.",
+  message_too_large: "This message is too long.",
+  timeout: "The server did not answer: send it again.",
+  disconnected: "The connection dropped before the answer: send it again.",
+  queue_full: "You are offline: wait for the connection to come back.",
+  closed: "The chat is closed: reload the page.",
+};
+const GENERIC_ERROR = "Something went wrong: try again.";
+/** A typing notice at most this often (ms); it is shown this long to the others. */
+const TYPING_EVERY = 3000;
+const TYPING_SHOWN = 4500;
+/** Messages of one author less than this apart (seconds) are grouped. */
+const GROUP_WITHIN = 300;
+const LINK = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
 
-  const $ = (id) => document.getElementById(id);
+const human = (error) => ERRORS[error && error.code] || GENERIC_ERROR;
 
-  const state = {
-    name: sessionStorage.getItem("chat.name"),
-    room: sessionStorage.getItem("chat.room") || "general",
-    joined: null, // the room joined on the current connection
-    socket: null,
-    attempt: 0, // reconnection attempts since the last successful open
-    nextId: 1,
-    pending: new Map(), // request id -> {onResponse, onError}
-    typers: new Map(), // username -> timer that forgets them
-    typingSentAt: 0,
-    typingTimer: null,
-    errorTimer: null,
-    hidden: false, // the page was left (it may sit in the back/forward cache)
-  };
+const view = {
+  me: null,
+  room: sessionStorage.getItem("chat-room") || "general",
+  members: new Map(), // connection id -> name
+  rooms: [],
+  last: null, // {name, ts} of the last message shown, for grouping
+  typing: new Map(), // name -> timer
+  typingSent: 0,
+  wasOffline: false,
+};
 
-  // Connection ------------------------------------------------------------------------------
+const client = connect("/ws");
 
-  function connect() {
-    if (state.hidden || state.socket !== null) return; // left, or already connecting
-    setStatus("connecting", state.attempt ? `reconnecting (attempt ${state.attempt})…` : "connecting…");
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}/ws`);
-    state.socket = socket;
+// Connection state -------------------------------------------------------------------------
 
-    socket.addEventListener("open", () => {
-      state.attempt = 0;
-      setStatus("online", "online");
-      if (state.name) join(state.room); // after a restart too: rejoin where we were
-    });
-    socket.addEventListener("message", (event) => {
-      let envelope;
-      try {
-        envelope = JSON.parse(event.data);
-      } catch (_) {
-        return;
-      }
-      handle(envelope);
-    });
-    socket.addEventListener("close", () => {
-      if (state.socket !== socket) return;
-      state.socket = null;
-      state.joined = null;
-      state.pending.clear();
-      clearTypers();
-      if (!state.hidden) scheduleReconnect();
-    });
+function setOnline(online, text) {
+  const status = $("status");
+  status.dataset.state = online ? "online" : client.state === "connecting" ? "connecting" : "reconnecting";
+  status.textContent = text;
+  document.body.classList.toggle("offline", !online);
+  $("message-input").disabled = !online;
+  $("send-button").disabled = !online;
+}
+
+client.onEvent("connecting", ({ attempt }) => {
+  if (attempt === 0) setOnline(false, "Connecting…");
+});
+client.onEvent("reconnecting", ({ delay }) => {
+  view.wasOffline = true;
+  setOnline(false, `Offline: retrying in ${Math.max(1, Math.round(delay / 1000))} s`);
+});
+client.onEvent("open", () => {
+  setOnline(true, "Online");
+  // Who this connection is goes first: before the client's resume of the room.
+  if (view.me) client.request("hello", { name: view.me }).catch(showError);
+});
+client.onEvent("resumed", ({ rooms, error }) => {
+  const resumed = rooms && rooms[view.room];
+  if (error || !resumed) {
+    notice("Could not rejoin the room: choose it again in the list.");
+    return;
   }
+  if (resumed.recovered === true) notice("Back online: nothing was lost.");
+  else if (resumed.recovered === false) notice("Back online: messages from before the interruption could not be recovered.");
+  enter(view.room, { quiet: true }); // members (and, when not recovered, the history) afresh
+});
 
-  // Leaving the page closes the connection, so the others see us leave at once. Without
-  // this, a page kept in the back/forward cache would keep its socket (and us "online").
-  function pageHidden() {
-    state.hidden = true;
-    const socket = state.socket;
-    if (socket === null) return;
-    state.socket = null; // its close event is ignored: nothing to reconnect
-    state.joined = null;
-    state.pending.clear();
-    socket.close(1000, "page left");
-  }
+// Drawing ------------------------------------------------------------------------------------
 
-  function pageShown(event) {
-    state.hidden = false;
-    if (!event.persisted) return; // a fresh load connects below
-    state.attempt = 0;
-    connect(); // back from the back/forward cache: connect and rejoin
-  }
+function notice(text) {
+  const bar = $("notice");
+  bar.textContent = text;
+  bar.hidden = false;
+}
 
-  function scheduleReconnect() {
-    // Exponential backoff with jitter, so that clients dropped together by a restart do
-    // not all come back in the same millisecond.
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** state.attempt);
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    state.attempt += 1;
-    setStatus("reconnecting", `offline: reconnecting in ${(delay / 1000).toFixed(1)} s…`);
-    setTimeout(connect, delay);
-  }
+function showError(error, where = "error") {
+  const box = $(where);
+  box.textContent = human(error);
+  box.dataset.code = (error && error.code) || "";
+  box.hidden = false;
+}
 
-  function isOpen() {
-    return state.socket !== null && state.socket.readyState === WebSocket.OPEN;
-  }
+function clearError(where = "error") {
+  $(where).hidden = true;
+  $(where).textContent = "";
+}
 
-  // Send a request; its response or error comes back with the same id.
-  function request(type, data, onResponse, onError) {
-    if (!isOpen()) {
-      showError("offline", "not connected to the server; reconnecting…");
-      return false;
+/** Append `text` to `parent` as text nodes, with http(s) links as safe anchors. */
+function appendText(parent, text) {
+  let at = 0;
+  for (const match of text.matchAll(LINK)) {
+    parent.append(document.createTextNode(text.slice(at, match.index)));
+    let url = null;
+    try {
+      url = new URL(match[0]);
+    } catch {
+      url = null;
     }
-    const id = state.nextId++;
-    state.pending.set(id, { onResponse, onError });
-    state.socket.send(JSON.stringify({ type, data, id }));
-    return true;
-  }
-
-  // Send a notice that expects no answer.
-  function notify(type, data) {
-    if (isOpen()) state.socket.send(JSON.stringify({ type, data }));
-  }
-
-  // Incoming envelopes ----------------------------------------------------------------------
-
-  function handle(envelope) {
-    const data = envelope.data;
-    switch (envelope.type) {
-      case "welcome":
-        renderRooms(data.rooms);
-        break;
-      case "response": {
-        const pending = takePending(envelope.id);
-        if (pending && pending.onResponse) pending.onResponse(data);
-        break;
-      }
-      case "error": {
-        const pending = takePending(envelope.id);
-        showError(data.code, data.message);
-        if (pending && pending.onError) pending.onError(data);
-        break;
-      }
-      case "message":
-        if (data.room === state.joined) {
-          forgetTyper(data.name);
-          appendMessage(data);
-        }
-        break;
-      case "presence":
-        if (data.room === state.joined) {
-          appendNotice(`${data.name} ${data.event === "joined" ? "joined" : "left"} #${data.room}`);
-          renderMembers(data.members);
-        }
-        break;
-      case "typing":
-        if (data.room === state.joined) setTyper(data.name, data.typing);
-        break;
-      case "rooms":
-        renderRooms(data.rooms);
-        break;
-      default:
-        break; // a newer server may send more types
+    if (url && (url.protocol === "http:" || url.protocol === "https:")) {
+      const link = document.createElement("a");
+      link.href = url.href;
+      link.rel = "noopener noreferrer";
+      link.target = "_blank";
+      link.textContent = match[0];
+      parent.append(link);
+    } else {
+      parent.append(document.createTextNode(match[0]));
     }
+    at = match.index + match[0].length;
   }
+  parent.append(document.createTextNode(text.slice(at)));
+}
 
-  function takePending(id) {
-    if (id === undefined || id === null) return null;
-    const pending = state.pending.get(id);
-    state.pending.delete(id);
-    return pending || null;
+function scrolledToBottom(list) {
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+}
+
+function addMessage(message) {
+  const list = $("messages");
+  const follow = scrolledToBottom(list);
+  const grouped =
+    view.last !== null && view.last.name === message.name && message.ts - view.last.ts < GROUP_WITHIN;
+  view.last = { name: message.name, ts: message.ts };
+  const li = document.createElement("li");
+  li.className = "message";
+  li.classList.toggle("mine", message.name === view.me);
+  li.classList.toggle("grouped", grouped);
+  li.dataset.offset = String(message.offset);
+  const author = document.createElement("span");
+  author.className = "author";
+  author.textContent = message.name;
+  const time = document.createElement("time");
+  time.className = "time";
+  const date = new Date(message.ts * 1000);
+  time.dateTime = date.toISOString();
+  time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const text = document.createElement("span");
+  text.className = "text";
+  appendText(text, message.text);
+  li.append(author, time, text);
+  list.append(li);
+  $("empty").hidden = true;
+  stopTyping(message.name);
+  if (follow || message.name === view.me) list.scrollTop = list.scrollHeight;
+}
+
+function addNotice(text) {
+  const li = document.createElement("li");
+  li.className = "notice";
+  li.textContent = text;
+  $("messages").append(li);
+  view.last = null;
+}
+
+function drawMembers() {
+  const names = [...new Set(view.members.values())].sort((a, b) => a.localeCompare(b));
+  const list = $("members");
+  list.replaceChildren(
+    ...names.map((name) => {
+      const li = document.createElement("li");
+      li.textContent = name;
+      return li;
+    }),
+  );
+}
+
+function drawRooms() {
+  const list = $("rooms");
+  list.replaceChildren(
+    ...view.rooms.map(({ name, users }) => {
+      const li = document.createElement("li");
+      li.dataset.room = name;
+      li.classList.toggle("current", name === view.room);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.append(`#${name}`);
+      const count = document.createElement("span");
+      count.className = "count";
+      count.textContent = String(users);
+      button.append(count);
+      button.addEventListener("click", () => switchTo(name));
+      li.append(button);
+      return li;
+    }),
+  );
+}
+
+function drawTyping() {
+  const names = [...view.typing.keys()];
+  $("typing").textContent =
+    names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+}
+
+function stopTyping(name) {
+  clearTimeout(view.typing.get(name));
+  if (view.typing.delete(name)) drawTyping();
+}
+
+// Rooms ------------------------------------------------------------------------------------
+
+/** Join `room` (or refresh it) and draw its history and members from the answer. */
+async function enter(room, { quiet = false } = {}) {
+  const answer = await client.join(room);
+  if (room !== view.room) return answer;
+  $("room-title").textContent = `#${room}`;
+  const list = $("messages");
+  list.replaceChildren();
+  view.last = null;
+  for (const message of answer.history) addMessage(message);
+  $("empty").hidden = answer.history.length > 0;
+  view.members = new Map(answer.members.map((m) => [m.id, m.name]));
+  drawMembers();
+  drawRooms();
+  list.scrollTop = list.scrollHeight;
+  if (!quiet) $("notice").hidden = true;
+  return answer;
+}
+
+async function switchTo(room) {
+  if (room === view.room) return;
+  const previous = view.room;
+  clearError();
+  view.room = room;
+  view.typing.forEach((timer) => clearTimeout(timer));
+  view.typing.clear();
+  drawTyping();
+  try {
+    await enter(room);
+    sessionStorage.setItem("chat-room", room);
+    client.leave(previous).catch(() => {});
+  } catch (error) {
+    view.room = previous;
+    client.rooms.delete(room);
+    showError(error);
+    drawRooms();
   }
+}
 
-  // Actions ---------------------------------------------------------------------------------
+// Server events ----------------------------------------------------------------------------
 
-  function join(room) {
-    request("join", { room, name: state.name }, (data) => {
-      state.joined = data.room;
-      state.room = data.room;
-      sessionStorage.setItem("chat.room", data.room);
-      $("room-title").textContent = `#${data.room}`;
-      $("messages").replaceChildren();
-      clearTypers();
-      for (const message of data.history) appendMessage(message);
-      appendNotice(`You joined #${data.room} as ${data.name}.`);
-      renderMembers(data.members);
-      markCurrentRoom();
-    });
+client.on("welcome", (data) => {
+  view.rooms = data.rooms;
+  drawRooms();
+});
+client.on("rooms", (data) => {
+  view.rooms = data.rooms;
+  drawRooms();
+});
+client.on("message", (data, message) => {
+  if (message.room === view.room) addMessage({ ...data, offset: message.offset });
+});
+client.on("join", (data) => {
+  if (data.room !== view.room || !data.user) return;
+  view.members.set(data.id, data.user.name);
+  drawMembers();
+  addNotice(`${data.user.name} joined #${data.room}`);
+});
+client.on("leave", (data) => {
+  if (data.room !== view.room) return;
+  const name = view.members.get(data.id);
+  view.members.delete(data.id);
+  drawMembers();
+  if (name) {
+    stopTyping(name);
+    addNotice(`${name} left #${data.room}`);
   }
+});
+client.on("typing", (data) => {
+  if (data.room !== view.room) return;
+  clearTimeout(view.typing.get(data.name));
+  view.typing.set(data.name, setTimeout(() => stopTyping(data.name), TYPING_SHOWN));
+  drawTyping();
+});
+client.on("shutdown", () => notice("The server is restarting: back in a moment."));
 
-  function sendMessage(event) {
-    event.preventDefault();
-    const input = $("message-input");
-    const text = input.value;
-    // Empty text is sent too: the server refuses it and the page shows its error.
-    request("message", { text }, () => {
-      if (input.value === text) input.value = "";
-      hideError();
-    });
-    clearTimeout(state.typingTimer);
-    state.typingSentAt = 0; // receivers forget our typing notice when our message lands
-  }
+// Leaving the page closes the connection (the others see the person go at once, even if
+// the browser keeps the page in its back/forward cache); coming back reloads it.
+window.addEventListener("pagehide", () => client.close(1001, "page hidden"));
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) location.reload();
+});
 
-  function typed() {
-    if (!state.joined) return;
-    const now = Date.now();
-    if (now - state.typingSentAt > TYPING_EVERY_MS) {
-      notify("typing", { typing: true });
-      state.typingSentAt = now;
-    }
-    clearTimeout(state.typingTimer);
-    state.typingTimer = setTimeout(() => {
-      notify("typing", { typing: false });
-      state.typingSentAt = 0;
-    }, TYPING_IDLE_MS);
-  }
+// Forms --------------------------------------------------------------------------------------
 
-  function login(event) {
-    event.preventDefault();
-    const name = $("name-input").value.trim();
-    if (!name) {
-      $("name-input").focus();
-      return;
-    }
-    state.name = name;
-    sessionStorage.setItem("chat.name", name);
-    showChat();
-    if (isOpen()) join(state.room); // otherwise the next "open" joins
-  }
-
-  function joinTypedRoom(event) {
-    event.preventDefault();
-    const input = $("room-input");
-    const room = input.value.trim();
-    if (room) {
-      join(room);
-      input.value = "";
-    }
-  }
-
-  // Rendering (textContent only) --------------------------------------------------------------
-
-  function setStatus(kind, text) {
-    const status = $("status");
-    status.dataset.state = kind;
-    status.className = `status status-${kind}`;
-    status.textContent = text;
-  }
-
-  function showChat() {
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearError("login-error");
+  const name = $("name-input").value.trim();
+  if (!name) return;
+  $("login-button").disabled = true;
+  try {
+    await client.opened();
+    const answer = await client.request("hello", { name });
+    view.me = answer.name;
+    await enter(view.room);
+    sessionStorage.setItem("chat-name", view.me);
+    $("me").textContent = view.me;
+    $("me").hidden = false;
     $("login").hidden = true;
     $("chat").hidden = false;
-    $("me").hidden = false;
-    $("me").textContent = state.name;
     $("message-input").focus();
+  } catch (error) {
+    view.me = null;
+    client.rooms.delete(view.room);
+    showError(error, "login-error");
+  } finally {
+    $("login-button").disabled = false;
   }
+});
 
-  function formatTime(seconds) {
-    const date = new Date(seconds * 1000);
-    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+$("message-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("message-input");
+  const text = input.value.trim();
+  if (!text) return;
+  clearError();
+  try {
+    await client.request("message", { room: view.room, text });
+    if (input.value.trim() === text) input.value = ""; // kept on failure, to send again
+  } catch (error) {
+    showError(error);
   }
+});
 
-  function appendItem(li) {
-    const list = $("messages");
-    list.appendChild(li);
-    list.scrollTop = list.scrollHeight;
-  }
+$("message-input").addEventListener("input", () => {
+  const now = Date.now();
+  if (client.state !== "open" || now - view.typingSent < TYPING_EVERY) return;
+  view.typingSent = now;
+  client.send("typing", { room: view.room });
+});
 
-  function appendMessage(message) {
-    const li = document.createElement("li");
-    li.className = "message";
-    li.dataset.seq = String(message.seq);
-    const time = document.createElement("span");
-    time.className = "time";
-    time.textContent = formatTime(message.ts);
-    const author = document.createElement("span");
-    author.className = "author";
-    author.textContent = message.name;
-    const text = document.createElement("span");
-    text.className = "text";
-    text.textContent = message.text;
-    li.append(time, author, text);
-    appendItem(li);
-  }
+$("room-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("room-input");
+  const room = input.value.trim();
+  if (!room || !input.checkValidity()) return;
+  input.value = "";
+  switchTo(room);
+});
 
-  function appendNotice(text) {
-    const li = document.createElement("li");
-    li.className = "notice";
-    li.textContent = text;
-    appendItem(li);
-  }
-
-  function renderMembers(members) {
-    const list = $("members");
-    list.replaceChildren(
-      ...members.map((name) => {
-        const li = document.createElement("li");
-        li.textContent = name;
-        return li;
-      }),
-    );
-  }
-
-  function renderRooms(rooms) {
-    const list = $("rooms");
-    list.replaceChildren(
-      ...rooms.map((room) => {
-        const li = document.createElement("li");
-        li.dataset.room = room.name;
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = `#${room.name}`;
-        const count = document.createElement("span");
-        count.className = "count";
-        count.textContent = String(room.users);
-        button.appendChild(count);
-        button.addEventListener("click", () => join(room.name));
-        li.appendChild(button);
-        return li;
-      }),
-    );
-    markCurrentRoom();
-  }
-
-  function markCurrentRoom() {
-    for (const li of $("rooms").children) {
-      li.classList.toggle("current", li.dataset.room === state.joined);
-    }
-  }
-
-  function setTyper(name, typing) {
-    clearTimeout(state.typers.get(name));
-    if (typing) {
-      state.typers.set(name, setTimeout(() => forgetTyper(name), TYPING_SHOWN_MS));
-    } else {
-      state.typers.delete(name);
-    }
-    renderTypers();
-  }
-
-  function forgetTyper(name) {
-    if (!state.typers.has(name)) return;
-    clearTimeout(state.typers.get(name));
-    state.typers.delete(name);
-    renderTypers();
-  }
-
-  function clearTypers() {
-    for (const timer of state.typers.values()) clearTimeout(timer);
-    state.typers.clear();
-    renderTypers();
-  }
-
-  function renderTypers() {
-    const names = [...state.typers.keys()];
-    let text = "";
-    if (names.length === 1) text = `${names[0]} is typing…`;
-    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-    else if (names.length > 2) text = "several people are typing…";
-    $("typing").textContent = text;
-  }
-
-  function showError(code, message) {
-    const box = $("error");
-    box.dataset.code = code;
-    box.textContent = `${code}: ${message}`;
-    box.hidden = false;
-    clearTimeout(state.errorTimer);
-    state.errorTimer = setTimeout(hideError, 8000);
-  }
-
-  function hideError() {
-    $("error").hidden = true;
-  }
-
-  // Start ---------------------------------------------------------------------------------
-
-  $("login-form").addEventListener("submit", login);
-  $("message-form").addEventListener("submit", sendMessage);
-  $("message-input").addEventListener("input", typed);
-  $("room-form").addEventListener("submit", joinTypedRoom);
-  window.addEventListener("pagehide", pageHidden);
-  window.addEventListener("pageshow", pageShown);
-  if (state.name) showChat();
-  connect();
-})();
+// A page reloaded in the same tab comes back with its name.
+const remembered = sessionStorage.getItem("chat-name");
+if (remembered) {
+  $("name-input").value = remembered;
+  $("login-form").requestSubmit();
+}

@@ -272,6 +272,7 @@ async def test_rate_limit_answers_rate_limited_then_closes_with_1008(live_server
     assert responses == [{"type": "response", "data": {"pong": n}, "id": n} for n in range(5)]
     # The third violation closes instead of answering.
     assert [e["data"]["code"] for e in errors] == ["rate_limited", "rate_limited"]
+    assert [e["id"] for e in errors] == [5, 6]  # the ids of the refused requests
     assert len(received) == 7
     assert app.hub.stats()["dropped"] == 3
     await eventually(lambda: app.hub.count == 0, TIMEOUT)

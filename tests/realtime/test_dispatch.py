@@ -535,9 +535,10 @@ def test_socket_rate_limit_answers_rate_limited_then_closes_with_1008():
         with client.websocket_connect("/ws") as ws:
             assert request(ws, "echo", 1, id=1)["data"] == 1
             assert request(ws, "echo", 2, id=2)["data"] == 2
-            # Over the limit: refused with an error, the handler does not run.
-            assert without_message(request(ws, "echo", 3, id=3)) == error("rate_limited")
-            assert without_message(request(ws, "echo", 4, id=4)) == error("rate_limited")
+            # Over the limit: refused with an error (with the request's id, so that a
+            # client can fail that request), the handler does not run.
+            assert without_message(request(ws, "echo", 3, id=3)) == error("rate_limited", 3)
+            assert without_message(request(ws, "echo", 4, id=4)) == error("rate_limited", 4)
             assert on_loop(client, lambda: app.hub.count) == 1
             ws.send_json({"type": "echo", "data": 5, "id": 5})
             assert ws.receive() == {

@@ -276,15 +276,15 @@ async def test_uvicorn_workers_serve_the_example_chat_across_workers(tmp_path, r
         assert len(owners) == 2, "every connection went to one worker"
 
         for n, ws in enumerate(sockets):
-            await ws.send(
-                json.dumps({"type": "join", "data": {"room": "general", "name": f"u{n}"}})
-            )
+            await ws.send(json.dumps({"type": "hello", "data": {"name": f"u{n}"}}))
+            await ws.send(json.dumps({"type": "join", "data": "general", "id": n}))
         speaker = owners[min(owners)][0]
-        await _drain_until(speaker, lambda m: m["type"] == "response")
+        await _drain_until(speaker, lambda m: m["type"] == "response" and "id" in m)
         for ws in sockets:
             if ws is not speaker:
-                await _drain_until(ws, lambda m: m["type"] == "response")
-        await speaker.send(json.dumps({"type": "message", "data": {"text": "across workers"}}))
+                await _drain_until(ws, lambda m: m["type"] == "response" and "id" in m)
+        said = {"room": "general", "text": "across workers"}
+        await speaker.send(json.dumps({"type": "message", "data": said}))
         for ws in sockets:
             message = await _drain_until(ws, lambda m: m["type"] == "message")
             assert message["data"]["text"] == "across workers"
