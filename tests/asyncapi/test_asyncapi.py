@@ -60,11 +60,14 @@ def test_example_chat_document(validator):
     sent_by_clients = {
         key.removeprefix("client.") for key in channel["messages"] if key.startswith("client.")
     }
-    assert sent_by_clients == {"join", "leave", "message", "typing", "rooms", "resume"}
+    assert sent_by_clients == {"hello", "join", "leave", "message", "typing", "resume"}
     join = channel["messages"]["client.join"]["payload"]
     assert join["properties"]["type"] == {"const": "join"}
-    room = join["properties"]["data"]["properties"]["room"]
+    room = join["properties"]["data"]  # a room name: a typesystem field, not a schema
     assert room["maxLength"] == 32 and room["pattern"] == "^[A-Za-z0-9_-]+$"
+    message = channel["messages"]["client.message"]["payload"]["properties"]["data"]
+    assert message["properties"]["text"]["maxLength"] == 2000
+    assert message["required"] == ["room", "text"]
     assert channel["messages"]["client.join"]["correlationId"] == {
         "location": "$message.payload#/id"
     }
