@@ -34,7 +34,18 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev
+# The official AsyncAPI 3.0.0 JSON Schema (the @asyncapi/specs npm package): the AsyncAPI
+# tests validate the generated documents against it.
+ASYNCAPI_SPECS ?= 6.11.1
+ASYNCAPI_SCHEMA := $(VENV)/asyncapi-specs/package/schemas/3.0.0.json
+
+$(ASYNCAPI_SCHEMA):
+	mkdir -p $(VENV)/asyncapi-specs
+	cd $(VENV)/asyncapi-specs && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS) >/dev/null \
+		&& tar xzf asyncapi-specs-$(ASYNCAPI_SPECS).tgz package/schemas/3.0.0.json
+	touch $@
+
+pytest: $(VENV)/.installed-dev $(ASYNCAPI_SCHEMA)
 	PYTHONASYNCIODEBUG=1 $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
@@ -47,7 +58,15 @@ NODE_WS = $(shell $(NODE) -e 'process.exit(typeof WebSocket === "function" ? 0 :
 jstest: $(VENV)/.installed-dev
 	BOCADILLO_PYTHON=$(abspath $(BIN)/python) $(NODE) $(NODE_WS) --test clients/js/test/client.test.js
 
-docs: $(VENV)/.installed-dev
+# The docs extra only (MkDocs, Material, mkdocstrings), not the dev toolchain.
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+# Material's notice about its successor is not a warning of this site.
+export NO_MKDOCS_2_WARNING := 1
+
+docs: $(VENV)/.installed-docs
 	$(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
 
 # --strict: any warning, such as a link to a missing page or anchor, fails the build

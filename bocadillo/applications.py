@@ -25,12 +25,14 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
 from starlette.routing import Match, Route, Router
 
+from .asyncapi import ServerMessage, asyncapi_document, render_html
 from .clientscript import client_script_route
 from .closecodes import HANDSHAKE_REJECTED_STATUS
 from .config import CORS_DEFAULTS, Plugin, Settings, check_setting_names, configure
 from .errors import ConfigurationError, HTTPError, SettingsError
 from .injection import Provider, ProviderDecorator, ProviderRegistry
 from .jsoncodec import dumps_bytes
+from .metrics import HTTPMetricsMiddleware, Metrics
 from .middleware.bodylimit import BodyLimitMiddleware
 from .middleware.chain import Link, build_middleware
 from .middleware.errors import (
@@ -108,6 +110,8 @@ class App(RouteRegistry):
         self._join_guard: Callable[[Any, str], Any] | None = None
         self.jobs = Jobs()
         self._drain_handlers: DrainHandlers | None = None
+        self._metrics: Metrics | None = None
+        self._server_messages: dict[str | None, dict[str, ServerMessage]] = {}
 
     def _changed(self) -> None:
         self._router = None
@@ -400,6 +404,8 @@ class App(RouteRegistry):
             self.providers.adopt()
             self._router = Router(
                 routes=self._stats_routes()
+                + self._metrics_routes()
+                + self._asyncapi_routes()
                 + self._client_script_routes()
                 + compile_routes(
                     self,
@@ -424,6 +430,116 @@ class App(RouteRegistry):
             return _StarletteResponse(dumps_bytes(hub_stats()), media_type="application/json")
 
         return [Route(path, stats, methods=["GET"], name="hub_stats")]
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The app's Prometheus metrics, when the ``metrics_endpoint`` setting is on
+        (see ``bocadillo.metrics``)."""
+        if self._metrics is None and self.settings["metrics_endpoint"]:
+            from .metrics import install
+
+            self._metrics = install(self)
+        return self._metrics
+
+    def _metrics_routes(self) -> list[Any]:
+        metrics = self.metrics
+        if metrics is None:
+            return []
+
+        async def scrape(request: Any) -> _StarletteResponse:
+            body, content_type = metrics.exposition()
+            return _StarletteResponse(body, headers={"Content-Type": content_type})
+
+        return [Route(self.settings["metrics_endpoint"], scrape, methods=["GET"], name="metrics")]
+
+    # AsyncAPI -------------------------------------------------------------------------------
+
+    def server_message(
+        self,
+        type: str,
+        *,
+        schema: Any = None,
+        description: str | None = None,
+        request: bool = False,
+        room: bool = False,
+        endpoint: str | None = None,
+    ) -> None:
+        """Declare a message type the server sends on its own (with ``hub.broadcast``,
+        ``ws.send`` or ``ws.request``), for the AsyncAPI document (``asyncapi()``).
+
+        Declaring changes nothing in what is sent: it documents it.
+
+        Args:
+            type: The envelope's ``type``.
+            schema: What its ``data`` is: any schema ``@app.socket`` accepts.
+            description: One line for the document.
+            request: It is sent with ``ws.request()``: the client answers ``response``
+                or ``error`` with the same ``id``.
+            room: It is published to rooms with history (it carries ``room``,
+                ``offset`` and ``epoch``).
+            endpoint: The message-type endpoint (default: the ``socket_path`` setting).
+
+        Raises:
+            ConfigurationError: if ``schema`` cannot be described, or the type is
+                declared twice on the endpoint.
+        """
+        from .realtime.dispatch import check_schema
+
+        check_schema(schema, f"server message {type!r}")
+        declared = self._server_messages.setdefault(endpoint, {})
+        if type in declared:
+            raise ConfigurationError(f"server message {type!r} is already declared")
+        declared[type] = ServerMessage(type, schema, description, request, room)
+
+    def asyncapi(
+        self,
+        *,
+        title: str | None = None,
+        version: str = "1.0.0",
+        description: str | None = None,
+        servers: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of this app's WebSocket endpoints (see
+        ``bocadillo.asyncapi`` and ``docs/realtime.md``).
+
+        Args:
+            title: The API's title (default: the app's name).
+            version: The API's version.
+            description: A description of the API.
+            servers: AsyncAPI server objects by name (``{"local": {"host":
+                "localhost:8000", "protocol": "ws"}}``).
+
+        Returns:
+            The document, as JSON-ready dicts and lists.
+        """
+        return asyncapi_document(
+            self, title=title, version=version, description=description, servers=servers
+        )
+
+    def _asyncapi_routes(self) -> list[Any]:
+        settings = self.settings
+        routes: list[Any] = []
+        if settings["asyncapi_endpoint"]:
+
+            async def document(request: Any) -> _StarletteResponse:
+                return _StarletteResponse(
+                    dumps_bytes(self.asyncapi()), media_type="application/json"
+                )
+
+            routes.append(
+                Route(settings["asyncapi_endpoint"], document, methods=["GET"], name="asyncapi")
+            )
+        if settings["asyncapi_page"]:
+
+            async def page(request: Any) -> _StarletteResponse:
+                return _StarletteResponse(
+                    render_html(self.asyncapi()), media_type="text/html; charset=utf-8"
+                )
+
+            routes.append(
+                Route(settings["asyncapi_page"], page, methods=["GET"], name="asyncapi_page")
+            )
+        return routes
 
     def _client_script_routes(self) -> list[Any]:
         path = self.settings["client_script"]
@@ -465,6 +581,10 @@ class App(RouteRegistry):
             app = TrustedHostMiddleware(app, allowed_hosts=hosts)
         # Outermost, so every layer that reads the body reads it through the limit.
         app = BodyLimitMiddleware(app, settings["max_body_size"])
+        metrics = self.metrics
+        if metrics is not None:
+            # Outside everything but the last-resort 500: it times whole requests.
+            app = HTTPMetricsMiddleware(app, metrics)
         return ServerErrorMiddleware(
             app, handler=None if self.debug else internal_error_response, debug=self.debug
         )

@@ -119,7 +119,10 @@ def reconnect_delay(
         attempt: Attempts made since the last stable connection (0 for the first).
         code: The last close code (1006 when no connection opened).
         reason: The last close reason.
-        min_delay, max_delay, busy_delay, restart_delay: As the ``Client`` options.
+        min_delay: As the ``Client`` option.
+        max_delay: As the ``Client`` option.
+        busy_delay: As the ``Client`` option.
+        restart_delay: As the ``Client`` option.
         rand: A number in ``[0, 1)``.
     """
     base = min(max_delay, min_delay * 2.0 ** min(attempt, 30))

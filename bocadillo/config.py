@@ -88,6 +88,14 @@ DEFAULTS: dict[str, Any] = {
     "shutdown_timeout": 5.0,
     "shutdown_message": None,
     "stats_endpoint": None,
+    # Prometheus metrics (docs/deployment.md, "Metrics"): the path that serves them, and
+    # how often each worker writes its hub's figures in multiprocess mode.
+    "metrics_endpoint": None,
+    "metrics_interval": 1.0,
+    # The AsyncAPI document of the message-type endpoints (docs/realtime.md, "AsyncAPI"),
+    # and its HTML page.
+    "asyncapi_endpoint": None,
+    "asyncapi_page": None,
     # The JavaScript client (docs/clients.md) is served here; None: not served.
     "client_script": "/bocadillo/client.js",
 }
@@ -330,6 +338,10 @@ class _SettingsProxy(Mapping[str, Any]):
 
 
 settings = _SettingsProxy()
+"""The settings of the most recently configured app, in the spellings of Bocadillo 0.18
+and of today (``settings.DEBUG``, ``settings.debug``, ``settings["gzip"]``);
+``settings.configured`` tells whether any app is configured yet. In an app, prefer
+``app.settings``."""
 _proxy = settings
 
 

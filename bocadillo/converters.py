@@ -22,6 +22,7 @@ from typing import Any, Literal, Union
 import typesystem
 
 from .errors import ConfigurationError, ParameterError
+from .schemas import is_model
 
 __all__ = ["ParameterError", "ParameterPlan", "converter_for", "view_signature"]
 
@@ -278,13 +279,26 @@ class ParameterPlan:
         self.accepts_extra = any(p.kind is p.VAR_KEYWORD for p in params)
         self.route_params = frozenset(route_params)
         self._params: list[_Param] = []
+        #: The parameter that receives the validated JSON body, and its model (a
+        #: Pydantic model or msgspec Struct annotation), or None.
+        self.body: tuple[str, Any] | None = None
         for p in params:
             if p.name in skipped or p.name in exclude:
                 continue
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
                 continue
+            if is_model(p.annotation) and p.name not in route_params:
+                if self.body is not None:
+                    raise ConfigurationError(
+                        f"{name}: only one parameter can receive the body "
+                        f"({self.body[0]!r} and {p.name!r} are both models)"
+                    )
+                self.body = (p.name, p.annotation)
+                continue
             self._params.append(self._plan(name, p))
-        self.names = frozenset(p.name for p in self._params)
+        self.names = frozenset(p.name for p in self._params) | (
+            {self.body[0]} if self.body else set()
+        )
         untaken = self.route_params - self.names - self.excluded - skipped
         if untaken and not self.accepts_extra:
             listed = ", ".join(sorted(untaken))

@@ -9,6 +9,7 @@ Each class also inherits the builtin it resembles, so callers can catch by categ
     │   └── SettingsError (RuntimeError)        a setting is missing or invalid; configure() twice
     ├── InvalidArgument (ValueError)            a call's arguments cannot work, at call time
     │   └── ArgumentTypeError (TypeError, AssertionError)  an argument of the wrong kind
+    ├── InvalidData (ValueError)                a Pydantic or msgspec model refused the data
     ├── ParameterError (ValueError)             a route or query parameter is missing or invalid
     ├── HTTPError (starlette HTTPException)      rendered as an HTTP error response
     │   └── PayloadTooLarge                     a request body over ``max_body_size`` (413)
@@ -50,6 +51,7 @@ __all__ = [
     "HTTPError",
     "HubError",
     "InvalidArgument",
+    "InvalidData",
     "InvalidState",
     "JoinRefused",
     "MissingDependency",
@@ -92,6 +94,18 @@ class SettingsError(ConfigurationError, RuntimeError):
 
     It is a ``ConfigurationError``, and also a ``RuntimeError`` as in Bocadillo 0.18.
     """
+class InvalidData(BocadilloError, ValueError):
+    """Data that a model (a Pydantic model or msgspec Struct) refuses.
+
+    Args:
+        details: What is wrong, by field path (``"items.0.price"``; ``"data"`` for the
+            whole value).
+    """
+
+    def __init__(self, details: dict[str, str]) -> None:
+        text = "; ".join(f"{key}: {value}" for key, value in details.items())
+        super().__init__(text or "invalid data")
+        self.details = details
 
 
 class InvalidArgument(BocadilloError, ValueError):

@@ -81,7 +81,9 @@ class WebSocket(HubMembership, HTTPConnection):
     - ``close_code``: the code the connection closed with (``None`` while open).
 
     Args:
-        scope, receive, send: The ASGI connection.
+        scope: The ASGI connection's scope.
+        receive: Its ASGI ``receive``.
+        send: Its ASGI ``send``.
         receive_type: The codec of ``receive()``: ``"text"``, ``"bytes"`` or ``"json"``.
         send_type: The codec of ``send()``.
         caught_close_codes: Client close codes that end the view silently.

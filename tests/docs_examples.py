@@ -32,6 +32,7 @@ def python_examples(guide: str) -> list[Any]:
 
 def run_example(guide: str, source: str, line: int) -> None:
     """Execute one example; leading newlines keep traceback line numbers equal to the guide's."""
-    code = compile("\n" * line + source, str(DOCS / guide), "exec")
+    # dont_inherit: run as a reader would, without this module's `from __future__` imports.
+    code = compile("\n" * line + source, str(DOCS / guide), "exec", dont_inherit=True)
     stem = guide.removesuffix(".md")
     exec(code, {"__name__": f"docs_{stem}_line_{line}"})

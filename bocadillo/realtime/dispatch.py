@@ -31,8 +31,9 @@ from typing import Any
 import typesystem
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ConfigurationError, EnvelopeError
+from ..errors import ConfigurationError, EnvelopeError, InvalidData
 from ..injection import ProviderRegistry, ProviderScope
+from ..schemas import is_model, validate_model
 from .envelope import (
     Envelope,
     encode_envelope,
@@ -79,15 +80,20 @@ class SocketRequest:
 
 
 def validate_data(schema: Any, data: Any) -> Any:
-    """Validate ``data`` with a typesystem ``Schema`` instance, a typesystem field, or a
-    dataclass.
+    """Validate ``data`` with a typesystem ``Schema`` instance, a typesystem field, a
+    dataclass, a Pydantic model or a msgspec Struct.
 
     Returns:
-        The validated value (a dict for typesystem schemas, an instance for dataclasses).
+        The validated value (a dict for typesystem schemas, an instance for the others).
 
     Raises:
-        EnvelopeError: ``invalid_data`` naming what is wrong.
+        EnvelopeError: ``invalid_data`` naming what is wrong, by field path.
     """
+    if is_model(schema):
+        try:
+            return validate_model(schema, data)
+        except InvalidData as exc:
+            raise EnvelopeError("invalid_data", str(exc)) from None
     if dataclasses.is_dataclass(schema) and isinstance(schema, type):
         return _validate_dataclass(schema, data)
     validator = schema
@@ -104,16 +110,19 @@ def check_schema(schema: Any, what: str) -> None:
     """Refuse, at registration, a schema that ``validate_data`` cannot use.
 
     Raises:
-        ConfigurationError: unless ``schema`` is None, a dataclass, or a typesystem
-            ``Schema`` instance or field.
+        ConfigurationError: unless ``schema`` is None, a dataclass, a typesystem
+            ``Schema`` instance or field, a Pydantic model or a msgspec Struct.
     """
-    if schema is None or (dataclasses.is_dataclass(schema) and isinstance(schema, type)):
+    if schema is None or is_model(schema):
+        return
+    if dataclasses.is_dataclass(schema) and isinstance(schema, type):
         return
     if isinstance(schema, type) and issubclass(schema, typesystem.Schema):
         raise ConfigurationError(f"{what}: pass a typesystem Schema instance, not the class")
     if not callable(getattr(schema, "validate_or_error", None)):
         raise ConfigurationError(
-            f"{what}: schema must be a typesystem Schema instance or field, or a dataclass"
+            f"{what}: schema must be a typesystem Schema instance or field, a dataclass, "
+            "a Pydantic model or a msgspec Struct"
         )
 
 
@@ -150,6 +159,16 @@ def _matches(expected: type, value: Any) -> bool:
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, expected)
+
+
+def _data_model(func: Callable[..., Any]) -> Any:
+    """The Pydantic model or msgspec Struct that annotates the handler's ``data``, if any
+    (it then validates ``data`` as ``schema=`` would)."""
+    try:
+        annotation = inspect.signature(func, eval_str=True).parameters["data"].annotation
+    except (KeyError, NameError, TypeError, ValueError):
+        return None
+    return annotation if is_model(annotation) else None
 
 
 class SocketHandler:
@@ -218,6 +237,8 @@ class Dispatcher:
                 "give your handler another type"
             )
         check_schema(schema, f"socket handler {kind!r}")
+        if schema is None:
+            schema = _data_model(func)
         self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
 
     def bind(self, providers: ProviderRegistry, *, debug: bool = False) -> BoundDispatcher:

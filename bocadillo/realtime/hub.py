@@ -207,7 +207,8 @@ class Hub(Streams):
             path: The request path (for ``info``).
             remote_address: The client's IP, for per-IP caps.
             user_data: The connection's user data (``ws.state``).
-            outbox_limit, overflow: The outbox's size and policy (default: the limits').
+            outbox_limit: The outbox's size (default: the limits').
+            overflow: The outbox's overflow policy (default: the limits').
         """
         limits = self.limits
         rate = None
@@ -288,7 +289,7 @@ class Hub(Streams):
         self.unregister(session.id)
 
     def _dropped(self, outbox: Outbox) -> None:
-        self.counters.dropped += 1
+        self.counters.drop(outbox.policy)
 
     def _send_failed(self, outbox: Outbox, exc: BaseException) -> None:
         self.counters.errors += 1

@@ -66,9 +66,27 @@ class Counters:
     published: int = 0
     remote_frames: int = 0
     invalid_frames: int = 0
+    #: Resume requests served (``ws.resume()`` or a client's ``resume`` message).
+    resumes: int = 0
+    #: ``dropped`` by overflow policy, ``rejected`` by reason.
+    dropped_by_policy: dict[str, int] = field(default_factory=dict)
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def drop(self, policy: str) -> None:
+        """Count a message dropped by an outbox's ``policy``."""
+        self.dropped += 1
+        self.dropped_by_policy[policy] = self.dropped_by_policy.get(policy, 0) + 1
+
+    def reject(self, reason: str) -> None:
+        """Count a connection refused for ``reason``."""
+        self.rejected += 1
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            key: dict(value) if isinstance(value, dict) else value
+            for key, value in self.__dict__.items()
+        }
 
 
 class Registry(Generic[K]):

@@ -151,12 +151,12 @@ class Session(Outbox):
         """
         hub = self._hub
         if not hub.origin_allowed(origin, host):
-            hub.counters.rejected += 1
+            hub.counters.reject("origin")
             logger.info("rejecting WebSocket %s from origin %r", self.path, origin)
             return _FORBIDDEN_ORIGIN
         code = hub._refusal(self.remote_address)
         if code is not None:
-            hub.counters.rejected += 1
+            hub.counters.reject("busy" if code == CloseCode.TRY_AGAIN_LATER else "shutdown")
             return _REFUSALS[code]
         hub.slots.hold(self.remote_address)
         self._slot = True

@@ -155,8 +155,11 @@ class Streams(Delivery):
             BackendUnavailable: if a shared backend cannot be reached.
         """
         if self._shared_history:
-            return await self._resume_shared(conn_id, positions)
-        return self._call_here(lambda: self._resume_here(conn_id, positions))
+            recoveries = await self._resume_shared(conn_id, positions)
+        else:
+            recoveries = self._call_here(lambda: self._resume_here(conn_id, positions))
+        self.counters.resumes += 1
+        return recoveries
 
     def _resume_here(
         self, conn_id: str, positions: Mapping[str, tuple[str, int] | None]

@@ -11,10 +11,11 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from ..converters import ParameterError, ParameterPlan
-from ..errors import ConfigurationError, HTTPError
+from ..errors import ConfigurationError, HTTPError, InvalidData
 from ..injection import ProviderRegistry, ProviderScope, Resolver, global_provider_names
 from ..request import Request
 from ..response import Response
+from ..schemas import validate_model
 from ..types import Receive, Scope, Send
 from ..views import Handler, callable_name, view_handlers
 from .patterns import compile_path_checked, expand_pattern, route_params
@@ -171,6 +172,9 @@ class HTTPEndpoint:
             )
         except ParameterError as exc:
             raise HTTPError(400, detail=exc.errors) from None
+        if plan.body is not None:
+            name, model = plan.body
+            kwargs[name] = await _validated_body(req, model)
         try:
             if self._providers is None:
                 await _respond(handler, req, res, kwargs, scope, receive, send)
@@ -189,6 +193,20 @@ class HTTPEndpoint:
 
     def __repr__(self) -> str:
         return f"<HTTPEndpoint {self.route.pattern}>"
+
+
+async def _validated_body(req: Request, model: Any) -> Any:
+    """The request's JSON body, validated by ``model`` (a Pydantic model or msgspec Struct).
+
+    Raises:
+        HTTPError: 400 for a body that is not JSON, or that the model refuses (the
+            detail names what is wrong by field path).
+    """
+    data = await req.json()
+    try:
+        return validate_model(model, data)
+    except InvalidData as exc:
+        raise HTTPError(400, detail=exc.details) from None
 
 
 async def _respond(

@@ -241,7 +241,8 @@ class RouteRegistry:
         Args:
             type: The message type.
             schema: Validate ``data`` first: a typesystem ``Schema`` instance or field,
-                or a dataclass (``data`` is then an instance of it).
+                a dataclass, a Pydantic model or a msgspec Struct (``data`` is then an
+                instance of it).
             endpoint: The WebSocket path (default: the ``socket_path`` setting, ``/ws``).
 
         Raises:

@@ -179,7 +179,25 @@ def test_counters_start_at_zero_and_as_dict_is_a_copy():
         "published": 0,
         "remote_frames": 0,
         "invalid_frames": 0,
+        "resumes": 0,
+        "dropped_by_policy": {},
+        "rejected_by_reason": {},
     }
     counters.rejected += 2
     assert snapshot["rejected"] == 0
     assert counters.as_dict()["rejected"] == 2
+
+
+def test_counters_break_drops_down_by_policy_and_rejections_by_reason():
+    counters = Counters()
+    counters.drop("drop_oldest")
+    counters.drop("drop_oldest")
+    counters.drop("drop_newest")
+    counters.reject("origin")
+    snapshot = counters.as_dict()
+    assert snapshot["dropped"] == 3
+    assert snapshot["dropped_by_policy"] == {"drop_oldest": 2, "drop_newest": 1}
+    assert snapshot["rejected"] == 1
+    assert snapshot["rejected_by_reason"] == {"origin": 1}
+    counters.reject("busy")
+    assert snapshot["rejected_by_reason"] == {"origin": 1}  # a copy, nested dicts too
