@@ -94,6 +94,8 @@ class SettingsError(ConfigurationError, RuntimeError):
 
     It is a ``ConfigurationError``, and also a ``RuntimeError`` as in Bocadillo 0.18.
     """
+
+
 class InvalidData(BocadilloError, ValueError):
     """Data that a model (a Pydantic model or msgspec Struct) refuses.
 
