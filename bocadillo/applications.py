@@ -23,7 +23,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response as _StarletteResponse
-from starlette.routing import Match, Route, Router
+from starlette.routing import Match, Route
 
 from .asyncapi import ServerMessage, asyncapi_document, render_html
 from .clientscript import client_script_route
@@ -48,7 +48,7 @@ from .realtime.history import RoomOptions, RoomRules
 from .realtime.hub import Hub, HubLimits
 from .realtime.jobs import Job, Jobs
 from .redirection import Redirect, redirect_handler
-from .routing import RouteRegistry, compile_routes
+from .routing import AppRouter, RouteRegistry, compile_routes
 from .staticfiles import static
 from .types import ASGIApp, Receive, Scope, Send
 from .views import ensure_async
@@ -102,7 +102,7 @@ class App(RouteRegistry):
         }
         #: User middleware, innermost first, each with the link to its inner app.
         self._middleware: list[tuple[ASGIApp, Link]] = []
-        self._router: Router | None = None
+        self._router: AppRouter | None = None
         self._stack: ServerErrorMiddleware | None = None
         self._hub: Hub | None = None
         self._id_generator: Callable[[], str] | None = None
@@ -396,13 +396,13 @@ class App(RouteRegistry):
         self.include(router, prefix=prefix)
 
     @property
-    def router(self) -> Router:
+    def router(self) -> AppRouter:
         """The compiled Starlette router."""
         if self._router is None:
             # The app takes its own copy of the declared providers now: what it serves
             # never reads a process-wide registry.
             self.providers.adopt()
-            self._router = Router(
+            self._router = AppRouter(
                 routes=self._stats_routes()
                 + self._metrics_routes()
                 + self._asyncapi_routes()
@@ -600,7 +600,12 @@ class App(RouteRegistry):
                     raise
                 await _startup_failed(receive, send, exc)
                 raise
-        await stack(scope, receive, send)
+        if scope["type"] == "http":
+            await stack(scope, receive, send)
+        else:
+            # ServerErrorMiddleware handles only HTTP: skipping it keeps its frame off a
+            # WebSocket for the connection's life (memory: see routing/compiler.py).
+            await stack.app(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"<App {self.name}>"

@@ -10,23 +10,27 @@ matching and routing (``starlette.routing.Router``, which also puts the matched 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.routing import (
     BaseRoute,
+    Match,
     Mount as _StarletteMount,
     Route as _StarletteRoute,
+    Router as _StarletteRouter,
     WebSocketRoute as _StarletteWebSocketRoute,
 )
 
 from ..errors import ConfigurationError
 from ..injection import ProviderRegistry
+from ..types import Receive, Scope, Send
 from .http import HTTPEndpoint, HTTPRoute, MethodDispatch
 from .patterns import WILDCARD, join
 from .registry import RouteRegistry
 from .websocket import WebSocketRoute
 
-__all__ = ["compile_routes"]
+__all__ = ["AppRouter", "compile_routes"]
 
 
 def compile_routes(
@@ -99,7 +103,7 @@ class _Compiler:
             ws_routes.append(route)
         for ws_route in ws_routes:
             self.routes.append(
-                _StarletteWebSocketRoute(
+                _CompiledWebSocketRoute(
                     join(prefix, ws_route.path),
                     endpoint=ws_route.bind(self.providers),
                     name=name_of(ws_route.name),
@@ -152,3 +156,41 @@ class _Compiler:
                 self.wildcards.extend((literal, len(self.wildcards), item) for item in compiled)
             else:
                 self.routes.extend(compiled)
+
+
+# The two classes below keep coroutine frames off a WebSocket's path. Each frame between
+# the server and a view lives as long as the connection: make bench's memory scenario
+# (2,000 idle connections, 2026-11-30, quiet machine) measured 21.5 KiB per connection
+# with them and the ServerErrorMiddleware skip in App.__call__, 22.8 KiB without (0.86
+# and 0.91 of Starlette's); bench.micro's echo, 0-1% each.
+
+
+class _CompiledWebSocketRoute(_StarletteWebSocketRoute):
+    """Starlette's WebSocket route whose ``handle`` hands back the endpoint's coroutine
+    instead of awaiting it in a frame of its own."""
+
+    def handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        return self.app(scope, receive, send)
+
+
+class AppRouter(_StarletteRouter):
+    """Starlette's router, with WebSocket connections handed straight to their route.
+
+    For a WebSocket scope this ``__call__`` finds the route itself (as ``Router.app``
+    does, ``scope["route"]`` included) and returns the route's coroutine, so
+    ``Router.__call__`` and ``Router.app`` keep no frames for the connection's life.
+    Anything else (HTTP, lifespan, no full match, router middleware) goes through
+    Starlette's own code.
+    """
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        if scope["type"] == "websocket" and self.middleware_stack == self.app:
+            if "router" not in scope:
+                scope["router"] = self
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope["route"] = route
+                    scope.update(child_scope)
+                    return route.handle(scope, receive, send)
+        return self.middleware_stack(scope, receive, send)
