@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.live import eventually
+from tests.redis.processes import processes
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
@@ -100,19 +101,8 @@ def redis_env(redis_server: RedisServer) -> dict[str, str]:
 @pytest.fixture
 def servers(tmp_path: Path, redis_env: dict[str, str]) -> Iterator[list[UvicornProcess]]:
     """Two processes of ``cluster_app`` on one Redis."""
-    started = []
-    try:
-        for name in ("one", "two"):
-            server = UvicornProcess(
-                "tests.redis.cluster_app:app", tmp_path / f"{name}.log", env=redis_env
-            )
-            started.append(server.start())
+    with processes("tests.redis.cluster_app:app", tmp_path, redis_env) as started:
         yield started
-    finally:
-        for server in started:
-            server.kill()
-    for server in started:
-        assert "Traceback" not in server.log, server.log
 
 
 @pytest.fixture

@@ -5,57 +5,31 @@ request to a client answered once, a second answer ignored and counted."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from tests.live import eventually
+from tests.redis.processes import TIMEOUT, call, processes, recv, redis_env
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.anyio]
 
-TIMEOUT = 20.0
-
 
 @pytest.fixture
 def servers(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[UvicornProcess]]:
-    env = {
-        "BOCADILLO_HUB_URL": redis_server.url,
-        "BOCADILLO_HUB_PREFIX": "presence",
-        "BOCADILLO_HUB_HEARTBEAT_TTL": "2",
-    }
-    started = []
-    try:
-        for name in ("one", "two"):
-            server = UvicornProcess(
-                "tests.redis.presence_app:app", tmp_path / f"{name}.log", env=env
-            )
-            started.append(server.start())
+    with processes(
+        "tests.redis.presence_app:app",
+        tmp_path,
+        redis_env(redis_server.url, "presence"),
+        clean_logs=False,
+    ) as started:
         yield started
-    finally:
-        for server in started:
-            server.kill()
-
-
-async def recv(ws: ClientConnection) -> Any:
-    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-
-
-async def call(ws: ClientConnection, kind: str, data: Any = None, id: Any = 1) -> Any:
-    """Send a request; return its response (pushes before it are skipped)."""
-    await ws.send(json.dumps({"type": kind, "data": data, "id": id}))
-    while True:
-        message = await recv(ws)
-        if message.get("id") == id and message["type"] in ("response", "error"):
-            assert message["type"] == "response", message
-            return message["data"]
 
 
 async def test_presence_spans_processes_and_forgets_a_killed_one(servers):
