@@ -7,11 +7,12 @@ opaque ``bytes`` (see ``_wire.py``); a backend never looks inside.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Deliver", "HistoryRead", "HubBackend", "PublicationSink"]
+__all__ = ["Deliver", "HistoryRead", "HubBackend", "PublicationSink", "cancel_and_wait"]
 
 #: Called by the backend with each frame published by another process.
 Deliver = Callable[[bytes], None]
@@ -118,3 +119,21 @@ class HubBackend(ABC):
     def stats(self) -> dict[str, int]:
         """Backend counters (published, failed, reconnects...)."""
         return {}
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
+    """Cancel a backend's ``tasks`` (``None`` entries skipped) and wait for them to end.
+
+    Cancels again until they do: on Python < 3.12, ``asyncio.wait_for`` (which the
+    drivers use around socket writes) can swallow a cancellation that races with
+    completion. Their exceptions are retrieved: a failure while stopping is expected.
+    """
+    started = [task for task in tasks if task is not None]
+    pending = {task for task in started if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    for task in started:
+        if not task.cancelled():
+            task.exception()

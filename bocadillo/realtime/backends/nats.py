@@ -54,11 +54,11 @@ import logging
 import re
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
-from .base import Deliver, HubBackend
+from .base import Deliver, HubBackend, cancel_and_wait
 
 try:
     import nats
@@ -102,21 +102,6 @@ def _name(token: str) -> str:
         return token
     encoded = token[1:]
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-
-
-async def _cancel(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
-    """Cancel ``tasks`` and wait for them to end (cancelling again until they do)."""
-    started = [task for task in tasks if task is not None]
-    pending = {task for task in started if not task.done()}
-    for task in pending:
-        task.cancel()
-    while pending:
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-        for task in pending:
-            task.cancel()
-    for task in started:
-        if not task.cancelled():
-            task.exception()  # retrieved: a failure while stopping is expected
 
 
 class NatsBackend(HubBackend):
@@ -262,7 +247,7 @@ class NatsBackend(HubBackend):
         self._stopping = True
         if self._stop_event is not None:
             self._stop_event.set()
-        await _cancel([*self._tasks, self._connector])
+        await cancel_and_wait([*self._tasks, self._connector])
         self._tasks, self._connector = [], None
         if was_up and nc is not None and nc.is_connected:
             with contextlib.suppress(*_FAILURES):
@@ -439,7 +424,7 @@ class NatsBackend(HubBackend):
         try:
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await _cancel([waiter, task])
+            await cancel_and_wait([waiter, task])
         if task.cancelled():
             raise nats.errors.ConnectionClosedError
         return task.result()

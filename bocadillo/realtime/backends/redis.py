@@ -47,7 +47,7 @@ from typing import Any
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
 from ._redis_scripts import PUBLISH, READ, Publication
-from .base import Deliver, HistoryRead, HubBackend
+from .base import Deliver, HistoryRead, HubBackend, cancel_and_wait
 
 try:
     import redis.asyncio as aioredis
@@ -71,23 +71,6 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 MAX_CONCURRENT_QUERIES = 64
 
 _Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
-
-
-async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait for them to end.
-
-    Cancels again until they do: on Python < 3.12, ``asyncio.wait_for`` (which redis-py
-    uses around socket writes) can swallow a cancellation that races with completion.
-    """
-    tasks = list(tasks)
-    pending = {task for task in tasks if not task.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # retrieved: a second failure is expected, not "never retrieved"
 
 
 def new_epoch() -> str:
@@ -213,11 +196,11 @@ class RedisBackend(HubBackend):
             self._stop_event.set()
         # The loops hold no resources: cancelling them is safe; the supervisor then
         # closes the connections itself, and is only cancelled if it hangs.
-        await _cancel(self._tasks)
+        await cancel_and_wait(self._tasks)
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             await asyncio.wait({supervisor}, timeout=10.0)
-            await _cancel([supervisor])
+            await cancel_and_wait([supervisor])
         if was_up:
             # With the heartbeat stopped, nothing can write this node back.
             client = self._new_client()
@@ -262,7 +245,7 @@ class RedisBackend(HubBackend):
                 first = False
             finally:
                 self._down()
-                await _cancel(self._tasks)
+                await cancel_and_wait(self._tasks)
                 self._client = None
                 for resource in (pubsub, client):
                     with contextlib.suppress(Exception):
