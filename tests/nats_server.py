@@ -12,21 +12,19 @@ nobody else can take it, and a restart gets the same port back.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-from tests.redis_server import _reserve_port
+from tests.redis_server import ReservedServer
 
 __all__ = ["NatsServer"]
 
 
-class NatsServer:
+class NatsServer(ReservedServer):
     """One ``nats-server -js`` on 127.0.0.1; restartable on its port.
 
     The port is chosen (and reserved) at creation: ``url`` is known before ``start()``.
@@ -44,13 +42,9 @@ class NatsServer:
                 "nats-server is not installed (Debian package 'nats-server'; .ci/run "
                 "installs it): the NATS tests need a real server"
             )
-        self.executable = executable
-        self.workdir = workdir
+        super().__init__(executable, workdir)
         #: The server's name, to tell it from any other process on the port.
         self.name = f"bocadillo-test-{uuid.uuid4().hex[:12]}"
-        self._reservation: socket.socket | None = _reserve_port()
-        self.port: int = self._reservation.getsockname()[1]
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -98,25 +92,6 @@ class NatsServer:
     def ping(self) -> bool:
         """Whether this server (not another process) answers on its port."""
         return self.process is not None and _server_name(self.port) == self.name
-
-    def stop(self, *, kill: bool = False) -> None:
-        """Stop the server (SIGKILL if ``kill``), and wait for it to exit."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-    def close(self) -> None:
-        """Stop the server and give its port back."""
-        self.stop()
-        if self._reservation is not None:
-            self._reservation.close()
-            self._reservation = None
 
 
 def _server_name(port: int) -> str | None:

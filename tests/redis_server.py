@@ -24,7 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer"]
+__all__ = ["RedisServer", "ReservedServer"]
 
 
 def _reserve_port() -> socket.socket:
@@ -40,7 +40,44 @@ def _reserve_port() -> socket.socket:
     return sock
 
 
-class RedisServer:
+class ReservedServer:
+    """A server process of the tests on a reserved port of 127.0.0.1 (see the module
+    docstring): ``port`` is known before the server starts, ``stop()`` ends the process,
+    ``close()`` also gives the port back.
+
+    Args:
+        executable: The server's program.
+        workdir: Its working directory.
+    """
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.executable = executable
+        self.workdir = workdir
+        self._reservation: socket.socket | None = _reserve_port()
+        self.port: int = self._reservation.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server (SIGKILL if ``kill``), and wait for it to exit."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop the server and give its port back."""
+        self.stop()
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
+
+
+class RedisServer(ReservedServer):
     """One ``redis-server`` on 127.0.0.1, keeping nothing on disk; restartable on its port.
 
     The port is chosen (and reserved) at creation: ``url`` is known before ``start()``.
@@ -57,11 +94,7 @@ class RedisServer:
                 "redis-server is not installed (Debian package 'redis-server'; .ci/run "
                 "installs it): the Redis tests need a real server"
             )
-        self.executable = executable
-        self.workdir = workdir
-        self._reservation: socket.socket | None = _reserve_port()
-        self.port: int = self._reservation.getsockname()[1]
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(executable, workdir)
 
     @property
     def url(self) -> str:
@@ -110,25 +143,6 @@ class RedisServer:
     def ping(self) -> bool:
         """Whether this server (not another process) answers on its port."""
         return self.process is not None and _server_pid(self.port) == self.process.pid
-
-    def stop(self, *, kill: bool = False) -> None:
-        """Stop the server (SIGKILL if ``kill``), and wait for it to exit."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-    def close(self) -> None:
-        """Stop the server and give its port back."""
-        self.stop()
-        if self._reservation is not None:
-            self._reservation.close()
-            self._reservation = None
 
     def restart(self) -> None:
         """Stop, then start again on the same port, empty."""
