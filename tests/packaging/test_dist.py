@@ -261,7 +261,7 @@ def test_fresh_install_serves_an_app_with_bocadillo_run(venv, tmp_path):
     server = Server.start(venv, tmp_path)
     try:
         url = f"http://127.0.0.1:{server.port}"
-        response = httpx.get(url + "/items/42?verbose=yes", timeout=10)
+        response = httpx.get(url + "/items/42?verbose=true", timeout=10)
         assert response.json() == {"pk": 42, "verbose": True}
         assert httpx.get(url + "/items/abc", timeout=10).status_code == 400
         script = httpx.get(url + "/bocadillo/client.js", timeout=10)
