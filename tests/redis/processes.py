@@ -1,5 +1,5 @@
-"""Two uvicorn processes of one app on one ``redis-server``, and a client's calls on the
-message-type endpoint: what the multi-process tests share."""
+"""Two uvicorn processes of one app on one server (Redis or NATS), and a client's calls on
+the message-type endpoint: what the multi-process tests share."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.uvicorn_process import UvicornProcess
 
-__all__ = ["TIMEOUT", "call", "processes", "recv", "redis_env"]
+__all__ = ["TIMEOUT", "call", "hub_env", "processes", "recv"]
 
 #: Upper bound for any wait (the machine may be busy): never an expectation about speed.
 TIMEOUT = 20.0
@@ -39,8 +39,8 @@ def processes(
             assert "Traceback" not in server.log, server.log
 
 
-def redis_env(url: str, prefix: str, heartbeat_ttl: float = 2.0) -> dict[str, str]:
-    """The environment putting an app's hub on the Redis at ``url``."""
+def hub_env(url: str, prefix: str, heartbeat_ttl: float = 2.0) -> dict[str, str]:
+    """The environment putting an app's hub on the server (Redis or NATS) at ``url``."""
     return {
         "BOCADILLO_HUB_URL": url,
         "BOCADILLO_HUB_PREFIX": prefix,
