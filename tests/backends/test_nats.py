@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 
 import pytest
 
@@ -293,3 +294,53 @@ async def test_a_hub_stops_promptly_while_nats_is_down(make_hub, nats_server):
         loop.time() - started < 5.0
     )  # a bound for a busy machine: no request waits out its timeout
     assert hub.backend.stats()["publish_failed"] == 1
+
+
+async def test_a_history_stream_deleted_by_hand_is_made_again_with_a_new_epoch(
+    make_node, nats_server
+):
+    import nats
+
+    node = await make_node()
+    got: list[tuple[int, str, bytes]] = []
+    node.backend.publication_sink = lambda *publication: got.append(publication)
+    node.backend.publish_history("news", b"1", 10, 60)
+    await eventually(lambda: len(got) == 1)
+    backend = node.backend
+    assert isinstance(backend, NatsBackend)
+    raw = await nats.connect(nats_server.url)
+    try:
+        await raw.jetstream().delete_stream(f"{backend.prefix}_history_10_60000")
+    finally:
+        await raw.close()
+    node.backend.publish_history("news", b"2", 10, 60)
+    await eventually(lambda: len(got) == 2)
+    assert got[1][0] == 1 and got[1][1] != got[0][1]
+    assert await node.backend.read_history("news", 0, 60, 10) == (
+        got[1][1],
+        1,
+        [(1, pytest.approx(time.time(), abs=5), b"2")],
+    )
+
+
+async def test_publications_jetstream_refuses_are_counted_and_logged(
+    make_node, nats_server, caplog
+):
+    import nats
+
+    caplog.set_level(logging.WARNING, logger="bocadillo.hub.nats")
+    node = await make_node()
+    backend = node.backend
+    assert isinstance(backend, NatsBackend)
+    raw = await nats.connect(nats_server.url)
+    try:  # another stream holds the subjects of the rooms' history
+        await raw.jetstream().add_stream(name="squatter", subjects=[f"{backend.prefix}.hist.>"])
+    finally:
+        await raw.close()
+    backend.publish_history("news", b"lost", 10, 60)
+    backend.publish_history("news", b"lost too", 10, 60)
+    await settled(backend)
+    assert backend.stats()["publish_failed"] == 2
+    assert "JetStream refused publications to a room with history" in caplog.text
+    with pytest.raises(BackendUnavailable):
+        await backend.read_history("news", 0, 60, 10)

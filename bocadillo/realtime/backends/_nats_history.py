@@ -238,7 +238,34 @@ class RoomStreams:
         self, publications: list[QueuedPublication], done: Callable[[bool], None]
     ) -> None:
         """Store ``publications`` (all to one room), in order, each with the room's next
-        offset; ``done(True)`` for each one stored, ``done(False)`` for each one given up."""
+        offset; ``done(True)`` for each one stored, ``done(False)`` for each one given up.
+
+        Raises:
+            nats.errors.Error, OSError: if NATS is unreachable (those not done may not
+                have been stored).
+        """
+        finished = 0
+
+        def counted(stored: bool) -> None:
+            nonlocal finished
+            finished += 1
+            done(stored)
+
+        try:
+            await self._publish(publications, counted)
+        except APIError as exc:
+            # JetStream refused the room's stream or a message (no memory left, another
+            # stream on these subjects, JetStream not ready yet...): the rest is lost.
+            logger.warning(
+                "JetStream refused publications to a room with history: %s",
+                exc.description or repr(exc),
+            )
+            for _ in range(len(publications) - finished):
+                done(False)
+
+    async def _publish(
+        self, publications: list[QueuedPublication], done: Callable[[bool], None]
+    ) -> None:
         size, ttl_ms, token = publications[0].room_key
         subject = self.subject(size, ttl_ms, token)
         stream, head = await self._last(size, ttl_ms, subject)
