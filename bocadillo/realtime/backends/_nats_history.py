@@ -31,6 +31,7 @@ continues it; markers are never delivered.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import calendar
 import logging
@@ -370,13 +371,18 @@ class RoomStreams:
     ) -> list[Entry]:
         """The room's messages after ``since``, through a consumer of its subject."""
         nc = self._client()
-        inbox = nc.new_inbox()
-        subscription = await nc.subscribe(inbox)
+        messages: list[Msg] = []
+        arrived = asyncio.Event()
+
+        async def collect(msg: Msg) -> None:
+            messages.append(msg)
+            arrived.set()
+
+        subscription = await nc.subscribe(nc.new_inbox(), cb=collect)
         consumer = None
-        found: list[Entry] = []
         try:
             config = {
-                "deliver_subject": inbox,
+                "deliver_subject": subscription.subject,
                 "filter_subject": subject,
                 "deliver_policy": "all",
                 "ack_policy": "none",
@@ -388,18 +394,17 @@ class RoomStreams:
                 f"CONSUMER.CREATE.{stream}", {"stream_name": stream, "config": config}
             )
             consumer = info["name"]
-            for _ in range(int(info.get("num_pending", 0))):
-                msg: Msg = await subscription.next_msg(timeout=self.timeout)
-                meta = msg.metadata
-                entry = _entry(
-                    meta.sequence.stream, msg.headers or {}, meta.timestamp.timestamp(), msg.data
-                )
-                if entry is not None and entry.epoch == head.epoch and entry.offset > since:
-                    if found and entry.offset != found[-1].offset + 1:
-                        found.clear()  # a hole: only what follows it is consecutive
-                    found.append(entry)
-                if meta.sequence.stream >= head.seq:
-                    break
+            # What the subject held when the consumer was made: enough, once the room's
+            # last message (or a later one) is in.
+            pending = int(info.get("num_pending", 0))
+            while len(messages) < pending and not (
+                messages and messages[-1].metadata.sequence.stream >= head.seq
+            ):
+                arrived.clear()
+                try:
+                    await asyncio.wait_for(arrived.wait(), self.timeout)
+                except asyncio.TimeoutError:
+                    raise nats.errors.TimeoutError from None
         finally:
             await subscription.unsubscribe()
             if consumer is not None:
@@ -407,4 +412,17 @@ class RoomStreams:
                     await self._api(f"CONSUMER.DELETE.{stream}.{consumer}", {})
                 except (APIError, nats.errors.Error, OSError):
                     pass  # removed by the server once idle
+        found: list[Entry] = []
+        for msg in messages:
+            meta = msg.metadata
+            entry = _entry(
+                meta.sequence.stream, msg.headers or {}, meta.timestamp.timestamp(), msg.data
+            )
+            if entry is None or entry.epoch != head.epoch or entry.offset <= since:
+                continue
+            if found and entry.offset != found[-1].offset + 1:
+                found.clear()  # a hole: only what follows it is consecutive
+            found.append(entry)
+            if entry.seq >= head.seq:
+                break
         return found
