@@ -44,6 +44,11 @@ HISTORY_PAIRS = [
 ]
 #: ``resume``: the setups and their labels.
 RESUME_LABELS = REDIS_LABELS
+#: ``bench/many.py``'s runs, rendered at the end of ``docs/benchmarks.md`` between markers
+#: (``many.py --publish`` rewrites only that part).
+MANY_RESULTS = ROOT / "bench" / "results" / "many.json"
+MANY_START = "<!-- many:start -->"
+MANY_END = "<!-- many:end -->"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 TIMED_OUT = "timed out"
@@ -612,7 +617,18 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
                 f"{_num(cell.get('rss_before_mib'), 1)} → {_num(cell.get('rss_after_mib'), 1)} |"
             )
         add("")
+    if MANY_RESULTS.exists():
+        out += render_many(json.loads(MANY_RESULTS.read_text()))
     return "\n".join(out)
+
+
+def render_many(data: dict[str, Any]) -> list[str]:
+    """The section of ``bench/many.py``'s runs (issue #19), between the markers."""
+    out = [MANY_START, "## Many idle connections", ""]
+    for run in data["runs"]:
+        out.append(f"- {run['workers']} workers, {run['connections']:,}: {run.get('broadcast')}")
+    out.append(MANY_END)
+    return out
 
 
 def render_redis(
