@@ -89,6 +89,29 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def kernel() -> dict[str, int]:
+    """Machine-wide kernel figures: TCP sockets in use and their buffer memory (pages,
+    the unit of ``net.ipv4.tcp_mem``) from ``/proc/net/sockstat``, slab memory (KiB) from
+    ``/proc/meminfo``, and conntrack entries if netfilter tracks connections."""
+    found: dict[str, int] = {}
+    with open("/proc/net/sockstat") as sockstat:
+        for line in sockstat:
+            if line.startswith("TCP:"):
+                fields = line.split()[1:]
+                values = dict(zip(fields[::2], fields[1::2], strict=True))
+                found["tcp_inuse"] = int(values["inuse"])
+                found["tcp_mem_pages"] = int(values["mem"])
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("Slab:"):
+                found["slab_kib"] = int(line.split()[1])
+    try:
+        found["conntrack"] = int(Path("/proc/sys/net/netfilter/nf_conntrack_count").read_text())
+    except (OSError, ValueError):
+        pass
+    return found
+
+
 def request(port: int, method: str, path: str, timeout: float = 30) -> Any:
     """One HTTP request to a worker; its JSON answer (an error status raises)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -509,6 +532,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             if backend.get("connected") != 1:
                 raise RuntimeError(f"a worker is not connected to Redis: {backend}")
         rss_before = [rss_bytes(worker.pid) for worker in workers]
+        kernel_before = kernel()
         redis_before = rss_bytes(redis.pid)
         traced = args.heap
         ports = ",".join(str(worker.port) for worker in workers)
@@ -560,6 +584,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         result["counts"] = {**counts, "expected": connected, "exact_after_s": exact_after}
         log(f"counts {counts} ({'exact' if exact_after is not None else 'NOT exact'})")
         rss_after = [rss_bytes(worker.pid) for worker in workers]
+        kernel_after = kernel()
+        result["kernel"] = {"before": kernel_before, "connected": kernel_after}
         per_worker = []
         for index in range(len(workers)):
             local = counts["registries"][index]
@@ -615,6 +641,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         result["closed"] = {"disconnected": sum(event["disconnected"] for event in closed)}
         after_counts, empty_after = wait_counts(workers, 0, budget.left(60))
         result["closed"].update({**after_counts, "empty_after_s": empty_after})
+        result["kernel"]["closed"] = kernel()
         log(f"after closing: {after_counts}")
     except Exception as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"

@@ -622,12 +622,109 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
     return "\n".join(out)
 
 
+#: Issue #19: server RSS per idle connection, uvicorn included, under 20 KB (compared in
+#: KiB, as every memory figure here).
+MANY_GOAL_KIB = 20
+
+
 def render_many(data: dict[str, Any]) -> list[str]:
     """The section of ``bench/many.py``'s runs (issue #19), between the markers."""
+    runs = sorted(data["runs"], key=lambda run: (run["workers"], run["connections"]))
     out = [MANY_START, "## Many idle connections", ""]
-    for run in data["runs"]:
-        out.append(f"- {run['workers']} workers, {run['connections']:,}: {run.get('broadcast')}")
-    out.append(MANY_END)
+    add = out.append
+    add(
+        "Issue #19's benchmark, from `bench/many.py` (run separately from `make bench`: "
+        "`bench/README.md` says how). W workers, each a `bocadillo run` of the bench app "
+        "on its own loopback port, with their hub on one `redis-server`; load generators "
+        "(picows, each a process under the open-file limit) open idle WebSockets to "
+        "`/fanout` (each joins the room `fanout`), spread evenly over the workers and "
+        "over the source addresses 127.0.0.2 to 127.0.0.254. Once all are connected, "
+        "the counts are read until exact: each worker's registry, the connections across "
+        "workers (`hub.global_count()`) and the members of the room (`hub.global_members`), "
+        "with nothing left queued for Redis. Then one `hub.broadcast` to everybody, "
+        "triggered on the first worker (which delivers to its own clients and publishes "
+        "once through Redis for the others); every client timestamps the frame on the "
+        "machine's monotonic clock. Finally every client closes, and the counts must "
+        "fall back to 0."
+    )
+    add("")
+    add(
+        "*RSS per connection* is each worker's resident memory growth from before the "
+        "first connection to after the last, divided by its connections, averaged over "
+        "the workers that were not traced; it includes uvicorn, the WebSocket protocol, "
+        "asyncio and Bocadillo, not the kernel's socket buffers. *Heap by package*: the "
+        "first worker runs `tracemalloc` during a first wave of clients (`--heap-sample` "
+        "per worker), and each block still held is charged to the package of the Python "
+        "code that allocated it (its innermost frame); that worker's RSS is then left out "
+        "of the average. The machine is shared: the load average is given with each run. "
+        "The limits to raise for more connections per process, and how: "
+        "[Deployment](deployment.md#many-connections)."
+    )
+    add("")
+    add(
+        "| workers | clients connected | connecting | counts (registries, global, room) "
+        "| RSS KiB per connection | heap B per connection: all, Bocadillo "
+        "| broadcast ms: first, p50, p99, last | load average before / after | date |"
+    )
+    add("| ---: | ---: | --- | --- | ---: | --- | --- | --- | --- |")
+    for run in runs:
+        head = f"| {run['workers']} | "
+        if "error" in run:
+            add(head + f"error: {run['error']} | | | | | | | {run['date']} |")
+            continue
+        connect, counts, memory = run["connect"], run["counts"], run["memory"]
+        heap, broadcast = run.get("heap") or {}, run["broadcast"]
+        exact = "exact" if counts.get("exact_after_s") is not None else "**not exact**"
+        closed = run.get("closed", {})
+        empty = "0 after closing" if closed.get("empty_after_s") is not None else "**not 0**"
+        times = ", ".join(
+            _num(broadcast.get(key), 0) for key in ("first_ms", "p50_ms", "p99_ms", "last_ms")
+        )
+        add(
+            head + f"{connect['connected']:,} of {run['connections']:,} "
+            f"| {connect['seconds']:.0f} s ({connect['per_s']:,}/s) "
+            f"| {counts['registry_total']:,}, {counts['global_count']:,}, "
+            f"{counts['room_members']:,}: {exact}; {empty} "
+            f"| {_num(memory.get('kib_per_conn'), 1)} "
+            f"| {_num(heap.get('total_per_conn'))}, {_num(heap.get('bocadillo_per_conn'))} "
+            f"| {times} ({broadcast['received']:,} received) "
+            f"| {run['loadavg_before'][0]} / {run['loadavg_after'][0]} | {run['date']} |"
+        )
+    add("")
+    traced = [run for run in runs if run.get("heap")]
+    if traced:
+        latest = traced[-1]
+        heap = latest["heap"]
+        add(
+            f"**Heap by package** ({latest['workers']} workers, {latest['connections']:,} "
+            f"clients; the traced worker held {heap['connections']:,}), bytes per "
+            "connection:"
+        )
+        add("")
+        add("| package | bytes per connection |")
+        add("| --- | ---: |")
+        for package, size in heap["bytes_per_conn"].items():
+            if size >= 10:
+                add(f"| {package} | {size:,} |")
+        add(f"| all | {heap['total_per_conn']:,} |")
+        add("")
+        add("Bocadillo's biggest allocation sites, bytes (and blocks) per connection:")
+        add("")
+        add("| where | bytes | blocks |")
+        add("| --- | ---: | ---: |")
+        for where, size, count in heap["bocadillo_lines"][:8]:
+            add(f"| `{where.removeprefix('bocadillo: ')}` | {size:,} | {count:g} |")
+        add("")
+    measured = [run["memory"]["kib_per_conn"] for run in runs if run.get("memory")]
+    if measured:
+        worst = max(value for value in measured if value is not None)
+        status = "met" if worst < MANY_GOAL_KIB else "**missed**"
+        add(
+            f"Goal: under {MANY_GOAL_KIB} KiB of server RSS per idle connection, uvicorn "
+            f"included: {worst:.1f} KiB at worst, {status}."
+        )
+        add("")
+    add(MANY_END)
     return out
 
 
