@@ -49,6 +49,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,10 @@ def request(port: int, method: str, path: str, timeout: float = 30) -> Any:
 class Generator:
     """One load process's clients, and when each got the broadcast."""
 
-    def __init__(self) -> None:
-        self.times = array.array("d")
+    def __init__(self, workers: int) -> None:
+        #: When each client got the broadcast, by the worker it is connected to.
+        self.times = [array.array("d") for _ in range(workers)]
+        self.received_count = 0
         self.expected = 0
         self.all_received: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.bad = 0
@@ -156,12 +159,13 @@ class Generator:
         except asyncio.TimeoutError:
             pass
 
-    def received(self, payload: bytes) -> None:
+    def received(self, worker: int, payload: bytes) -> None:
         if not payload.startswith(b'{"seq":'):
             self.bad += 1
             return
-        self.times.append(time.perf_counter())
-        if len(self.times) == self.expected and not self.all_received.done():
+        self.times[worker].append(time.perf_counter())
+        self.received_count += 1
+        if self.received_count == self.expected and not self.all_received.done():
             self.all_received.set_result(None)
 
 
@@ -170,13 +174,14 @@ def client_class() -> type[Any]:
     from picows import WSListener, WSMsgType
 
     class IdleClient(WSListener):  # type: ignore[misc]
-        def __init__(self, generator: Generator) -> None:
+        def __init__(self, generator: Generator, worker: int) -> None:
             super().__init__()
             self.generator = generator
+            self.worker = worker
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             if frame.msg_type is WSMsgType.TEXT:
-                self.generator.received(frame.get_payload_as_bytes())
+                self.generator.received(self.worker, frame.get_payload_as_bytes())
 
         def on_ws_disconnected(self, transport: Any) -> None:
             self.generator.lost()
@@ -210,11 +215,16 @@ async def generate(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    generator = Generator()
-    client = client_class()
     ports = [int(port) for port in args.ports.split(",")]
+    generator = Generator(len(ports))
+    client = client_class()
     indices = iter(range(args.first, args.first + args.count))
     transports: list[Any] = []
+
+    def listener_factory(worker: int) -> Callable[[Any, Any], Any]:
+        # picows calls it with the upgrade request and response (a factory without
+        # arguments costs it a TypeError per connection).
+        return lambda _request, _response: client(generator, worker)
 
     async def connect(count: int, timeout: float) -> dict[str, Any]:
         """``--concurrency`` connectors, each taking the next client of the wave until
@@ -232,7 +242,7 @@ async def generate(args: argparse.Namespace) -> None:
                 url = f"ws://127.0.0.1:{ports[index % len(ports)]}/fanout"
                 try:
                     transport, _ = await ws_connect(
-                        lambda: client(generator),
+                        listener_factory(index % len(ports)),
                         url,
                         websocket_handshake_timeout=args.handshake_timeout,
                         socket_factory=lambda _url, index=index: source_socket(index),
@@ -280,8 +290,8 @@ async def generate(args: argparse.Namespace) -> None:
                 emit(
                     {
                         "event": "received",
-                        "times": list(generator.times),
-                        "missing": generator.expected - len(generator.times),
+                        "times": [list(times) for times in generator.times],
+                        "missing": generator.expected - generator.received_count,
                         "bad": generator.bad,
                         "disconnected": generator.disconnected,
                     }
@@ -420,6 +430,16 @@ def summarize_times(times: list[float], trigger: float, expected: int) -> dict[s
     }
 
 
+def gc_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """A worker's garbage collections between two ``/many/gc`` readings: how many of
+    each generation, and their total time in ms."""
+    pairs = zip(before["seconds"], after["seconds"], strict=True)
+    return {
+        "count": [b - a for a, b in zip(before["count"], after["count"], strict=True)],
+        "ms": [round(1e3 * (b - a), 1) for a, b in pairs],
+    }
+
+
 def heap_summary(heap: dict[str, Any]) -> dict[str, Any]:
     """Bytes per connection by package (the traced worker's ``/many/heap``)."""
     connections = heap["connections"]
@@ -533,6 +553,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"a worker is not connected to Redis: {backend}")
         rss_before = [rss_bytes(worker.pid) for worker in workers]
         kernel_before = kernel()
+        gc_started = [request(worker.port, "GET", "/many/gc") for worker in workers]
         redis_before = rss_bytes(redis.pid)
         traced = args.heap
         ports = ",".join(str(worker.port) for worker in workers)
@@ -615,6 +636,10 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             f"{result.get('heap', {}).get('bytes_per_conn')}"
         )
         # The broadcast.
+        gc_before = [request(worker.port, "GET", "/many/gc") for worker in workers]
+        result["connect"]["gc"] = [
+            gc_delta(start, end) for start, end in zip(gc_started, gc_before, strict=True)
+        ]
         cpu_before = [run_seconds(worker.pid) for worker in workers]
         trigger = time.perf_counter()
         sent = request(workers[0].port, "POST", "/broadcast-all?seq=1")["sent"]
@@ -624,9 +649,20 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         received_events = [
             process.read_event(budget.left(args.broadcast_timeout + 30)) for process in generators
         ]
-        times = [t for event in received_events for t in event["times"]]
+        by_worker = [
+            [t for event in received_events for t in event["times"][index]]
+            for index in range(len(workers))
+        ]
+        gc_after = [request(worker.port, "GET", "/many/gc") for worker in workers]
         result["broadcast"] = {
-            **summarize_times(times, trigger, connected),
+            **summarize_times([t for times in by_worker for t in times], trigger, connected),
+            "workers": [
+                {
+                    **summarize_times(times, trigger, counts["registries"][index]),
+                    "gc": gc_delta(gc_before[index], gc_after[index]),
+                }
+                for index, times in enumerate(by_worker)
+            ],
             "trigger_answered_ms": round(1e3 * (answered - trigger), 1),
             "sent_by_first_worker": sent,
             "bad_frames": sum(event["bad"] for event in received_events),

@@ -691,6 +691,35 @@ def render_many(data: dict[str, Any]) -> list[str]:
             f"| {run['loadavg_before'][0]} / {run['loadavg_after'][0]} | {run['date']} |"
         )
     add("")
+    latest = {}
+    for run in runs:  # the latest complete run of each configuration
+        if "error" not in run and run["broadcast"].get("workers"):
+            latest[(run["workers"], run["connections"])] = run
+    if latest:
+        add(
+            "**The broadcast, worker by worker** (the latest run of each setup): the first "
+            "worker is the one triggered; the time is from the trigger to that worker's "
+            "clients. *GC* is the worker's garbage collections while connecting and "
+            "during the broadcast (generation 2 ones walk every object the worker holds): "
+            "count and total ms."
+        )
+        add("")
+        add(
+            "| setup | worker | clients | first ms | p50 ms | last ms "
+            "| GC while connecting: gen 0/1/2, ms | GC during the broadcast: gen 0/1/2, ms |"
+        )
+        add("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+        for (workers, connections), run in latest.items():
+            gcs = run["connect"].get("gc") or [None] * workers
+            for index, worker in enumerate(run["broadcast"]["workers"]):
+                add(
+                    f"| {workers} workers, {connections:,} | {index + 1} "
+                    f"| {run['counts']['registries'][index]:,} "
+                    f"| {_num(worker.get('first_ms'))} | {_num(worker.get('p50_ms'))} "
+                    f"| {_num(worker.get('last_ms'))} | {_gc(gcs[index])} "
+                    f"| {_gc(worker.get('gc'))} |"
+                )
+        add("")
     traced = [run for run in runs if run.get("heap")]
     if traced:
         latest = traced[-1]
@@ -726,6 +755,14 @@ def render_many(data: dict[str, Any]) -> list[str]:
         add("")
     add(MANY_END)
     return out
+
+
+def _gc(delta: dict[str, Any] | None) -> str:
+    """``3/1/0, 12 ms``: collections of each generation and their total time."""
+    if not delta:
+        return "–"
+    counts = "/".join(str(count) for count in delta["count"])
+    return f"{counts}, {sum(delta['ms']):,.0f} ms"
 
 
 def render_redis(

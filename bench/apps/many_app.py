@@ -10,13 +10,17 @@ those of ``/fanout`` (each joins the room ``fanout`` and then only reads). The r
   (``hub.global_count()``) and members of ``fanout`` (``hub.global_members``);
 - ``POST /many/trace``: start ``tracemalloc`` in this worker (one frame per trace);
 - ``GET /many/heap``: what this worker allocated since then and still holds, by the
-  package of the code that allocated it, then stop tracing (which frees its tables).
+  package of the code that allocated it, then stop tracing (which frees its tables);
+- ``GET /many/gc``: the garbage collections of this worker since it started, by
+  generation: how many, and their total time (a full collection walks every object,
+  and a worker holding tens of thousands of connections has millions).
 """
 
 from __future__ import annotations
 
 import gc
 import sysconfig
+import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -47,6 +51,36 @@ def package_of(filename: str) -> str:
     if filename.startswith(_STDLIB):
         return "stdlib"
     return "other"
+
+
+class Collections:
+    """``gc.callbacks``: the count and total duration of each generation's collections."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        generation = info["generation"]
+        self.count[generation] += 1
+        self.seconds[generation] += took
+
+
+collections = Collections()
+gc.callbacks.append(collections)
+
+
+@app.route("/many/gc")
+async def collected(req, res):
+    res.json = {
+        "count": collections.count,
+        "seconds": [round(value, 4) for value in collections.seconds],
+    }
 
 
 @app.route("/broadcast-all", methods=["POST"])
