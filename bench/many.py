@@ -44,6 +44,7 @@ import os
 import resource
 import secrets
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -113,6 +114,10 @@ def kernel() -> dict[str, int]:
     return found
 
 
+class Unavailable(RuntimeError):
+    """A worker answered 503: its backend cannot reach Redis for now."""
+
+
 def request(port: int, method: str, path: str, timeout: float = 30) -> Any:
     """One HTTP request to a worker; its JSON answer (an error status raises)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -120,6 +125,8 @@ def request(port: int, method: str, path: str, timeout: float = 30) -> Any:
         connection.request(method, path)
         response = connection.getresponse()
         body = response.read()
+        if response.status == 503:
+            raise Unavailable(f"{method} {path} on :{port}: {body[:200]!r}")
         if response.status != 200:
             raise RuntimeError(f"{method} {path} on :{port}: {response.status} {body[:200]!r}")
         return json.loads(body)
@@ -202,8 +209,12 @@ def source_socket(index: int) -> socket.socket:
 
 
 def emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    """One JSON line to the orchestrator (gone, or no longer reading: dropped)."""
+    try:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # ValueError: stdout already closed
+        pass
 
 
 async def generate(args: argparse.Namespace) -> None:
@@ -317,8 +328,9 @@ class Budget:
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
 
-    def left(self, phase: float) -> float:
-        remaining = self.deadline - time.monotonic()
+    def left(self, phase: float, keep: float = 0) -> float:
+        """At most ``phase`` seconds, keeping ``keep`` of the budget for what follows."""
+        remaining = self.deadline - time.monotonic() - keep
         if remaining <= 0:
             raise TimeoutError("the run's budget is spent (--budget)")
         return min(phase, remaining)
@@ -361,16 +373,20 @@ class GeneratorProcess:
         stream.write(command.encode() + b"\n")
         stream.flush()
 
-    def stop(self) -> None:
-        """By its PID: stdin closed (it closes its clients and exits), then SIGTERM, then
-        SIGKILL if it does not."""
-        process = self.process
-        for stream in (process.stdin, process.stdout):
+    def close_input(self) -> None:
+        """Close its stdin: it closes its clients and exits."""
+        for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass
+
+    def stop(self) -> None:
+        """By its PID: stdin closed, then SIGTERM if it has not exited within 15 s, then
+        SIGKILL."""
+        process = self.process
+        self.close_input()
         try:
             process.wait(15)
             return
@@ -387,18 +403,26 @@ def wait_counts(
     workers: list[Server], expected: int, timeout: float
 ) -> tuple[dict[str, Any], float | None]:
     """Poll until every count equals ``expected`` (and nothing is queued for Redis), or
-    ``timeout``; the last counts seen, and how long it took (None: never exact)."""
+    ``timeout``; the last counts seen, and how long it took (None: never exact). A 503
+    (Redis unreachable from the worker for now) is counted and asked again."""
     started = time.monotonic()
     counts: dict[str, Any] = {}
+    unavailable = 0
     while True:
         stats = [request(worker.port, "GET", STATS_PATH) for worker in workers]
-        shared = request(workers[0].port, "GET", "/many/counts")
+        try:
+            shared = request(workers[0].port, "GET", "/many/counts")
+        except Unavailable:
+            unavailable += 1
+            shared = {"global_count": None, "room_members": None}
         counts = {
             "registries": [s["connections"] for s in stats],
             "registry_total": sum(s["connections"] for s in stats),
             "global_count": shared["global_count"],
             "room_members": shared["room_members"],
             "queued": sum(s["backend"].get("queued", 0) for s in stats),
+            "redis_reconnects": sum(s["backend"].get("reconnects", 0) for s in stats),
+            "unavailable_answers": unavailable,
         }
         exact = (
             counts["registry_total"] == expected
@@ -468,7 +492,7 @@ def connect_wave(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Each generator connects its next ``counts[i]`` clients; how it went."""
-    timeout = budget.left(args.connect_timeout)
+    timeout = budget.left(args.connect_timeout, keep=args.reserve)
     started = time.monotonic()
     cpu_before = sum(run_seconds(worker.pid) for worker in workers)
     for process, count in zip(generators, counts, strict=True):
@@ -684,6 +708,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         log(f"ERROR {result['error']}")
     finally:
         for process in generators:
+            process.close_input()  # all at once: each takes up to 10 s to close its clients
+        for process in generators:
             process.stop()
         for worker in workers:
             worker.stop()
@@ -746,6 +772,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--broadcast-timeout", type=float, default=30)
     parser.add_argument("--budget", type=float, default=290, help="seconds for the whole run")
     parser.add_argument(
+        "--reserve",
+        type=float,
+        default=100,
+        help="seconds of the budget kept from connecting for the counts, broadcast, closing",
+    )
+    parser.add_argument(
         "--no-heap",
         dest="heap",
         action="store_false",
@@ -791,6 +823,9 @@ def main(argv: list[str] | None = None) -> int:
         raise_nofile_limit()
         uvloop.run(generate(args))
         return 0
+    # A SIGTERM (``timeout``, Ctrl-C's cousin) stops the run through its ``finally``:
+    # every process it started is stopped by its PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = orchestrate(args)
     RAW.mkdir(parents=True, exist_ok=True)
     raw = RAW / f"many-{args.workers}x{args.connections}.json"
