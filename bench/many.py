@@ -472,6 +472,7 @@ def heap_summary(heap: dict[str, Any]) -> dict[str, Any]:
         "connections": connections,
         "bytes_per_conn": {name: round(size) for name, size in by_package.items()},
         "total_per_conn": round(sum(by_package.values())),
+        "blocks_per_conn": round(sum(heap["blocks"].values()) / connections, 1),
         "bocadillo_per_conn": round(by_package.get("bocadillo", 0)),
         **{
             key: [

@@ -744,6 +744,23 @@ def render_many(data: dict[str, Any]) -> list[str]:
         for where, size, count in heap["bocadillo_lines"][:8]:
             add(f"| `{where.removeprefix('bocadillo: ')}` | {size:,} | {count:g} |")
         add("")
+    hard = min((run["nofile_hard"] for run in runs), default=None)
+    if hard is not None:
+        add(
+            f"**What limited this machine.** A process may open at most {hard:,} files here "
+            "(the hard `RLIMIT_NOFILE`), and not even root can raise it (`ulimit -n 250000`: "
+            "*Operation not permitted*, although `fs.nr_open` is 1,048,576); `bocadillo "
+            f"run` keeps 64 of them free. So two workers hold at most about 2 × {hard - 100:,} "
+            "connections, the two-worker runs stop below that, and 100,000 connections take "
+            f"six workers of 16,667 (the load generators, each under {hard:,} clients too). "
+            "On a host where the limit can be raised, `ulimit -n 65536` (or "
+            "`LimitNOFILE=65536`) and `--workers 2 --connections 100000` is the issue's "
+            "setup; the other limits to raise, and how, are in "
+            "[Deployment](deployment.md#many-connections). The load generators spread their "
+            "source addresses over 127.0.0.2–254, so no address needs more than about 400 "
+            "ports."
+        )
+        add("")
     measured = [run["memory"]["kib_per_conn"] for run in runs if run.get("memory")]
     if measured:
         worst = max(value for value in measured if value is not None)
