@@ -701,7 +701,8 @@ def render_many(data: dict[str, Any]) -> list[str]:
             "worker is the one triggered; the time is from the trigger to that worker's "
             "clients. *GC* is the worker's garbage collections while connecting and "
             "during the broadcast (generation 2 ones walk every object the worker holds): "
-            "count and total ms."
+            "how many of each generation, and their CPU time in ms (*wall*: timed on the "
+            "wall clock, waiting for a core included, in the first runs)."
         )
         add("")
         add(
@@ -711,15 +712,18 @@ def render_many(data: dict[str, Any]) -> list[str]:
         add("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
         for (workers, connections), run in latest.items():
             gcs = run["connect"].get("gc") or [None] * workers
+            wall = run.get("gc_clock") != "cpu"
             for index, worker in enumerate(run["broadcast"]["workers"]):
                 add(
                     f"| {workers} workers, {connections:,} | {index + 1} "
                     f"| {run['counts']['registries'][index]:,} "
                     f"| {_num(worker.get('first_ms'))} | {_num(worker.get('p50_ms'))} "
-                    f"| {_num(worker.get('last_ms'))} | {_gc(gcs[index])} "
-                    f"| {_gc(worker.get('gc'))} |"
+                    f"| {_num(worker.get('last_ms'))} | {_gc(gcs[index], wall)} "
+                    f"| {_gc(worker.get('gc'), wall)} |"
                 )
         add("")
+        for run in latest.values():
+            out += _many_reading(run)
     traced = [run for run in runs if run.get("heap")]
     if traced:
         latest = traced[-1]
@@ -774,12 +778,54 @@ def render_many(data: dict[str, Any]) -> list[str]:
     return out
 
 
-def _gc(delta: dict[str, Any] | None) -> str:
+def _many_reading(run: dict[str, Any]) -> list[str]:
+    """What the latest run of a setup shows, in sentences computed from it."""
+    out: list[str] = []
+    setup = f"{run['workers']} workers, {run['connections']:,}"
+    gcs = run["connect"].get("gc")
+    if gcs:
+        full = [gc["count"][2] for gc in gcs]
+        gc_s = sum(sum(gc["ms"]) for gc in gcs) / 1e3
+        full_s = sum(gc["ms"][2] for gc in gcs) / 1e3
+        fulls = f"{min(full)}" if min(full) == max(full) else f"{min(full)} to {max(full)}"
+        cpu = run["connect"]["workers_cpu_s"]
+        out.append(
+            f"*{setup}:* while connecting, the workers spent {gc_s:.1f} s in garbage "
+            f"collection, {full_s:.1f} s of it in full collections ({fulls} per worker), "
+            f"out of {cpu:.1f} s of CPU in all"
+            + (
+                f" ({_pct(gc_s, cpu)})."
+                if run.get("gc_clock") == "cpu"
+                else " (this run timed the collections on the wall clock, waiting for a "
+                "core included, so the share is an upper bound)."
+            )
+            + " A full collection walks every object the worker holds, and one comes each "
+            "time the number of objects has grown by a quarter."
+        )
+    per_worker = run["broadcast"].get("workers") or []
+    if len(per_worker) > 1 and per_worker[0].get("last_ms") is not None:
+        others = [w["first_ms"] for w in per_worker[1:] if w.get("first_ms") is not None]
+        if others and min(others) >= per_worker[0]["last_ms"]:
+            out.append(
+                f"*{setup}:* the other workers' first clients got the broadcast at "
+                f"{min(others):,.0f} ms or later, after the triggered worker's last one "
+                f"({per_worker[0]['last_ms']:,.0f} ms): the hub hands the frame to Redis "
+                "from its writer task, which runs only once `broadcast()` has delivered to "
+                "the local connections and the handler has returned to the event loop."
+            )
+    return [line for sentence in out for line in (sentence, "")]
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "–"
+
+
+def _gc(delta: dict[str, Any] | None, wall: bool = False) -> str:
     """``3/1/0, 12 ms``: collections of each generation and their total time."""
     if not delta:
         return "–"
     counts = "/".join(str(count) for count in delta["count"])
-    return f"{counts}, {sum(delta['ms']):,.0f} ms"
+    return f"{counts}, {sum(delta['ms']):,.0f} ms" + (" *wall*" if wall else "")
 
 
 def render_redis(

@@ -12,7 +12,7 @@ those of ``/fanout`` (each joins the room ``fanout`` and then only reads). The r
 - ``GET /many/heap``: what this worker allocated since then and still holds, by the
   package of the code that allocated it, then stop tracing (which frees its tables);
 - ``GET /many/gc``: the garbage collections of this worker since it started, by
-  generation: how many, and their total time (a full collection walks every object,
+  generation: how many, and their CPU time (a full collection walks every object,
   and a worker holding tens of thousands of connections has millions).
 """
 
@@ -56,7 +56,8 @@ def package_of(filename: str) -> str:
 
 
 class Collections:
-    """``gc.callbacks``: the count and total duration of each generation's collections."""
+    """``gc.callbacks``: the count and total CPU time (this thread's, so time spent
+    waiting for a core is not counted) of each generation's collections."""
 
     def __init__(self) -> None:
         self.count = [0, 0, 0]
@@ -65,9 +66,9 @@ class Collections:
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.thread_time()
             return
-        took = time.perf_counter() - self._started
+        took = time.thread_time() - self._started
         generation = info["generation"]
         self.count[generation] += 1
         self.seconds[generation] += took
