@@ -676,7 +676,12 @@ def render_many(data: dict[str, Any]) -> list[str]:
         heap, broadcast = run.get("heap") or {}, run["broadcast"]
         exact = "exact" if counts.get("exact_after_s") is not None else "**not exact**"
         closed = run.get("closed", {})
-        empty = "0 after closing" if closed.get("empty_after_s") is not None else "**not 0**"
+        if "error" in closed:
+            empty = "closing not checked (budget spent)"
+        elif closed.get("empty_after_s") is not None:
+            empty = "0 after closing"
+        else:
+            empty = "**not 0** after closing"
         times = ", ".join(
             _num(broadcast.get(key), 0) for key in ("first_ms", "p50_ms", "p99_ms", "last_ms")
         )
@@ -691,6 +696,10 @@ def render_many(data: dict[str, Any]) -> list[str]:
             f"| {run['loadavg_before'][0]} / {run['loadavg_after'][0]} | {run['date']} |"
         )
     add("")
+    for run in runs:
+        if run.get("note"):
+            add(f"*{run['workers']} workers, {run['date']}:* {run['note']}")
+            add("")
     latest = {}
     for run in runs:  # the latest complete run of each configuration
         if "error" not in run and run["broadcast"].get("workers"):
@@ -802,6 +811,25 @@ def _many_reading(run: dict[str, Any]) -> list[str]:
             + " A full collection walks every object the worker holds, and one comes each "
             "time the number of objects has grown by a quarter."
         )
+    kernel, memory = run.get("kernel") or {}, run["memory"]
+    if "before" in kernel and "connected" in kernel:
+        before, after = kernel["before"], kernel["connected"]
+        sockets = after["tcp_inuse"] - before["tcp_inuse"]
+        slab = after["slab_kib"] - before["slab_kib"]
+        clients = run["counts"]["registry_total"]
+        redis = (memory["redis_rss_mib"] - memory["redis_rss_before_mib"]) * 2**20
+        if sockets > 0 and clients:
+            out.append(
+                f"*{setup}:* the kernel's slab memory grew by {slab / 1024:,.0f} MiB for "
+                f"{sockets:,} more TCP sockets (both ends of each connection are on this "
+                f"machine), about {slab / sockets:.1f} KiB per socket (a machine-wide "
+                "figure: other processes move it too); the TCP buffer memory "
+                f"(`net.ipv4.tcp_mem`) went from {before['tcp_mem_pages']:,} to "
+                f"{after['tcp_mem_pages']:,} pages (other processes' traffic: an idle socket "
+                "holds no buffered data). redis-server "
+                f"grew by {redis / 2**20:,.0f} MiB, {redis / clients:,.0f} bytes per "
+                "connection (presence: the connection and its room)."
+            )
     per_worker = run["broadcast"].get("workers") or []
     if len(per_worker) > 1 and per_worker[0].get("last_ms") is not None:
         others = [w["first_ms"] for w in per_worker[1:] if w.get("first_ms") is not None]
