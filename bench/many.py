@@ -5,28 +5,31 @@
 1. starts a ``redis-server`` (as ``run.py`` does) and ``--workers`` processes of
    ``bocadillo run bench.apps.many_app:app``, each on its own pre-bound loopback port,
    all with their hub on that Redis; records each worker's RSS (``VmRSS``);
-2. with ``--heap`` (the default), starts ``tracemalloc`` in the first worker;
-3. starts ``--generators`` load processes (``python -m bench.many generate``), each
+2. starts ``--generators`` load processes (``python -m bench.many generate``), each
    under the per-process open-file limit: client *j* connects to ``/fanout`` on worker
    *j* mod W, from source address ``127.0.0.(2 + j mod 253)`` (so the ephemeral ports of
    one source address are not the limit), ``--concurrency`` handshakes at a time per
    generator;
+3. with ``--heap`` (the default), a first wave of ``--heap-sample`` clients per worker
+   with ``tracemalloc`` on in the first worker, whose heap is then read by package
+   (``/many/heap``, which stops tracing); then the other clients;
 4. once all are connected: waits (bounded) until the counts are exact: each worker's
    registry (``/hub-stats``), the connections across workers (``hub.global_count()``)
    and the members of the room ``fanout`` (``hub.global_members``), all equal to the
-   clients connected, with nothing queued for Redis; then reads the first worker's heap
-   by package (``/many/heap``, which stops tracing) and every worker's RSS again;
+   clients connected, with nothing queued for Redis; then reads every worker's RSS
+   again and the kernel's figures;
 5. sends one ``POST /broadcast-all`` to the first worker (it delivers to its own clients
    and publishes once through Redis for the others), and each generator timestamps each
    client's frame on the machine's monotonic clock, which all processes share: time
-   from the trigger to the first client, p50, p99 and the last;
+   from the trigger to the first client, p50, p99 and the last, overall and per worker,
+   and each worker's garbage collections (``/many/gc``);
 6. closes every client (close frame 1000), checks that the counts fall back to 0, and
    stops everything it started, by PID.
 
 Every phase has a deadline, and the whole run a budget (``--budget``, 290 s by default).
 The result is printed as JSON and written to ``bench/results/raw/many-<W>x<N>.json``;
 with ``--publish`` it is kept in ``bench/results/many.json`` (the last two runs of each
-configuration) and rendered into the "Many idle connections" section of
+configuration) and rendered into the "100,000 idle connections" section of
 ``docs/benchmarks.md``.
 """
 

@@ -630,7 +630,7 @@ MANY_GOAL_KIB = 20
 def render_many(data: dict[str, Any]) -> list[str]:
     """The section of ``bench/many.py``'s runs (issue #19), between the markers."""
     runs = sorted(data["runs"], key=lambda run: (run["workers"], run["connections"]))
-    out = [MANY_START, "## Many idle connections", ""]
+    out = [MANY_START, "## 100,000 idle connections", ""]
     add = out.append
     add(
         "Issue #19's benchmark, from `bench/many.py` (run separately from `make bench`: "
