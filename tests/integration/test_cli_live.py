@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
@@ -27,74 +22,25 @@ from bocadillo import App
 from bocadillo.cli import FD_MARGIN, build_parser, uvicorn_options
 from bocadillo.errors import ConfigurationError
 from tests.integration.test_body_limit_live import rss_kib
+from tests.uvicorn_process import BOCADILLO, ROOT, BocadilloRun, bocadillo_run
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 KiB = 1024
-BOCADILLO = Path(sys.executable).with_name("bocadillo")
 
 
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-
-def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> BocadilloRun:
     """``bocadillo run tests.integration.cli_app:app --fd N`` on a socket bound here."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    log = tmp_path / "server.log"
-    environ = {**os.environ, **(env or {})}
-    environ.pop("PYTHONASYNCIODEBUG", None)
-    with sock, open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(BOCADILLO), "run", "tests.integration.cli_app:app"]
-            + ["--fd", str(sock.fileno()), *args],
-            cwd=ROOT,
-            env=environ,
-            pass_fds=[sock.fileno()],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        served = Served(process, sock.getsockname()[1], log)
-    deadline = time.monotonic() + 30
-    while "Application startup complete" not in log.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(served)
-            raise AssertionError(f"bocadillo run did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return served
-
-
-def stop(served: Served) -> None:
-    if served.process.poll() is None:
-        served.process.send_signal(signal.SIGTERM)
-        try:
-            served.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            served.process.kill()
-            served.process.wait(timeout=10)
+    return bocadillo_run("tests.integration.cli_app:app", tmp_path / "server.log", *args, env=env)
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Served]:
+def server(tmp_path) -> Iterator[BocadilloRun]:
     served = serve(tmp_path)
     try:
         yield served
     finally:
-        stop(served)
+        served.stop()
 
 
 @pytest.mark.anyio
@@ -208,7 +154,7 @@ def test_run_trusts_the_proxies_it_is_told_to(tmp_path):
                 "/client", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
             )
     finally:
-        stop(served)
+        served.stop()
     assert forwarded.json() == {"host": "203.0.113.9", "scheme": "https"}
 
 
@@ -218,7 +164,7 @@ def test_run_serves_with_workers(tmp_path):
         with httpx.Client(base_url=served.url) as client:
             answers = [client.get("/client").json() for _ in range(4)]
     finally:
-        stop(served)
+        served.stop()
     assert answers == [{"host": "127.0.0.1", "scheme": "http"}] * 4
 
 
