@@ -485,7 +485,7 @@ class RedisBackend(HubBackend):
         self._frames_queued += 1
         self._enqueue(Publication(room, frame, size, max(int(ttl * 1000), 1)))
 
-    async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
+    async def read_history(self, room: str, since: int, ttl: float, size: int) -> HistoryRead:
         ttl_ms = max(int(ttl * 1000), 1)
         reply: list[Any] = await self._query(
             lambda c: self._read_script(
