@@ -49,6 +49,11 @@ RESUME_LABELS = REDIS_LABELS
 MANY_RESULTS = ROOT / "bench" / "results" / "many.json"
 MANY_START = "<!-- many:start -->"
 MANY_END = "<!-- many:end -->"
+#: ``bench/rooms.py``'s sustained-rate runs, rendered after them between their own markers
+#: (``rooms.py --publish`` rewrites only that part).
+ROOMS_RESULTS = ROOT / "bench" / "results" / "rooms.json"
+ROOMS_START = "<!-- rooms:start -->"
+ROOMS_END = "<!-- rooms:end -->"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 TIMED_OUT = "timed out"
@@ -619,7 +624,125 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
         add("")
     if MANY_RESULTS.exists():
         out += render_many(json.loads(MANY_RESULTS.read_text()))
+    if ROOMS_RESULTS.exists():
+        out += ["", *render_rooms(json.loads(ROOMS_RESULTS.read_text()))]
     return "\n".join(out)
+
+
+#: Issue #19: 4 workers deliver at least this many times what 1 worker delivers.
+ROOMS_GOAL = 1.8
+
+_PIN_TEXT = {
+    "spread": "worker *i* pinned to core *i* mod 2; redis-server and the load generator "
+    "on either core (the kernel places them)",
+    "split": "worker *i* pinned to core *i* mod 2; redis-server and the load generator on core 1",
+    "server-core": "every worker on core 0; redis-server and the load generator on core 1",
+}
+
+
+def render_rooms(data: dict[str, Any]) -> list[str]:
+    """The section of ``bench/rooms.py``'s sustained-rate runs (issue #19)."""
+    out = [ROOMS_START, "## Per-room fan-out on 1, 2 and 4 workers", ""]
+    add = out.append
+    add(
+        "The fan-out of many small rooms, from `bench/rooms.py` (run separately from `make "
+        "bench`: `bench/README.md` says how). W workers (`bench.serve` processes of the "
+        "bench's rooms app) with their hub on one `redis-server`; 1,000 rooms of 10 "
+        "clients (10,000 WebSockets from one picows process), all of a room's clients on "
+        "one worker (room *r* on worker *r* mod W), so a worker has members in 1,000/W "
+        "rooms. One client per room sends a `say` at a fixed rate; its worker broadcasts it "
+        "to the room (10 deliveries) and publishes it on the room's Redis channel. "
+        "Latency: from the sender's clock to each member's. Each configuration is stepped "
+        "up in per-room rate (2 s to settle, then a measured window) until a step delivers "
+        "less than the share of what it offered or its p99 passes the limit given below: "
+        "the *sustained* rate is the last step that passed. Every part's CPU is read over "
+        "the window (`/proc/PID/task/*/schedstat`, `getrusage`), and *others* is what the "
+        "rest of the machine used (`/proc/stat` busy time minus those): the machine is "
+        "shared with other jobs."
+    )
+    add("")
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for run in data["runs"]:
+        groups.setdefault((run["pin"], run.get("quota") or 0.0), []).append(run)
+    for (pin, quota), runs in groups.items():
+        out += _rooms_group(pin, quota, runs)
+    add(ROOMS_END)
+    return out
+
+
+def _rooms_group(pin: str, quota: float, runs: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    add = out.append
+    first = runs[0]
+    limit = f"p99 over {first['p99_limit_ms']:g} ms or under {first['min_delivery']:.0%} delivered"
+    held = (
+        f"; each worker held to {quota:.0%} of a core by a CPU quota (a cgroup), "
+        "as if each had a core of that size"
+        if quota
+        else ""
+    )
+    dates = sorted({run["date"] for run in runs})
+    loads = [run["loadavg_before"][0] for run in runs] + [run["loadavg_after"][0] for run in runs]
+    add(
+        f"**{_PIN_TEXT.get(pin, pin)}{held}.** A step fails at {limit}. "
+        f"{len(runs)} runs, {dates[0]} to {dates[-1]}, commit {first['commit']}, load "
+        f"average {min(loads):g} to {max(loads):g}. Median over the repetitions of each "
+        "worker count (the run with the median delivered rate is shown):"
+    )
+    add("")
+    add(
+        "| workers | sustained per room /s | delivered /s (each run) | vs 1 worker | p50 ms "
+        "| p99 ms | from Redis per worker KB/s | frames from Redis per worker, share of the "
+        "publications | CPU %: workers, redis, load gen, others | CPU µs per delivery: "
+        "workers, load gen |"
+    )
+    add("| ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- | --- |")
+    by_workers: dict[int, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_workers.setdefault(run["workers"], []).append(run)
+    base: float | None = None
+    for workers in sorted(by_workers):
+        tried = by_workers[workers]
+        rates = [
+            run["sustained"]["delivered_per_s"] if run.get("sustained") else 0 for run in tried
+        ]
+        ordered = sorted(zip(rates, range(len(tried)), strict=True))
+        rate, index = ordered[(len(ordered) - 1) // 2]
+        step = tried[index].get("sustained")
+        if workers == 1:
+            base = rate
+        each = ", ".join(f"{value:,}" for value in rates)
+        if not step:
+            add(f"| {workers} | none | {each} | | | | | | | |")
+            continue
+        per = step["per_worker"]
+        publications = step["offered_per_s"] / first["clients_per_room"]
+        shares = ", ".join(f"{w['frames_from_redis_per_s'] / publications:.2f}" for w in per)
+        cost = step["cpu_us_per_delivery"]
+        add(
+            f"| {workers} | {step['rate']:g} | {rate:,} ({each}) "
+            f"| {_ratio(ratio(rate, base))} | {_num(step['p50_ms'], 1)} "
+            f"| {_num(step['p99_ms'], 1)} "
+            f"| {', '.join(str(round(w['bytes_from_redis_per_s'] / 1000)) for w in per)} "
+            f"| {shares} "
+            f"| {step['workers_cpu_pct']:g}, {step['redis_cpu_pct']:g}, "
+            f"{step['load_cpu_pct']:g}, {step['others_cpu_pct']:g} "
+            f"| {cost['workers']:g}, {cost['load']:g} |"
+        )
+    add("")
+    four = [r for w, rs in by_workers.items() if w == 4 for r in rs]
+    if base and four:
+        values = sorted(
+            r["sustained"]["delivered_per_s"] if r.get("sustained") else 0 for r in four
+        )
+        got = values[(len(values) - 1) // 2] / base
+        status = "met" if got >= ROOMS_GOAL else "**missed**"
+        add(
+            f"Goal: 4 workers deliver at least {ROOMS_GOAL}× what 1 worker does: "
+            f"{got:.2f}×, {status}."
+        )
+        add("")
+    return out
 
 
 #: Issue #19: server RSS per idle connection, uvicorn included, under 20 KB (compared in

@@ -32,8 +32,10 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import datetime
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -44,11 +46,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from . import report
 from .run import ROOT, RedisServer, log, server_env
 
 APP = "bench.apps.rooms_app:app"
 STATS_PATH = "/hub-stats"
 RAW = ROOT / "bench" / "results" / "raw"
+ROOMS_RESULTS = report.ROOMS_RESULTS
 
 
 # The harness --------------------------------------------------------------------------------
@@ -108,18 +112,63 @@ class Worker:
 
 
 def cores(pin: str, workers: int) -> tuple[list[str], str]:
-    """The core of each worker, and the core of redis-server and the load generator."""
+    """The cores of each worker, and those of redis-server and the load generator."""
     if pin == "server-core":
         return ["0"] * workers, "1"
+    if pin == "spread":
+        return [str(i % 2) for i in range(workers)], "0,1"
     return [str(i % 2) for i in range(workers)], "1"
+
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+
+
+class Quota:
+    """A cgroup (v1 ``cpu`` controller) holding one worker to ``share`` of a core: a CFS
+    quota of ``share`` × 10 ms per 10 ms period (short, so that a worker that has used
+    its quota waits at most a few milliseconds). Removed in ``stop()``."""
+
+    def __init__(self, pid: int, share: float) -> None:
+        if not (CGROUP_CPU / "cpu.cfs_quota_us").exists():
+            raise RuntimeError(f"--quota needs the cgroup v1 cpu controller at {CGROUP_CPU}")
+        self.path = CGROUP_CPU / f"bocadillo-bench-rooms-{pid}"
+        self.path.mkdir()
+        (self.path / "cpu.cfs_period_us").write_text("10000")
+        (self.path / "cpu.cfs_quota_us").write_text(str(round(share * 10000)))
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def stop(self) -> None:
+        # The worker has exited (or is moved back to the root group first).
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            (CGROUP_CPU / "cgroup.procs").write_text(pid)
+        self.path.rmdir()
 
 
 def run_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     """One measurement with ``workers`` workers on a fresh redis-server."""
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_before": [round(value, 2) for value in os.getloadavg()],
+    }
+    result.update(measure_case(args, workers))
+    result["loadavg_after"] = [round(value, 2) for value in os.getloadavg()]
+    return result
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    return done.stdout.strip() or "?"
+
+
+def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     RAW.mkdir(parents=True, exist_ok=True)
     worker_cores, load_core = cores(args.pin, workers)
     redis = RedisServer(RAW / "rooms-redis")
+    subprocess.run(["taskset", "-pc", load_core, str(redis.pid)], capture_output=True, check=True)
     started: list[Worker] = []
+    quotas: list[Quota] = []
     try:
         env = {
             "BOCADILLO_HUB_URL": redis.url,
@@ -130,12 +179,16 @@ def run_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             started.append(Worker(core, env, RAW / "servers-rooms.log"))
         for worker in started:
             worker.wait_ready()
+            if args.quota:
+                quotas.append(Quota(worker.pid, args.quota))
         command = ["taskset", "-c", load_core, sys.executable, "-m", "bench.rooms", "load"]
         command += ["--ports", *(str(w.port) for w in started)]
         command += ["--pids", *(str(w.pid) for w in started)]
         command += ["--redis-port", str(redis.port), "--redis-pid", str(redis.pid)]
-        for name in ("rooms", "clients", "rate", "duration", "warmup", "placement"):
+        for name in ("rooms", "clients", "duration", "warmup", "placement", "retries"):
             command += [f"--{name}", str(getattr(args, name))]
+        command += ["--rate", *(str(rate) for rate in args.rate)]
+        command += ["--p99-limit", str(args.p99_limit), "--min-delivery", str(args.min_delivery)]
         done = subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout, check=False
         )
@@ -146,29 +199,43 @@ def run_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         result["workers"] = workers
         result["cores"] = worker_cores
         result["load_core"] = load_core
+        result["pin"] = args.pin
+        result["quota"] = args.quota
+        result["commit"] = commit()
         return result
     except subprocess.TimeoutExpired:
         return {"workers": workers, "error": f"timed out after {args.timeout} s"}
     finally:
         for worker in started:
             worker.stop()
+        for quota in quotas:
+            quota.stop()
         redis.stop()
+
+
+def show_step(step: dict[str, Any]) -> str:
+    per = step["per_worker"]
+    return (
+        f"  rate {step['rate']}/room/s: {'ok  ' if step['ok'] else 'FAIL'} "
+        f"delivered={step['delivered_per_s']:,.0f}/s of {step['offered_per_s']:,.0f} "
+        f"p50={step['p50_ms']} p99={step['p99_ms']} ms "
+        f"from Redis KB/s {[round(w['bytes_from_redis_per_s'] / 1000) for w in per]} "
+        f"cpu% workers {[w['cpu_pct'] for w in per]} redis {step['redis_cpu_pct']} "
+        f"load {step['load_cpu_pct']} others {step['others_cpu_pct']}"
+    )
 
 
 def show(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"workers={result['workers']}: ERROR {result['error']}"
-    per = result["per_worker"]
-    frames = [w["frames_from_redis"] for w in per]
-    return (
-        f"workers={result['workers']} cores={','.join(result['cores'])} "
-        f"delivered={result['delivered_per_s']:,.0f}/s of {result['offered_per_s']:,.0f} "
-        f"p50={result['p50_ms']} ms p99={result['p99_ms']} ms "
-        f"from Redis per worker: {[w['bytes_from_redis_per_s'] for w in per]} B/s, "
-        f"frames {frames} "
-        f"cpu% workers {[w['cpu_pct'] for w in per]} redis {result['redis_cpu_pct']} "
-        f"load {result['load_cpu_pct']}"
+    lines = [f"workers={result['workers']} cores={','.join(result['cores'])}"]
+    lines += [show_step(step) for step in result["steps"]]
+    best = result.get("sustained")
+    lines.append(
+        "  sustained: "
+        + (f"{best['delivered_per_s']:,}/s at {best['rate']}/room/s" if best else "none")
     )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,9 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--reps", type=int, default=1, help="repetitions (order alternates)")
     add_load_options(parser)
-    parser.add_argument("--pin", choices=("split", "server-core"), default="split")
+    parser.add_argument("--pin", choices=("split", "spread", "server-core"), default="split")
+    parser.add_argument(
+        "--quota",
+        type=float,
+        default=0.0,
+        help="hold each worker to this share of a core (a cgroup CPU quota; 0: none)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="per measurement")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="keep the runs in bench/results/rooms.json and docs/benchmarks.md",
+    )
     args = parser.parse_args(argv)
     results = []
     for rep in range(args.reps):
@@ -194,13 +272,62 @@ def main(argv: list[str] | None = None) -> int:
             print(show(result), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
-    return 0 if all("error" not in r for r in results) else 1
+    failed = [r for r in results if "error" in r]
+    if args.publish and not failed:
+        publish(keep(results))
+        log(f"kept in {ROOMS_RESULTS.relative_to(ROOT)}; docs/benchmarks.md updated")
+    return 0 if not failed else 1
+
+
+def keep(results: list[dict[str, Any]], path: Path = ROOMS_RESULTS) -> dict[str, Any]:
+    """Put ``results`` in ``rooms.json`` in place of the runs with the same pinning and
+    quota (the runs of one invocation are compared with each other)."""
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    groups = {(r["pin"], r["quota"]) for r in results}
+    data["runs"] = [r for r in data["runs"] if (r["pin"], r["quota"]) not in groups] + results
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+def publish(data: dict[str, Any], docs: Path = ROOT / "docs" / "benchmarks.md") -> None:
+    """Replace the section between the rooms markers in ``docs/benchmarks.md`` (or add
+    it after the many-connection section)."""
+    section = "\n".join(report.render_rooms(data))
+    text = docs.read_text() if docs.exists() else ""
+    start, end = text.find(report.ROOMS_START), text.find(report.ROOMS_END)
+    if start >= 0 and end > start:
+        text = text[:start] + section + text[end + len(report.ROOMS_END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    docs.write_text(text)
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rooms", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=10, help="clients per room")
-    parser.add_argument("--rate", type=float, default=2.0, help="publications per room per s")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=[2.0],
+        help="publications per room per s; several: stepped up, until a step fails",
+    )
+    parser.add_argument(
+        "--p99-limit", type=float, default=100.0, help="ms: a step whose p99 passes it fails"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="measure a failed step again this many times before stopping (a burst of "
+        "other work on a shared machine fails a step without a backlog)",
+    )
+    parser.add_argument(
+        "--min-delivery",
+        type=float,
+        default=0.98,
+        help="a step delivering less than this share of what it offered fails",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--placement", choices=("room", "spread"), default="room")
@@ -271,6 +398,7 @@ class Run:
         self.latencies: array.array[float] = array.array("d")
         self.joined = 0
         self.bad = 0
+        self.sent = 0
 
 
 def load_main(argv: list[str]) -> int:
@@ -350,44 +478,95 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
     ]
     pad = "x" * 40
     stop = asyncio.Event()
+    rate = [args.rate[0]]  # the current step's publications per room per second
 
     async def publish() -> None:
         """Every room ``rate`` times a second, spread over 10 ms ticks."""
-        per_tick = args.rate * args.rooms / 100
         owed = 0.0
         room = 0
         tick = monotonic()
         while not stop.is_set():
-            owed += per_tick
+            owed += rate[0] * args.rooms / 100
             while owed >= 1:
                 owed -= 1
                 data = f'{{"type":"say","data":{{"r":"r{room}","t":{monotonic()!r},"p":"{pad}"}}}}'
                 senders[room].send(WSMsgType.TEXT, data.encode())
+                run.sent += 1
                 room = (room + 1) % args.rooms
             tick += 0.01
             await asyncio.sleep(max(0.0, tick - monotonic()))
 
     publisher = asyncio.get_running_loop().create_task(publish())
-    await asyncio.sleep(args.warmup)
-    before_stats = [hub_stats(port) for port in args.ports]
-    before_bytes = bytes_from_redis(args.redis_port)
-    before_cpu = [schedstat_seconds(pid) for pid in args.pids]
-    before_redis = schedstat_seconds(args.redis_pid)
+    steps = []
+    try:
+        for step_rate in args.rate:
+            rate[0] = step_rate
+            for attempt in range(1 + args.retries):
+                await asyncio.sleep(args.warmup)
+                step = await measure(args, run, step_rate)
+                step["attempt"] = attempt + 1
+                steps.append(step)
+                if step["ok"]:
+                    break
+            if not step["ok"]:
+                break
+    finally:
+        stop.set()
+        await publisher
+        for transport, _ in connections:
+            transport.disconnect()
+    passed = [step for step in steps if step["ok"]]
+    return {
+        "rooms": args.rooms,
+        "clients_per_room": args.clients,
+        "placement": args.placement,
+        "p99_limit_ms": args.p99_limit,
+        "min_delivery": args.min_delivery,
+        "steps": steps,
+        "sustained": passed[-1] if passed else None,
+    }
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (``/proc/stat``)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, Any]:
+    """One window of ``--duration`` seconds at ``rate``: deliveries, latency, and what
+    each part (workers, redis-server, this process, everything else) spent."""
+    import resource
+
+    monotonic = time.monotonic
+
+    def probe() -> tuple[list[dict[str, Any]], dict[int, int], float, list[float], float]:
+        # In a thread: ``ss`` walks every process's descriptors, which takes a while with
+        # 10,000 sockets, and the event loop must go on reading meanwhile.
+        stats = [hub_stats(port) for port in args.ports]
+        at = monotonic()
+        received = bytes_from_redis(args.redis_port)
+        cpu = [schedstat_seconds(pid) for pid in args.pids]
+        return stats, received, at, cpu, schedstat_seconds(args.redis_pid)
+
+    before_stats, before_bytes, before_at, before_cpu, before_redis = await asyncio.to_thread(probe)
     before_usage = resource.getrusage(resource.RUSAGE_SELF)
+    before_busy = machine_busy_seconds()
+    run.latencies = array.array("d")
+    run.delivered = 0
+    sent = run.sent
     started = monotonic()
     run.recording = True
     await asyncio.sleep(args.duration)
     run.recording = False
     wall = monotonic() - started
+    sent = run.sent - sent
+    after_busy = machine_busy_seconds()
     after_usage = resource.getrusage(resource.RUSAGE_SELF)
-    after_redis = schedstat_seconds(args.redis_pid)
-    after_cpu = [schedstat_seconds(pid) for pid in args.pids]
-    after_bytes = bytes_from_redis(args.redis_port)
-    after_stats = [hub_stats(port) for port in args.ports]
-    stop.set()
-    await publisher
-    for transport, _ in connections:
-        transport.disconnect()
+    after_stats, after_bytes, after_at, after_cpu, after_redis = await asyncio.to_thread(probe)
+    probed = after_at - before_at  # the window of the byte counts and CPU times
 
     per_worker = []
     for index, pid in enumerate(args.pids):
@@ -400,10 +579,11 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
         received = after_bytes.get(pid, 0) - before_bytes.get(pid, 0)
         per_worker.append(
             {
-                "bytes_from_redis_per_s": round(received / wall),
+                "bytes_from_redis_per_s": round(received / probed),
                 "frames_from_redis": frames,
-                "frames_from_redis_per_s": round(frames / wall),
-                "cpu_pct": round(100 * (after_cpu[index] - before_cpu[index]) / wall, 1),
+                "frames_from_redis_per_s": round(frames / probed),
+                "cpu_s": round(after_cpu[index] - before_cpu[index], 3),
+                "cpu_pct": round(100 * (after_cpu[index] - before_cpu[index]) / probed, 1),
                 "rooms_subscribed": backend_after.get("rooms_subscribed"),
                 "publish_failed": backend_after.get("publish_failed", 0)
                 - backend_before.get("publish_failed", 0),
@@ -415,21 +595,38 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
     own = (after_usage.ru_utime + after_usage.ru_stime) - (
         before_usage.ru_utime + before_usage.ru_stime
     )
+    # CPU as cores busy: the workers' and redis-server's over the probes' window, this
+    # process's and the machine's over the measured one (the same seconds, give or take
+    # the probes' own time).
+    workers_cpu = sum(w["cpu_s"] for w in per_worker) / probed
+    redis_cpu = (after_redis - before_redis) / probed
+    load_cpu = own / wall
+    others = (after_busy - before_busy) / wall - workers_cpu - redis_cpu - load_cpu
+    offered = sent * args.clients / wall
+    delivered = run.delivered / wall
+    p99 = percentile(run.latencies, 99)
+    ok = delivered >= args.min_delivery * offered and p99 is not None and p99 <= args.p99_limit
+    per_delivery = 1e6 / max(1.0, delivered)
     return {
-        "rooms": args.rooms,
-        "clients_per_room": args.clients,
-        "rate": args.rate,
-        "placement": args.placement,
+        "rate": rate,
+        "ok": ok,
         "seconds": round(wall, 2),
-        "offered_per_s": args.rate * args.rooms * args.clients,
-        "delivered_per_s": round(run.delivered / wall),
+        "offered_per_s": round(offered),
+        "delivered_per_s": round(delivered),
         "p50_ms": percentile(run.latencies, 50),
-        "p99_ms": percentile(run.latencies, 99),
+        "p99_ms": p99,
         "max_ms": percentile(run.latencies, 100),
         "bad_frames": run.bad,
         "per_worker": per_worker,
-        "redis_cpu_pct": round(100 * (after_redis - before_redis) / wall, 1),
-        "load_cpu_pct": round(100 * own / wall, 1),
+        "workers_cpu_pct": round(100 * workers_cpu, 1),
+        "redis_cpu_pct": round(100 * redis_cpu, 1),
+        "load_cpu_pct": round(100 * load_cpu, 1),
+        "others_cpu_pct": round(100 * others, 1),
+        "cpu_us_per_delivery": {
+            "workers": round(workers_cpu * per_delivery, 1),
+            "redis": round(redis_cpu * per_delivery, 1),
+            "load": round(load_cpu * per_delivery, 1),
+        },
     }
 
 
