@@ -634,7 +634,7 @@ ROOMS_GOAL = 1.8
 
 _PIN_TEXT = {
     "spread": "worker *i* pinned to core *i* mod 2; redis-server and the load generator "
-    "on either core (the kernel places them)",
+    "free to run on either core (the kernel places them)",
     "split": "worker *i* pinned to core *i* mod 2; redis-server and the load generator on core 1",
     "server-core": "every worker on core 0; redis-server and the load generator on core 1",
 }
@@ -661,16 +661,51 @@ def render_rooms(data: dict[str, Any]) -> list[str]:
         "shared with other jobs."
     )
     add("")
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
     for run in data["runs"]:
-        groups.setdefault((run["pin"], run.get("quota") or 0.0), []).append(run)
-    for (pin, quota), runs in groups.items():
-        out += _rooms_group(pin, quota, runs)
+        key = (run["pin"], run.get("quota") or 0.0, run.get("broker", "redis"))
+        groups.setdefault(key, []).append(run)
+    for (pin, quota, broker), runs in sorted(groups.items(), key=lambda item: item[0]):
+        out += _rooms_group(pin, quota, broker, runs)
+    for (pin, quota, broker), runs in groups.items():
+        single = groups.get((pin, quota, "redis"))
+        if broker != "cluster" or not single:
+            continue
+        pairs = []
+        for workers in sorted({run["workers"] for run in runs}):
+            on_cluster = _rooms_median(runs, workers)
+            on_single = _rooms_median(single, workers)
+            if on_cluster is not None and on_single:
+                pairs.append(f"{workers} workers {on_cluster / on_single:.2f}×")
+        if pairs:
+            worst = min(float(pair.split()[-1].rstrip("×")) for pair in pairs)
+            status = "met" if worst >= CLUSTER_GOAL else "**missed**"
+            add(
+                f"Goal: on a Redis Cluster of 3 masters, at least {CLUSTER_GOAL}× the sustained "
+                f"delivery on one redis-server ({_PIN_NAME.get(pin, pin)}"
+                + (f", quota {quota:g}" if quota else "")
+                + f"): {', '.join(pairs)}; {status}."
+            )
+            add("")
     add(ROOMS_END)
     return out
 
 
-def _rooms_group(pin: str, quota: float, runs: list[dict[str, Any]]) -> list[str]:
+#: Issue #19: a Redis Cluster delivers at least this share of what one redis-server does.
+CLUSTER_GOAL = 0.9
+_PIN_NAME = {"spread": "workers spread", "split": "split", "server-core": "workers on core 0"}
+
+
+def _rooms_median(runs: list[dict[str, Any]], workers: int) -> float | None:
+    rates = sorted(
+        run["sustained"]["delivered_per_s"] if run.get("sustained") else 0
+        for run in runs
+        if run["workers"] == workers
+    )
+    return rates[(len(rates) - 1) // 2] if rates else None
+
+
+def _rooms_group(pin: str, quota: float, broker: str, runs: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     add = out.append
     first = runs[0]
@@ -683,11 +718,17 @@ def _rooms_group(pin: str, quota: float, runs: list[dict[str, Any]]) -> list[str
     )
     dates = sorted({run["date"] for run in runs})
     loads = [run["loadavg_before"][0] for run in runs] + [run["loadavg_after"][0] for run in runs]
+    where = (
+        "On a Redis Cluster of 3 masters (no replicas, `redis+cluster://`); "
+        if broker == "cluster"
+        else "On one redis-server; "
+    )
     add(
-        f"**{_PIN_TEXT.get(pin, pin)}{held}.** A step fails at {limit}. "
+        f"**{where}{_PIN_TEXT.get(pin, pin)}{held}.** A step fails at {limit}. "
         f"{len(runs)} runs, {dates[0]} to {dates[-1]}, commit {first['commit']}, load "
-        f"average {min(loads):g} to {max(loads):g}. Median over the repetitions of each "
-        "worker count (the run with the median delivered rate is shown):"
+        f"average {min(loads):g} to {max(loads):g}. Delivered: the median over the "
+        "repetitions of each worker count (of two, the lower), each run's in brackets; the "
+        "other columns are that run's sustained step:"
     )
     add("")
     add(
@@ -730,6 +771,39 @@ def _rooms_group(pin: str, quota: float, runs: list[dict[str, Any]]) -> list[str
             f"| {cost['workers']:g}, {cost['load']:g} |"
         )
     add("")
+    steps = [run["sustained"] for run in runs if run.get("sustained")]
+    if steps:
+        worker_us = _median([step["cpu_us_per_delivery"]["workers"] for step in steps])
+        load_us = _median([step["cpu_us_per_delivery"]["load"] for step in steps])
+        redis_us = _median([step["cpu_us_per_delivery"]["redis"] for step in steps])
+        others = _median([step["others_cpu_pct"] for step in steps])
+        assert worker_us and load_us and redis_us is not None and others is not None
+        whole = worker_us + load_us + redis_us
+        one = (quota or 1.0) * 1e6 / worker_us
+        cores = (
+            2.0 if not quota else min(2.0, 4 * quota + 4 * quota * (load_us + redis_us) / worker_us)
+        )
+        ceiling = min(cores * 1e6 / whole, 4 * one)
+        add(
+            f"**What limits it.** Over the sustained steps, a delivery cost the workers "
+            f"{worker_us:.0f} µs of CPU (median), the load generator {load_us:.0f} µs and "
+            f"redis-server {redis_us:.1f} µs: {whole:.0f} µs in all. One worker can then "
+            f"deliver at most {one:,.0f}/s ({'its quota' if quota else 'one core'} ÷ its "
+            f"cost), and four at most {ceiling:,.0f}/s "
+            + (
+                f"(four quotas, if the load generator and redis-server get the "
+                f"{4 * quota * (load_us + redis_us) / worker_us:.2f} of a core they need "
+                "beside them)"
+                if quota
+                else "(both cores ÷ the whole cost, since the load generator and "
+                "redis-server share them)"
+            )
+            + f": {ceiling / one:.2f}× at best"
+            + ("" if quota else " on this machine with nothing else running")
+            + ". "
+            f"Other jobs used a median {others:.0f}% of a core during those steps."
+        )
+        add("")
     four = [r for w, rs in by_workers.items() if w == 4 for r in rs]
     if base and four:
         values = sorted(

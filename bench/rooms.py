@@ -37,10 +37,13 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -111,6 +114,42 @@ class Worker:
         self._log.close()
 
 
+class Broker:
+    """One fresh ``redis-server``, or with ``cluster`` a Redis Cluster of 3 masters
+    without replicas (``tests/redis_cluster.py``'s harness, on reserved loopback ports);
+    ``stop()`` stops every process of it."""
+
+    def __init__(self, cluster: bool) -> None:
+        self._workdir: Path | None = None
+        if not cluster:
+            self._single: RedisServer | None = RedisServer(RAW / "rooms-redis")
+            self.url = self._single.url
+            self.ports = [self._single.port]
+            self.pids = [self._single.pid]
+            return
+        from tests.redis_cluster import LocalRedisCluster
+
+        self._single = None
+        self._workdir = Path(tempfile.mkdtemp(prefix="rooms-cluster-", dir=RAW))
+        self._cluster = LocalRedisCluster(self._workdir, masters=3, replicas=0)
+        try:
+            self._cluster.start()
+        except BaseException:
+            self._cluster.close()
+            raise
+        self.url = self._cluster.url
+        self.ports = [node.port for node in self._cluster.nodes]
+        self.pids = [node.process.pid for node in self._cluster.nodes if node.process]
+
+    def stop(self) -> None:
+        if self._single is not None:
+            self._single.stop()
+            return
+        self._cluster.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
 def cores(pin: str, workers: int) -> tuple[list[str], str]:
     """The cores of each worker, and those of redis-server and the load generator."""
     if pin == "server-core":
@@ -138,7 +177,7 @@ class Quota:
         (self.path / "cgroup.procs").write_text(str(pid))
 
     def stop(self) -> None:
-        # The worker has exited (or is moved back to the root group first).
+        # Its processes go back to the root group, and the group is removed.
         for pid in (self.path / "cgroup.procs").read_text().split():
             (CGROUP_CPU / "cgroup.procs").write_text(pid)
         self.path.rmdir()
@@ -165,8 +204,9 @@ def commit() -> str:
 def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     RAW.mkdir(parents=True, exist_ok=True)
     worker_cores, load_core = cores(args.pin, workers)
-    redis = RedisServer(RAW / "rooms-redis")
-    subprocess.run(["taskset", "-pc", load_core, str(redis.pid)], capture_output=True, check=True)
+    redis = Broker(args.cluster)
+    for pid in redis.pids:
+        subprocess.run(["taskset", "-pc", load_core, str(pid)], capture_output=True, check=True)
     started: list[Worker] = []
     quotas: list[Quota] = []
     try:
@@ -179,37 +219,54 @@ def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             started.append(Worker(core, env, RAW / "servers-rooms.log"))
         for worker in started:
             worker.wait_ready()
-            if args.quota:
-                quotas.append(Quota(worker.pid, args.quota))
         command = ["taskset", "-c", load_core, sys.executable, "-m", "bench.rooms", "load"]
         command += ["--ports", *(str(w.port) for w in started)]
         command += ["--pids", *(str(w.pid) for w in started)]
-        command += ["--redis-port", str(redis.port), "--redis-pid", str(redis.pid)]
+        command += ["--redis-ports", *(str(port) for port in redis.ports)]
+        command += ["--redis-pids", *(str(pid) for pid in redis.pids)]
         for name in ("rooms", "clients", "duration", "warmup", "placement", "retries"):
             command += [f"--{name}", str(getattr(args, name))]
         command += ["--rate", *(str(rate) for rate in args.rate)]
         command += ["--p99-limit", str(args.p99_limit), "--min-delivery", str(args.min_delivery)]
-        done = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout, check=False
-        )
-        if done.returncode != 0:
-            tail = done.stderr.strip().splitlines()[-3:]
-            return {"workers": workers, "error": " | ".join(tail) or "?"}
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        stderr_path = RAW / "rooms-load.err"
+        with open(stderr_path, "wb") as stderr:
+            load = subprocess.Popen(
+                command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        # The load generator says "joined" once every client is in its room: the quotas
+        # start then (connecting 10,000 clients to throttled workers would take minutes).
+        timer = threading.Timer(args.timeout, load.kill)
+        timer.start()
+        try:
+            assert load.stdout is not None
+            lines = []
+            for line in load.stdout:
+                if line.strip() == "joined" and args.quota:
+                    quotas.extend(Quota(worker.pid, args.quota) for worker in started)
+                lines.append(line)
+            code = load.wait()
+        finally:
+            timer.cancel()
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        if code != 0:
+            tail = stderr_path.read_text().strip().splitlines()[-3:]
+            return {"workers": workers, "error": " | ".join(tail) or f"exit {code}"}
+        result: dict[str, Any] = json.loads(lines[-1])
         result["workers"] = workers
         result["cores"] = worker_cores
         result["load_core"] = load_core
         result["pin"] = args.pin
         result["quota"] = args.quota
+        result["broker"] = "cluster" if args.cluster else "redis"
         result["commit"] = commit()
         return result
-    except subprocess.TimeoutExpired:
-        return {"workers": workers, "error": f"timed out after {args.timeout} s"}
     finally:
-        for worker in started:
-            worker.stop()
         for quota in quotas:
             quota.stop()
+        for worker in started:
+            worker.stop()
         redis.stop()
 
 
@@ -248,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     add_load_options(parser)
     parser.add_argument("--pin", choices=("split", "spread", "server-core"), default="split")
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the hub on a Redis Cluster of 3 masters (redis+cluster://), not one redis-server",
+    )
+    parser.add_argument(
         "--quota",
         type=float,
         default=0.0,
@@ -283,8 +345,12 @@ def keep(results: list[dict[str, Any]], path: Path = ROOMS_RESULTS) -> dict[str,
     """Put ``results`` in ``rooms.json`` in place of the runs with the same pinning and
     quota (the runs of one invocation are compared with each other)."""
     data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"runs": []}
-    groups = {(r["pin"], r["quota"]) for r in results}
-    data["runs"] = [r for r in data["runs"] if (r["pin"], r["quota"]) not in groups] + results
+
+    def group(run: dict[str, Any]) -> tuple[str, float, str]:
+        return run["pin"], run["quota"], run.get("broker", "redis")
+
+    groups = {group(r) for r in results}
+    data["runs"] = [r for r in data["runs"] if group(r) not in groups] + results
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data
 
@@ -360,10 +426,14 @@ _SS_LINE = re.compile(r"pid=(\d+),")
 _SS_BYTES = re.compile(r"bytes_received:(\d+)")
 
 
-def bytes_from_redis(redis_port: int) -> dict[int, int]:
-    """Bytes each process has received on its connections to redis-server (``ss``)."""
+def bytes_from_redis(redis_ports: list[int]) -> dict[int, int]:
+    """Bytes each process has received on its connections to redis-server (``ss``), every
+    node of a cluster counted."""
+    where: list[str] = []
+    for port in redis_ports:
+        where += ["or", "dst", f"127.0.0.1:{port}"] if where else ["dst", f"127.0.0.1:{port}"]
     done = subprocess.run(
-        ["ss", "-tinpH", "state", "established", "dst", f"127.0.0.1:{redis_port}"],
+        ["ss", "-tinpH", "state", "established", *where],
         capture_output=True,
         text=True,
         check=True,
@@ -407,8 +477,8 @@ def load_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rooms load")
     parser.add_argument("--ports", type=int, nargs="+", required=True)
     parser.add_argument("--pids", type=int, nargs="+", required=True)
-    parser.add_argument("--redis-port", type=int, required=True)
-    parser.add_argument("--redis-pid", type=int, required=True)
+    parser.add_argument("--redis-ports", type=int, nargs="+", required=True)
+    parser.add_argument("--redis-pids", type=int, nargs="+", required=True)
     add_load_options(parser)
     args = parser.parse_args(argv)
     result = uvloop.run(load(args))
@@ -470,6 +540,7 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
         if monotonic() > deadline:
             raise RuntimeError(f"only {run.joined} of {len(connections)} clients joined")
         await asyncio.sleep(0.05)
+    print("joined", flush=True)
 
     # The sender of each room: its members in turn, so that with ``spread`` the senders
     # are on every worker.
@@ -547,9 +618,9 @@ async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, 
         # 10,000 sockets, and the event loop must go on reading meanwhile.
         stats = [hub_stats(port) for port in args.ports]
         at = monotonic()
-        received = bytes_from_redis(args.redis_port)
+        received = bytes_from_redis(args.redis_ports)
         cpu = [schedstat_seconds(pid) for pid in args.pids]
-        return stats, received, at, cpu, schedstat_seconds(args.redis_pid)
+        return stats, received, at, cpu, sum(map(schedstat_seconds, args.redis_pids))
 
     before_stats, before_bytes, before_at, before_cpu, before_redis = await asyncio.to_thread(probe)
     before_usage = resource.getrusage(resource.RUSAGE_SELF)
