@@ -7,14 +7,18 @@ whose keys share the channel's slot, and a replica taking over a killed master.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import MovedError
 
+from bocadillo.realtime.backends.redis_cluster import ShardedSubscriber
+from tests.live import eventually
 from tests.redis_cluster import SLOTS, LocalRedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.redis_cluster, pytest.mark.anyio]
@@ -125,3 +129,115 @@ def test_a_killed_master_is_replaced_by_its_replica_and_rejoins_as_a_replica(clu
     view = next(v for v in cluster.view() if v.port == killed.port)
     assert not view.is_master and view.master_id is not None
     assert cluster.problems() == []
+
+
+# The sharded subscriber ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def cluster_client(cluster) -> AsyncIterator[RedisCluster]:
+    client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in cluster.nodes])
+    _ = await client.initialize()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def subscriber(cluster_client) -> AsyncIterator[tuple[ShardedSubscriber, Inbox]]:
+    inbox = Inbox()
+    subscriber = ShardedSubscriber(cluster_client, inbox.put, check_interval=0.5)
+    await subscriber.start()
+    yield subscriber, inbox
+    await subscriber.stop()
+
+
+class Inbox:
+    """What a subscriber delivered: ``(channel, data)`` pairs, in order."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[bytes, bytes]] = []
+        self._changed = asyncio.Event()
+
+    def put(self, channel: bytes, data: bytes) -> None:
+        self.items.append((channel, data))
+        self._changed.set()
+
+    async def wait_for(self, count: int) -> list[tuple[bytes, bytes]]:
+        async def wait() -> None:
+            while len(self.items) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), WAIT)
+        return self.items
+
+
+def channels_on_every_master(cluster: LocalRedisCluster, per_master: int) -> list[bytes]:
+    """``per_master`` channels (in distinct slots) served by each master."""
+    found: dict[int, list[bytes]] = {port: [] for port in cluster.master_ports()}
+    for n in range(10_000):
+        channel = f"sub:{{{n}}}:room".encode()
+        port = cluster.owner(key_slot(channel)).port
+        if len(found[port]) < per_master:
+            found[port].append(channel)
+        if all(len(channels) == per_master for channels in found.values()):
+            return [channel for channels in found.values() for channel in channels]
+    raise AssertionError("not enough slots")
+
+
+async def test_the_subscriber_keeps_one_connection_per_master(cluster, cluster_client, subscriber):
+    sharded, inbox = subscriber
+    channels = channels_on_every_master(cluster, 2)
+    for channel in channels:
+        sharded.add(channel)
+    await sharded.wait_subscribed(channels, WAIT)
+    assert sharded.stats()["shard_links"] == 3
+
+    for channel in channels:
+        assert await cluster_client.spublish(channel, b"hello " + channel) == 1
+    received = await inbox.wait_for(len(channels))
+    assert sorted(received) == sorted((channel, b"hello " + channel) for channel in channels)
+
+    # A master left with no channel of this process: its connection is closed.
+    for channel in channels[:2]:
+        sharded.remove(channel)
+    await eventually(lambda: sharded.stats()["shard_links"] == 2)
+    assert await cluster_client.spublish(channels[0], b"gone") == 0
+    assert await cluster_client.spublish(channels[2], b"still") == 1
+    assert (await inbox.wait_for(len(channels) + 1))[-1] == (channels[2], b"still")
+
+
+async def test_the_subscriber_follows_a_moved_slot(cluster, cluster_client, subscriber):
+    sharded, inbox = subscriber
+    channel, neighbour = channels_on_every_master(cluster, 2)[:2]  # two slots, one master
+    sharded.add(channel)
+    sharded.add(neighbour)
+    await sharded.wait_subscribed([channel, neighbour], WAIT)
+
+    await asyncio.to_thread(cluster.move_slot, key_slot(channel))
+
+    await eventually(lambda: sharded.stats()["shard_moves"] == 1)
+    await sharded.wait_subscribed([channel, neighbour], WAIT)
+    assert sharded.stats()["shard_links"] == 2  # the old master keeps the neighbour
+    assert await cluster_client.spublish(channel, b"after") == 1
+    assert await cluster_client.spublish(neighbour, b"next door") == 1
+    assert sorted(await inbox.wait_for(2)) == [(channel, b"after"), (neighbour, b"next door")]
+
+
+async def test_the_subscriber_follows_a_failover(cluster, cluster_client, subscriber):
+    sharded, inbox = subscriber
+    channels = channels_on_every_master(cluster, 1)
+    for channel in channels:
+        sharded.add(channel)
+    await sharded.wait_subscribed(channels, WAIT)
+
+    killed, _ = await asyncio.to_thread(cluster.kill_master, key_slot(channels[0]))
+    try:
+        await sharded.wait_subscribed(channels, 30.0)
+        assert sharded.stats()["shard_links_lost"] == 1
+        assert sharded.stats()["shard_links"] == 3
+        for channel in channels:
+            assert await cluster_client.spublish(channel, b"after") == 1
+        assert sorted(await inbox.wait_for(3)) == sorted((ch, b"after") for ch in channels)
+    finally:
+        await asyncio.to_thread(cluster.restore, killed)
