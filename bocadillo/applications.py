@@ -254,6 +254,7 @@ class App(RouteRegistry):
                 "prefix": settings["hub_prefix"],
                 "heartbeat_ttl": float(settings["hub_heartbeat_ttl"]),
                 "publish_queue": int(settings["hub_publish_queue"]),
+                "partitions": settings["hub_partitions"],
             }
             rules = RoomRules(
                 RoomOptions(

@@ -57,10 +57,12 @@ DEFAULTS: dict[str, Any] = {
     "max_body_size": 1048576,
     # Real-time hub (see docs/realtime.md).
     "hub_backend": None,
-    # Shared (Redis, NATS) backend: key/channel prefix, heartbeat expiry, publish queue size.
+    # Shared (Redis, NATS) backend: key/channel prefix, heartbeat expiry, publish queue size,
+    # and (Redis) how many partitions rooms and connections are hashed into.
     "hub_prefix": "bocadillo",
     "hub_heartbeat_ttl": 15.0,
     "hub_publish_queue": 10000,
+    "hub_partitions": 128,
     "allowed_origins": None,
     "max_connections": None,
     # Safe defaults that a normal app never reaches and a flood does (docs/realtime.md,

@@ -91,7 +91,7 @@ _LABELED: tuple[tuple[str, str, str, str], ...] = (
     ),
 )
 #: Backend figures that are levels, not totals.
-_BACKEND_GAUGES = frozenset({"connected", "queued"})
+_BACKEND_GAUGES = frozenset({"connected", "queued", "rooms_subscribed"})
 
 
 def _client() -> Any:

@@ -64,13 +64,15 @@ class DisconnectFrame:
 @dataclass(frozen=True, slots=True)
 class RequestFrame:
     """Ask the connection ``conn_id`` wherever it lives (``hub.request``); the process
-    that has it answers with a ``ReplyFrame`` carrying ``request_id``."""
+    that has it answers with a ``ReplyFrame`` carrying ``request_id``, to the asking
+    process's ``node`` (to every process when it is ``None``)."""
 
     conn_id: str
     request_id: str
     type: str
     data: JSONValue = None
     timeout: float = 10.0
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ def encode_frame(frame: Frame) -> bytes:
             "timeout": frame.timeout,
             **_pack_data(frame.data),
         }
+        if frame.node is not None:
+            body["node"] = frame.node
     elif isinstance(frame, ReplyFrame):
         body = {"v": WIRE_VERSION, "op": "reply", "rid": frame.request_id}
         if frame.error is not None:
@@ -201,7 +205,9 @@ def decode_frame(raw: bytes) -> Frame:
             raise WireError("'type' must be a string")
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise WireError("'timeout' must be a positive number")
-        return RequestFrame(conn_id, rid, kind, _unpack_data(body), float(timeout))
+        return RequestFrame(
+            conn_id, rid, kind, _unpack_data(body), float(timeout), _optional_str(body, "node")
+        )
     if op == "reply":
         rid, error = body.get("rid"), body.get("error")
         if not isinstance(rid, str):

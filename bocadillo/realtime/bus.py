@@ -1,7 +1,8 @@
 """The bus: what crosses processes when several share one hub through a backend (Redis).
 
 A delivery that may concern connections of other processes is published once, as a
-frame (see ``_wire.py``); each process's bus decodes the frames the backend hands it and
+frame (see ``_wire.py``), with the route of the processes that need it (see
+``backends/base.py``); each process's bus decodes the frames the backend hands it and
 gives them to its hub. The queries that span every process (global counts, room members,
 a connection's rooms) are asked of the backend here too.
 """
@@ -21,7 +22,7 @@ from ._wire import (
     decode_frame,
     encode_frame,
 )
-from .backends import HubBackend
+from .backends import HubBackend, Route
 from .registry import Counters
 
 __all__ = ["Bus"]
@@ -70,13 +71,13 @@ class Bus:
         self._on_request = on_request
         self._on_reply = on_reply
 
-    def publish(self, frame: Frame) -> None:
-        """Publish ``frame`` for the other processes (never waits).
+    def publish(self, frame: Frame, route: Route) -> None:
+        """Publish ``frame`` for the other processes that ``route`` names (never waits).
 
         Raises:
             TypeError, ValueError: if the frame's data cannot be encoded.
         """
-        self.backend.publish(encode_frame(frame))
+        self.backend.publish(encode_frame(frame), route)
         self.counters.published += 1
 
     def received(self, raw: bytes) -> None:

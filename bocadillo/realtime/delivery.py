@@ -16,6 +16,7 @@ from ..closecodes import CloseCode
 from ..jsoncodec import dumps
 from ..types import JSONValue, Message
 from ._wire import BroadcastFrame, DisconnectFrame, ReplyFrame, RequestFrame, encode_frame
+from .backends import EVERYONE, Route
 from .bus import Bus
 from .directory import Directory, on_loop
 from .envelope import encode_envelope, encode_publication
@@ -179,7 +180,7 @@ class Delivery(Directory):
         if session is None:
             if not self.distributed:
                 return False
-            self.bus.publish(BroadcastFrame(data, type, None, (conn_id,)))
+            self.bus.publish(BroadcastFrame(data, type, None, (conn_id,)), Route(conns=(conn_id,)))
             return True
         return self._deliver([(session.codec, [session])], data, type) == 1
 
@@ -218,10 +219,18 @@ class Delivery(Directory):
             options = self.histories.rules.for_room(room)
             if options.history_size > 0:
                 return self._publish(room, data, type, excluded, groups, options)
-        if self.distributed and (wanted is None or any(i not in self._registry for i in wanted)):
+        if self.distributed:
             # Some recipients may live in other processes: publish once for all of them,
             # before the local delivery, so that bad data fails before any send.
-            self.bus.publish(BroadcastFrame(data, type, room, wanted, excluded))
+            route: Route | None
+            if wanted is None:
+                route = EVERYONE if room is None else Route(room=room)
+            else:
+                registry = self._registry
+                elsewhere = tuple(i for i in wanted if i not in registry)
+                route = Route(conns=elsewhere) if elsewhere else None
+            if route is not None:
+                self.bus.publish(BroadcastFrame(data, type, room, wanted, excluded), route)
         return self._deliver(groups, data, type)
 
     def _groups(
@@ -277,7 +286,10 @@ class Delivery(Directory):
         if session is None:
             if not self.distributed:
                 return False
-            self.bus.publish(DisconnectFrame(conn_id, code, reason, message, type, timeout))
+            self.bus.publish(
+                DisconnectFrame(conn_id, code, reason, message, type, timeout),
+                Route(conns=(conn_id,)),
+            )
             return True
         if message is not None:
             self._deliver([(session.codec, [session])], message, type)

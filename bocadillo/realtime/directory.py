@@ -1,9 +1,12 @@
 """The hub's tables: live connections by id, rooms, and the queries about this process.
 
 ``Directory`` is the base of ``Hub``: it drives the pure ``Registry`` and ``Rooms``
-tables and answers the ``local_*`` queries. It also knows the hub's event loop, so that
-sync code running in a worker thread (sync socket handlers and jobs) can still use the
-hub: every public method runs on that loop (``on_loop``), reads as well as writes.
+tables and answers the ``local_*`` queries. It tells the backend when this process gets
+its first member of a room and when the last one leaves (``subscribe``/``unsubscribe``),
+so that a process receives the frames of the rooms it has members in only. It also
+knows the hub's event loop, so that sync code running in a worker thread (sync socket
+handlers and jobs) can still use the hub: every public method runs on that loop
+(``on_loop``), reads as well as writes.
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class Directory:
         #: The recipients of each room broadcast to, by codec, kept until its
         #: membership changes.
         self._room_groups: dict[str, Groups] = {}
+        #: Rooms subscribed to without a local member yet (a resume reading their
+        #: history), with how many holds each.
+        self._held: dict[str, int] = {}
         #: The loop the hub runs on and its thread (set at startup).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -167,13 +173,15 @@ class Directory:
         if conn_id in self._rooms.members_view(room):
             return
         limits = self.limits
-        self._rooms.join(
+        created = self._rooms.join(
             conn_id,
             room,
             limit=limits.max_room_members,
             max_rooms=limits.max_rooms_per_connection,
         )
         self._room_groups.pop(room, None)
+        if created and room not in self._held:
+            self.backend.subscribe(room)  # before the membership: see backends/redis.py
         self.backend.room_joined(conn_id, room)
         self._joined(conn_id, room)
 
@@ -188,18 +196,39 @@ class Directory:
             raise TypeError(f"a room name is a str, not {type(room).__name__}")
         if conn_id not in self._rooms.members_view(room):
             return
-        self._rooms.leave(conn_id, room)
+        emptied = self._rooms.leave(conn_id, room)
         self._room_groups.pop(room, None)
         self.backend.room_left(conn_id, room)
+        if emptied and room not in self._held:
+            self.backend.unsubscribe(room)
         self._left(conn_id, room)
 
     def _leave_all(self, conn_id: str) -> None:
         """Take a connection out of every room (it ended)."""
         rooms = self._rooms.rooms_of(conn_id)
-        self._rooms.leave_all(conn_id)
+        for room in self._rooms.leave_all(conn_id):
+            if room not in self._held:
+                self.backend.unsubscribe(room)
         for room in rooms:
             self._room_groups.pop(room, None)
             self._left(conn_id, room)
+
+    def _hold(self, room: str) -> None:
+        """Subscribe to ``room`` even without a local member, until ``_release``."""
+        held = self._held.get(room, 0)
+        if held == 0 and room not in self._rooms:
+            self.backend.subscribe(room)
+        self._held[room] = held + 1
+
+    def _release(self, room: str) -> None:
+        """Undo one ``_hold``: unsubscribe if nothing else needs the room."""
+        held = self._held[room] - 1
+        if held:
+            self._held[room] = held
+            return
+        del self._held[room]
+        if room not in self._rooms:
+            self.backend.unsubscribe(room)
 
     def _joined(self, conn_id: str, room: str) -> None:
         """Called after a connection joined ``room`` (the hub sends presence events)."""

@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ..jsoncodec import dumps, loads
 from ._wire import BroadcastFrame, ReplyFrame, RequestFrame, decode_frame
+from .backends import EVERYONE, Route
 from .delivery import Delivery
 from .directory import on_loop
 from .history import Histories, Position, Publication, Recovery, RoomRules
@@ -205,7 +206,11 @@ class Streams(Delivery):
         for room in shared:
             buffers[room] = []
             self._catching_up.setdefault(room, []).append(buffers[room])
+            # Receive the room's publications before its history is read, even if no
+            # connection of this process is in it yet: none may fall in between.
+            self._hold(room)
         try:
+            await self.backend.wait_subscribed(shared)
             reads = {}
             for room in shared:
                 position = positions[room]
@@ -251,6 +256,7 @@ class Streams(Delivery):
                 waiting.remove(buffer)
                 if not waiting:
                     self._catching_up.pop(room, None)
+                self._release(room)
 
     # Presence -------------------------------------------------------------------------------
 
@@ -309,7 +315,7 @@ class Streams(Delivery):
         session = self._registry.get(conn_id)
         event = {"room": room, "id": conn_id, "user": session.user if session else None}
         if self.distributed:  # the room's members in other processes too (no history)
-            self.bus.publish(BroadcastFrame(event, kind, room, None, (conn_id,)))
+            self.bus.publish(BroadcastFrame(event, kind, room, None, (conn_id,)), Route(room=room))
         groups = self._groups(room, None, (conn_id,))
         if groups:
             self._deliver(groups, event, kind)
@@ -336,7 +342,8 @@ class Streams(Delivery):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._asking[request_id] = future
         try:
-            self.bus.publish(RequestFrame(conn_id, request_id, type, data, timeout))
+            frame = RequestFrame(conn_id, request_id, type, data, timeout, self.backend.node)
+            self.bus.publish(frame, Route(conns=(conn_id,)))
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise RequestTimeout(type, timeout) from None
@@ -359,7 +366,8 @@ class Streams(Delivery):
             reply = ReplyFrame(frame.request_id, None, (exc.code, exc.message))
         except (InvalidState, OSError) as exc:
             reply = ReplyFrame(frame.request_id, None, ("unavailable", str(exc)))
-        self.bus.publish(reply)
+        # To the asking process (to everyone if an older process asked, naming none).
+        self.bus.publish(reply, Route(node=frame.node) if frame.node else EVERYONE)
 
     def _reply_frame(self, frame: ReplyFrame) -> None:
         future = self._asking.pop(frame.request_id, None)

@@ -2,14 +2,20 @@
 for every backend: presence (connections, rooms, the queries), publishing, stats and stop.
 
 Every test runs once per backend (``backend_url`` in ``conftest.py``). A ``local_only``
-backend declares that there are no other processes: what it publishes reaches nobody.
+backend declares that there are no other processes: what it publishes reaches nobody. A
+``routed`` backend carries a frame to the processes its route names only; the others
+carry every frame to every process, which is correct too (each hub ignores what concerns
+none of its connections): for them, the tests check that every process that needs a
+frame gets it.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.backends.support import settled
+from bocadillo.errors import InvalidArgument
+from bocadillo.realtime.backends import EVERYONE, Route
+from tests.backends.support import Node, settled
 
 pytestmark = pytest.mark.anyio
 
@@ -87,14 +93,14 @@ async def test_query_results_are_the_callers_to_change(make_node):
 async def test_a_frame_reaches_every_other_node_once_and_never_its_publisher(make_node):
     a, b, c = await make_node(), await make_node(), await make_node()
 
-    assert a.backend.publish(b"f1") is None  # enqueues, never waits
-    a.backend.publish(b"f2")
+    assert a.backend.publish(b"f1", EVERYONE) is None  # enqueues, never waits
+    a.backend.publish(b"f2", EVERYONE)
     await settled(a.backend)
-    c.backend.publish(b"g1")
+    c.backend.publish(b"g1", EVERYONE)
     await settled(c.backend)
     # The last frame, from b: once a and c have it, everything published before it
     # has arrived, so their lists are complete.
-    b.backend.publish(b"end")
+    b.backend.publish(b"end", EVERYONE)
     await settled(b.backend)
 
     if a.backend.local_only:
@@ -127,8 +133,77 @@ async def test_stop_forgets_the_presence_of_its_node(make_node):
 async def test_stats_are_integer_counters(make_node):
     node = await make_node()
     node.backend.connection_added("a")
-    node.backend.publish(b"frame")
+    node.backend.publish(b"frame", EVERYONE)
     await settled(node.backend)
     stats = node.backend.stats()
     assert isinstance(stats, dict)
     assert all(isinstance(name, str) and type(value) is int for name, value in stats.items())
+
+
+async def _finish(publisher: Node, *nodes: Node) -> None:
+    """Publish a last frame for everyone from ``publisher`` and wait until ``nodes`` have
+    it: a node's frames reach another in the order they were published, so everything
+    ``publisher`` published before it has arrived."""
+    publisher.backend.publish(b"end", EVERYONE)
+    await settled(publisher.backend)
+    for node in nodes:
+        await node.received(b"end")
+
+
+def _check(node: Node, needed: list[bytes], routed: bool) -> None:
+    """``node`` got exactly ``needed`` (then ``end``) from a routed backend; from the
+    others, at least ``needed``, in order, among the rest."""
+    if routed:
+        assert node.delivered == [*needed, b"end"]
+    else:
+        assert [frame for frame in node.delivered if frame in needed] == needed
+
+
+async def test_a_room_frame_reaches_the_nodes_subscribed_to_the_room(make_node):
+    a, b, c = await make_node(), await make_node(), await make_node()
+    b.backend.subscribe("lobby")
+    c.backend.subscribe("games")
+    c.backend.subscribe("games")  # twice: still one subscription
+    await b.backend.wait_subscribed(["lobby"])
+    await c.backend.wait_subscribed(["games", "elsewhere"])  # not subscribed: no wait
+
+    a.backend.publish(b"lobby-1", Route(room="lobby"))
+    a.backend.publish(b"games-1", Route(room="games"))
+    a.backend.publish(b"nobody's", Route(room="empty"))
+    if a.backend.local_only:
+        await _finish(a)
+        assert (b.delivered, c.delivered) == ([], [])
+        return
+    await _finish(a, b, c)
+    routed = a.backend.routed
+    _check(b, [b"lobby-1"], routed)
+    _check(c, [b"games-1"], routed)
+    assert b"nobody's" not in a.delivered + (b.delivered + c.delivered if routed else [])
+
+
+async def test_a_frame_for_connections_reaches_the_nodes_holding_them(make_node):
+    a, b, c = await make_node(), await make_node(), await make_node()
+    b.backend.connection_added("b1")
+    b.backend.connection_added("b2")
+    c.backend.connection_added("c1")
+    await settled(b.backend, c.backend)
+
+    a.backend.publish(b"to-b1", Route(conns=("b1",)))
+    a.backend.publish(b"to-b1-b2", Route(conns=("b1", "b2")))  # once for the node
+    a.backend.publish(b"to-all-three", Route(conns=("c1", "b2", "b1", "gone")))
+    a.backend.publish(b"to-none", Route(conns=("gone",)))
+    a.backend.publish(b"to-b", Route(node=b.backend.node))
+    if a.backend.local_only:
+        await _finish(a)
+        assert (b.delivered, c.delivered) == ([], [])
+        return
+    await _finish(a, b, c)
+    routed = a.backend.routed
+    _check(b, [b"to-b1", b"to-b1-b2", b"to-all-three", b"to-b"], routed)
+    _check(c, [b"to-all-three"], routed)
+
+
+def test_a_route_names_one_kind_of_target():
+    assert EVERYONE == Route()
+    with pytest.raises(InvalidArgument, match="one of them"):
+        Route(room="lobby", conns=("a",))

@@ -22,6 +22,8 @@ PURE_MODULES = [
     "admission.py",
     "_wire.py",
     "history.py",
+    "backends/_redis_layout.py",
+    "backends/_redis_scripts.py",
 ]
 #: PURE modules at the top of the package, importable from every layer.
 PURE_TOP_LEVEL = ["jsoncodec.py"]
@@ -38,6 +40,7 @@ BACKEND_ALLOWED = {
     "bocadillo.realtime.backends.base",
     "bocadillo.realtime.backends._wire",
     "bocadillo.realtime.backends._redis_scripts",
+    "bocadillo.realtime.backends._redis_layout",
     "bocadillo.errors",
     "bocadillo.types",
 }

@@ -31,6 +31,7 @@ from bocadillo.realtime._wire import (
         DisconnectFrame("abc", 1001, message=b"bytes notice"),
         RequestFrame("abc", "n1.1", "confirm", {"q": "ok?"}, 2.5),
         RequestFrame("abc", "n1.2", "ping"),
+        RequestFrame("abc", "n1.3", "ping", None, 1.0, "0123abcd"),
         ReplyFrame("n1.1", {"yes": True}),
         ReplyFrame("n1.1", None, ("nope", "refused")),
     ],

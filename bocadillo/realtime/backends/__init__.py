@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import ConfigurationError
-from .base import HubBackend
+from .base import EVERYONE, HubBackend, Route
 
-__all__ = ["BACKENDS", "HubBackend", "backend_from_url"]
+__all__ = ["BACKENDS", "EVERYONE", "HubBackend", "Route", "backend_from_url"]
 
 #: URL scheme -> "module:attribute" of the backend class.
 BACKENDS: dict[str, str] = {

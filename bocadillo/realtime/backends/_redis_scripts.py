@@ -1,11 +1,36 @@
-"""What the Redis backend runs inside Redis for room history, and what it queues for it.
+"""What the Redis backend runs inside Redis (room history, frames for connections), and
+what it queues for it.
 
-Pure data: the Lua scripts and the queued publication; ``redis.py`` runs them.
+Pure data: the Lua scripts and the queued items; ``redis.py`` runs them. Every script
+touches the keys and channels of one hash tag only (see ``_redis_layout.py``).
 """
 
 from __future__ import annotations
 
-__all__ = ["PUBLISH", "READ", "Publication"]
+__all__ = ["DIRECT", "PUBLISH", "READ", "Direct", "Message", "Publication"]
+
+
+class Message:
+    """A queued message for one channel (everyone's, a room's, a node's inbox)."""
+
+    __slots__ = ("channel", "data")
+
+    def __init__(self, channel: str, data: bytes) -> None:
+        self.channel = channel
+        self.data = data
+
+
+class Direct:
+    """A queued message for the processes holding ``conns``: ``partition`` is theirs when
+    they share one (one ``DIRECT`` script), else ``None`` (the writer looks their nodes
+    up first)."""
+
+    __slots__ = ("conns", "data", "partition")
+
+    def __init__(self, conns: tuple[str, ...], data: bytes, partition: int | None) -> None:
+        self.conns = conns
+        self.data = data
+        self.partition = partition
 
 
 class Publication:
@@ -50,4 +75,21 @@ local offset = tonumber(redis.call('GET', KEYS[2]) or '0')
 local entries = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+')
 local now = redis.call('TIME')
 return {epoch, offset, entries, now[1], now[2]}
+"""
+
+# KEYS: the partition's conns hash. ARGV: the partition's inbox prefix, the message, then
+# connection ids of that partition. Publishes the message once to the inbox of each node
+# holding one of them; returns how many nodes.
+DIRECT = """
+local seen = {}
+local sent = 0
+for i = 3, #ARGV do
+  local node = redis.call('HGET', KEYS[1], ARGV[i])
+  if node and not seen[node] then
+    seen[node] = true
+    redis.call('PUBLISH', ARGV[1] .. node, ARGV[2])
+    sent = sent + 1
+  end
+end
+return sent
 """

@@ -3,6 +3,27 @@
 Everything that must work across processes goes through it: publishing frames to the
 other processes, and the shared view of connections and room membership. Frames are
 opaque ``bytes`` (see ``_wire.py``); a backend never looks inside.
+
+Each frame is published with a ``Route`` that says which processes need it, so that a
+backend may carry it to those only (Redis does: a channel per room, per process and one
+for everyone); a backend that hands every frame to every process (``routed`` false) is
+correct too, only slower, because each hub delivers a frame to its own matching
+connections and ignores the rest. The hub names the routes as follows:
+
+======================================================  ==========================
+what the hub publishes                                   route
+======================================================  ==========================
+a broadcast to everyone (``exclude=`` or not)            ``EVERYONE``
+a broadcast to a room, with or without history;          ``Route(room=room)``
+presence ``join``/``leave`` events
+``send``, ``disconnect``, ``request`` to a connection    ``Route(conns=(id,))``
+of another process; a ``to=`` list (its other ids)
+the reply to a request of another process                ``Route(node=its node)``
+======================================================  ==========================
+
+``Route(room=room)`` reaches the processes that subscribed to the room: the hub calls
+``subscribe(room)`` when its first local connection joins the room (or when a ``resume``
+is about to read the room's history) and ``unsubscribe(room)`` when the last one leaves.
 """
 
 from __future__ import annotations
@@ -10,9 +31,20 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Deliver", "HistoryRead", "HubBackend", "PublicationSink", "cancel_and_wait"]
+from ...errors import InvalidArgument
+
+__all__ = [
+    "EVERYONE",
+    "Deliver",
+    "HistoryRead",
+    "HubBackend",
+    "PublicationSink",
+    "Route",
+    "cancel_and_wait",
+]
 
 #: Called by the backend with each frame published by another process.
 Deliver = Callable[[bytes], None]
@@ -24,6 +56,34 @@ PublicationSink = Callable[[int, str, bytes], None]
 HistoryRead = tuple[str, int, list[tuple[int, float, bytes]]]
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which processes need a frame (see the module docstring). At most one field is
+    set; none means every process (``EVERYONE``).
+
+    Attributes:
+        room: The processes subscribed to this room (those with a member in it).
+        conns: The processes holding these connections (ids of other processes'
+            connections; an id no process holds reaches nobody).
+        node: The process whose backend has this ``node`` id.
+
+    Raises:
+        InvalidArgument: if more than one field is set.
+    """
+
+    room: str | None = None
+    conns: tuple[str, ...] | None = None
+    node: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.room is not None) + (self.conns is not None) + (self.node is not None) > 1:
+            raise InvalidArgument("a route names a room, connections or a node: one of them")
+
+
+#: The route of a frame for every process.
+EVERYONE = Route()
+
+
 class HubBackend(ABC):
     """The interface between one process's hub and the others.
 
@@ -32,6 +92,13 @@ class HubBackend(ABC):
 
     #: True when there are no other processes (deliveries stay local).
     local_only: bool = False
+    #: True when a frame reaches only the processes its ``Route`` names; False when every
+    #: process receives every frame (and its hub ignores what concerns none of its
+    #: connections).
+    routed: bool = False
+    #: This process's id among the processes of the app: where replies to its requests
+    #: go (``Route(node=...)``). Empty for a ``local_only`` backend.
+    node: str = ""
     #: True when the backend keeps room history for every process (``publish_history``,
     #: ``read_history``); otherwise the hub keeps it in its own process.
     keeps_history: bool = False
@@ -52,8 +119,25 @@ class HubBackend(ABC):
         """Flush what can be flushed, forget this process's presence, disconnect."""
 
     @abstractmethod
-    def publish(self, frame: bytes) -> None:
-        """Send ``frame`` to every other process (enqueue; never waits)."""
+    def publish(self, frame: bytes, route: Route) -> None:
+        """Send ``frame`` to the other processes that ``route`` names (enqueue; never
+        waits). A process never gets its own frames back: it delivered them already."""
+
+    def subscribe(self, room: str) -> None:  # noqa: B027
+        """From now on, deliver this process the frames routed to ``room`` (enqueue;
+        ``wait_subscribed`` waits until they arrive). Called once when the room gets its
+        first local member; optional for a backend that delivers every frame anyway."""
+
+    def unsubscribe(self, room: str) -> None:  # noqa: B027
+        """Stop delivering the frames routed to ``room`` (its last local member left)."""
+
+    async def wait_subscribed(self, rooms: Iterable[str]) -> None:  # noqa: B027
+        """Wait until the frames routed to ``rooms`` (those subscribed to) reach this
+        process: every frame published after this returns is delivered.
+
+        Raises:
+            BackendUnavailable: if the backend cannot be reached.
+        """
 
     @abstractmethod
     def connection_added(self, conn_id: str) -> None:
@@ -98,8 +182,9 @@ class HubBackend(ABC):
 
     def publish_history(self, room: str, frame: bytes, size: int, ttl: float) -> None:
         """Append ``frame`` to ``room``'s stream (keeping ``size`` publications for ``ttl``
-        seconds) with the room's next offset, and publish it to every process, this one
-        included, through ``publication_sink`` (enqueue; never waits).
+        seconds) with the room's next offset, and publish it to every process subscribed
+        to ``room``, this one included, through ``publication_sink`` (enqueue; never
+        waits).
 
         Raises:
             NotImplementedError: unless ``keeps_history``.
@@ -117,7 +202,7 @@ class HubBackend(ABC):
         raise NotImplementedError
 
     def stats(self) -> dict[str, int]:
-        """Backend counters (published, failed, reconnects...)."""
+        """Backend counters (published, failed, reconnects, frames received...)."""
         return {}
 
 

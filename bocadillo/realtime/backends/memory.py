@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Deliver, HubBackend
+from .base import Deliver, HubBackend, Route
 
 __all__ = ["MemoryBackend"]
 
@@ -31,7 +31,7 @@ class MemoryBackend(HubBackend):
         self._members.clear()
         self._rooms.clear()
 
-    def publish(self, frame: bytes) -> None:
+    def publish(self, frame: bytes, route: Route) -> None:
         return None  # no other process: local delivery is the whole story
 
     def connection_added(self, conn_id: str) -> None:

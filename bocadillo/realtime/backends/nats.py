@@ -58,7 +58,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
-from .base import Deliver, HubBackend, cancel_and_wait
+from .base import Deliver, HubBackend, Route, cancel_and_wait
 
 try:
     import nats
@@ -542,7 +542,9 @@ class NatsBackend(HubBackend):
 
     # The hub's side --------------------------------------------------------------------------
 
-    def publish(self, frame: bytes) -> None:
+    def publish(self, frame: bytes, route: Route) -> None:
+        # Every frame goes on the one subject, whatever its route: each process's hub
+        # ignores what concerns none of its connections (``routed`` is false).
         if not self._up or len(self._frames) >= self.publish_queue:
             self._lose(1)
             return

@@ -1,18 +1,24 @@
 """The Redis backend: one hub across many processes and hosts.
 
-Every process publishes its frames on one pub/sub channel, ``<prefix>:bus``, and
-subscribes to it once, so a frame reaches each process once however many connections
-it has. Each frame is prefixed with the publishing node's id, and a node ignores its
-own frames (it has delivered them locally already).
+Frames go where they are needed, on pub/sub channels (the names, and the hash tags that
+make them ready for Redis Cluster, are in ``_redis_layout.py``):
 
-Presence lives in ordinary keys (all under ``<prefix>:``):
+- a frame for everyone goes on ``<prefix>:bus``, which every process subscribes to;
+- a frame for a room goes on the room's channel, which a process subscribes to while it
+  has a member in the room (the hub says when: ``subscribe``/``unsubscribe``);
+- a frame for some connections goes to the inbox of the process holding each of them,
+  found in Redis: connections of one partition by one script (``DIRECT``), which reads
+  the partition's ``conns`` hash and publishes once to each node found; connections of
+  several partitions by reading their nodes first (``HMGET`` per partition), then
+  publishing once per node. Each process subscribes to its inbox in every partition.
 
-- ``nodes``: sorted set of node ids scored by their last heartbeat (Redis ``TIME``);
-- ``conns``: hash of connection id -> node id;
-- ``node:<node>``: set of the connection ids of a node;
-- ``room:<room>``: set of the connection ids in a room;
-- ``rooms:<conn>``: set of the rooms of a connection;
-- ``users``: hash of connection id -> the JSON ``user`` it set (for presence).
+Each frame is prefixed with the publishing node's id, and a node ignores its own frames
+(it has delivered them locally already). Subscribing to a room waits for Redis's
+confirmation before this node's membership of the room is written: once a member shows
+in presence, its process receives the room's frames.
+
+Presence lives in ordinary keys: the heartbeats of the nodes, each node's connection
+ids, each connection's node, rooms and user, and each room's members.
 
 Every node beats every ``min(heartbeat_ttl / 3, 1)`` seconds and removes the presence of
 nodes whose last beat is older than ``heartbeat_ttl`` (a worker killed without
@@ -21,17 +27,18 @@ missing from ``nodes`` (Redis restarted empty, or it was presumed dead after a l
 pause) it writes the mirror again.
 
 Room history lives in three keys per room, all expiring together after the room's TTL:
-``hist:<room>`` (a stream whose entry ids are the offsets, ``<offset>-1``, bounded with
-MAXLEN), ``hist:<room>:offset`` and ``hist:<room>:epoch``. A publication to such a room
-runs one script that takes the next offset, appends to the stream and publishes
-``* <offset> <epoch> <frame>`` on the bus for every node, the publisher included: every
-node delivers the room's publications in the order Redis gave them offsets.
+a stream whose entry ids are the offsets (``<offset>-1``, bounded with MAXLEN), the last
+offset and the epoch. A publication to such a room runs one script that takes the next
+offset, appends to the stream and publishes ``* <offset> <epoch> <frame>`` on the room's
+channel, for every node subscribed to it, the publisher included: every node delivers
+the room's publications in the order Redis gave them offsets.
 
 All writes go through one queue drained by one writer task, in order, batched into
 pipelines, so the hub's calls (``publish``, ``connection_added``...) never wait for
 Redis. When Redis is unreachable, frames are dropped and counted (``publish_failed``)
 and logged, presence writes are skipped (the mirror is written again on reconnection),
-and the backend reconnects with exponential backoff.
+and the backend reconnects with exponential backoff, subscribing again to everything
+it needs: everyone's channel, its inboxes and the room of each local member.
 """
 
 from __future__ import annotations
@@ -46,8 +53,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
-from ._redis_scripts import PUBLISH, READ, Publication
-from .base import Deliver, HistoryRead, HubBackend, cancel_and_wait
+from ._redis_layout import DEFAULT_PARTITIONS, Layout
+from ._redis_scripts import DIRECT, PUBLISH, READ, Direct, Message, Publication
+from .base import Deliver, HistoryRead, HubBackend, Route, cancel_and_wait
 
 try:
     import redis.asyncio as aioredis
@@ -69,8 +77,13 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 #: one to finish. redis-py's pool holds 100 connections and fails a command beyond them,
 #: and the bus, the writer and the heartbeat need theirs.
 MAX_CONCURRENT_QUERIES = 64
+#: Channels named in one SUBSCRIBE or UNSUBSCRIBE command.
+_CHANNELS_PER_COMMAND = 1000
+#: Seconds Redis may take to confirm subscriptions before the connection is deemed lost.
+_CONFIRM_TIMEOUT = 5.0
 
 _Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
+_Item = _Op | Message | Direct | Publication
 
 
 def new_epoch() -> str:
@@ -84,19 +97,25 @@ def _text(value: Any) -> str:
 
 
 class RedisBackend(HubBackend):
-    keeps_history = True
-
     """A hub backend on Redis pub/sub and presence keys.
 
     Args:
         url: ``redis://[:password@]host:port/db`` or ``rediss://`` for TLS.
-        prefix: Prefix of the channel and every key; apps sharing one Redis must use
-            different prefixes.
+        prefix: Prefix of the channels and every key; apps sharing one Redis must use
+            different prefixes. No ``{`` or ``}``.
         heartbeat_ttl: Seconds after which a silent node is presumed dead and its
             connections and room memberships are removed.
         publish_queue: Frames waiting for Redis beyond which new ones are dropped.
         backoff: ``(first, max)`` reconnection delays in seconds (doubling, jittered).
+        partitions: How many partitions rooms and connections are hashed into (see
+            ``_redis_layout.py``); the same in every process of the app.
+
+    Raises:
+        ConfigurationError: for a bad option.
     """
+
+    keeps_history = True
+    routed = True
 
     def __init__(
         self,
@@ -106,11 +125,12 @@ class RedisBackend(HubBackend):
         heartbeat_ttl: float = 15.0,
         publish_queue: int = 10_000,
         backoff: tuple[float, float] = (0.1, 5.0),
+        partitions: int = DEFAULT_PARTITIONS,
     ) -> None:
         if heartbeat_ttl <= 0:
             raise ConfigurationError("hub_heartbeat_ttl must be a positive number of seconds")
-        if not prefix:
-            raise ConfigurationError("hub_prefix must not be empty")
+        #: The names of the keys and channels.
+        self.layout = Layout(prefix, partitions)
         self.url = url
         self.prefix = prefix
         self.heartbeat_ttl = float(heartbeat_ttl)
@@ -119,11 +139,14 @@ class RedisBackend(HubBackend):
         self.backoff = backoff
         #: This process's id on the bus and in the presence keys.
         self.node = secrets.token_hex(8)
-        self.channel = f"{prefix}:bus"
+        #: The channel of the frames for every process.
+        self.channel = self.layout.everyone
         self._tag = self.node.encode("ascii") + b" "
+        self._everyone = self.channel.encode()
+        self._inboxes = frozenset(c.encode() for c in self.layout.inboxes(self.node))
         self._deliver: Deliver | None = None
         self._client: aioredis.Redis | None = None
-        self._queue: deque[bytes | _Op | Publication] = deque()
+        self._queue: deque[_Item] = deque()
         self._frames_queued = 0
         self._in_flight = 0
         self._wakeup: asyncio.Event | None = None
@@ -139,11 +162,28 @@ class RedisBackend(HubBackend):
         self._local: dict[str, set[str]] = {}
         #: Connection id -> JSON user, for the connections of this process that set one.
         self._users: dict[str, bytes] = {}
+        # Room subscriptions: the rooms the hub subscribed to; those changed since the
+        # writer last looked; those subscribed on the current pub/sub connection; and
+        # Redis's confirmations: channels with (un)subscriptions not yet confirmed, by
+        # count, and channels confirmed subscribed.
+        self._rooms: set[str] = set()
+        self._changes: set[str] = set()
+        self._sent: set[str] = set()
+        self._pending: dict[bytes, int] = {}
+        self._confirmed: set[bytes] = set()
+        self._confirmation: asyncio.Future[None] | None = None
         self._lost_in_outage = 0
         self._counters = {
             "published": 0,
             "publish_failed": 0,
             "received": 0,
+            # Every message read from Redis (this node's own included), by the kind of
+            # channel it came on, and their bytes: what this process pays for the bus.
+            "received_frames": 0,
+            "received_frames_everyone": 0,
+            "received_frames_room": 0,
+            "received_frames_node": 0,
+            "received_bytes": 0,
             "reconnects": 0,
             "resyncs": 0,
             "dead_nodes_removed": 0,
@@ -151,13 +191,8 @@ class RedisBackend(HubBackend):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisBackend:
-        known = {"prefix", "heartbeat_ttl", "publish_queue", "backoff"}
+        known = {"prefix", "heartbeat_ttl", "publish_queue", "backoff", "partitions"}
         return cls(url, **{k: v for k, v in options.items() if k in known})
-
-    # Keys ------------------------------------------------------------------------------------
-
-    def _key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -212,6 +247,8 @@ class RedisBackend(HubBackend):
                     await client.aclose()
         self._local.clear()
         self._users.clear()
+        self._rooms.clear()
+        self._changes.clear()
 
     def _new_client(self) -> aioredis.Redis:
         # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
@@ -224,6 +261,7 @@ class RedisBackend(HubBackend):
         # Loaded on first use (and again after Redis lost them, on NOSCRIPT).
         self._publish_script = client.register_script(PUBLISH)
         self._read_script = client.register_script(READ)
+        self._direct_script = client.register_script(DIRECT)
         return client
 
     async def _supervise(self) -> None:
@@ -235,7 +273,9 @@ class RedisBackend(HubBackend):
             pubsub = client.pubsub()
             try:
                 await client.ping()
-                await pubsub.subscribe(self.channel)
+                channels = [self.channel, *self.layout.inboxes(self.node)]
+                for start in range(0, len(channels), _CHANNELS_PER_COMMAND):
+                    await pubsub.subscribe(*channels[start : start + _CHANNELS_PER_COMMAND])
                 await self._serve(client, pubsub, reconnected=not first)
                 first = False
                 delay = self.backoff[0]
@@ -262,6 +302,8 @@ class RedisBackend(HubBackend):
         self._client = client
         self._up = True
         self._resync = True
+        # A new pub/sub connection: subscribe to every room again.
+        self._forget_subscriptions()
         if reconnected:
             self._counters["reconnects"] += 1
             logger.warning(
@@ -273,8 +315,8 @@ class RedisBackend(HubBackend):
         self._signal(self._connected)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._write(client)),
-            loop.create_task(self._subscribe(pubsub)),
+            loop.create_task(self._write(client, pubsub)),
+            loop.create_task(self._read(pubsub)),
             loop.create_task(self._beat(client)),
         ]
         done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -291,6 +333,15 @@ class RedisBackend(HubBackend):
         self._queue.clear()
         self._frames_queued = 0
         self._lose(lost)
+        self._forget_subscriptions()
+
+    def _forget_subscriptions(self) -> None:
+        """No room is subscribed on the pub/sub connection (it is new, or lost)."""
+        self._sent.clear()
+        self._pending.clear()
+        self._confirmed.clear()
+        self._changes = set(self._rooms)
+        self._notify()
 
     def _lose(self, count: int) -> None:
         if count:
@@ -301,7 +352,7 @@ class RedisBackend(HubBackend):
 
     # The writer ------------------------------------------------------------------------------
 
-    def _enqueue(self, item: bytes | _Op | Publication) -> None:
+    def _enqueue(self, item: _Item) -> None:
         if not self._up:
             return  # presence is rewritten from the mirror on reconnection
         self._queue.append(item)
@@ -312,12 +363,14 @@ class RedisBackend(HubBackend):
         if event is not None:
             event.set()
 
-    async def _write(self, client: aioredis.Redis) -> None:
+    async def _write(self, client: aioredis.Redis, pubsub: Any) -> None:
         wakeup = self._wakeup
         assert wakeup is not None
         while not self._stopping:
             await wakeup.wait()
             wakeup.clear()
+            # Subscriptions first: a membership is written once its room is subscribed.
+            await self._sync_subscriptions(pubsub)
             if self._resync:
                 self._resync = False
                 await self._write_presence(client)
@@ -325,26 +378,46 @@ class RedisBackend(HubBackend):
 
     async def _flush(self, client: aioredis.Redis) -> None:
         """Send everything queued, in order, in pipelines."""
+        layout = self.layout
         while self._queue:
-            batch: list[bytes | _Op | Publication] = []
+            batch: list[_Item] = []
             while self._queue and len(batch) < 1000:
                 batch.append(self._queue.popleft())
-            frames = sum(1 for item in batch if not isinstance(item, tuple))
+            frames = sum(1 for item in batch if type(item) is not tuple)
             self._frames_queued -= frames
             self._in_flight = len(batch)
-            pipe: Any = client.pipeline(transaction=False)
-            for item in batch:
-                if isinstance(item, bytes):
-                    pipe.publish(self.channel, item)
-                elif isinstance(item, Publication):
-                    await self._publish_script(
-                        keys=self._history_keys(item.room),
-                        args=[item.frame, item.size, item.ttl_ms, new_epoch(), self.channel],
-                        client=pipe,
-                    )
-                else:
-                    pipe.execute_command(*item)
             try:
+                nodes = await self._nodes_of(client, batch)
+                pipe: Any = client.pipeline(transaction=False)
+                for item in batch:
+                    if type(item) is tuple:
+                        pipe.execute_command(*item)
+                    elif isinstance(item, Message):
+                        pipe.publish(item.channel, item.data)
+                    elif isinstance(item, Direct):
+                        partition = item.partition
+                        if partition is None:
+                            found = {nodes[c] for c in item.conns if c in nodes}
+                            for node in sorted(found):
+                                pipe.publish(layout.home(node), item.data)
+                        else:
+                            await self._direct_script(
+                                keys=[layout.conns(partition)],
+                                args=[layout.inbox_prefix(partition), item.data, *item.conns],
+                                client=pipe,
+                            )
+                    elif isinstance(item, Publication):
+                        await self._publish_script(
+                            keys=layout.history(item.room),
+                            args=[
+                                item.frame,
+                                item.size,
+                                item.ttl_ms,
+                                new_epoch(),
+                                layout.room_channel(item.room),
+                            ],
+                            client=pipe,
+                        )
                 await pipe.execute()
             except BaseException:
                 # Failed, or cancelled because another loop failed: either way these
@@ -355,37 +428,149 @@ class RedisBackend(HubBackend):
                 self._in_flight = 0
             self._counters["published"] += frames
 
+    async def _nodes_of(self, client: aioredis.Redis, batch: list[_Item]) -> dict[str, str]:
+        """The node of each connection of ``batch``'s messages to connections of several
+        partitions (one ``HMGET`` per partition, in one round trip)."""
+        wanted: dict[int, set[str]] = {}
+        layout = self.layout
+        for item in batch:
+            if isinstance(item, Direct) and item.partition is None:
+                for conn_id in item.conns:
+                    wanted.setdefault(layout.partition(conn_id), set()).add(conn_id)
+        if not wanted:
+            return {}
+        pipe: Any = client.pipeline(transaction=False)
+        asked: list[list[str]] = []
+        for partition, conn_ids in wanted.items():
+            ids = sorted(conn_ids)
+            asked.append(ids)
+            pipe.hmget(layout.conns(partition), ids)
+        nodes: dict[str, str] = {}
+        for ids, found in zip(asked, await pipe.execute(), strict=True):
+            for conn_id, node in zip(ids, found, strict=True):
+                if node is not None:
+                    nodes[conn_id] = _text(node)
+        return nodes
+
+    # Room subscriptions ----------------------------------------------------------------------
+
+    async def _sync_subscriptions(self, pubsub: Any) -> None:
+        """Subscribe to the rooms the hub subscribed to since the last call, unsubscribe
+        from those it left, and wait for Redis to confirm the subscriptions.
+
+        Raises:
+            asyncio.TimeoutError: if Redis does not confirm in time (the connection is
+                then deemed lost).
+        """
+        if not self._changes:
+            return
+        changed, self._changes = self._changes, set()
+        rooms, sent = self._rooms, self._sent
+        gone = [room for room in changed if room not in rooms and room in sent]
+        new = [room for room in changed if room in rooms and room not in sent]
+        channel = self.layout.room_channel
+        if gone:
+            sent.difference_update(gone)
+            await self._command(pubsub.unsubscribe, [channel(room).encode() for room in gone])
+        if new:
+            sent.update(new)
+            channels = [(room, channel(room).encode()) for room in new]
+            await self._command(pubsub.subscribe, [c for _, c in channels])
+            await self._until(
+                lambda: all(room not in rooms or self._settled(c) for room, c in channels),
+                _CONFIRM_TIMEOUT,
+            )
+
+    async def _command(self, command: Callable[..., Awaitable[Any]], channels: list[bytes]) -> None:
+        """(Un)subscribe ``channels``, counting the confirmations Redis owes."""
+        pending = self._pending
+        for channel in channels:
+            pending[channel] = pending.get(channel, 0) + 1
+        for start in range(0, len(channels), _CHANNELS_PER_COMMAND):
+            await command(*channels[start : start + _CHANNELS_PER_COMMAND])
+
+    def _confirmed_by_redis(self, subscribed: bool, channel: bytes) -> None:
+        """Redis confirmed a SUBSCRIBE (``subscribed``) or an UNSUBSCRIBE of ``channel``."""
+        count = self._pending.get(channel)
+        if count is not None:
+            if count > 1:
+                self._pending[channel] = count - 1
+            else:
+                del self._pending[channel]
+        if subscribed:
+            self._confirmed.add(channel)
+        else:
+            self._confirmed.discard(channel)
+        self._notify()
+
+    def _settled(self, channel: bytes) -> bool:
+        """Whether ``channel`` is subscribed, with no change of it still unconfirmed."""
+        return channel not in self._pending and channel in self._confirmed
+
+    def _notify(self) -> None:
+        waiter = self._confirmation
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``done()``, checked at each confirmation from Redis.
+
+        Raises:
+            asyncio.TimeoutError: after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            waiter = self._confirmation
+            if waiter is None or waiter.done():
+                waiter = self._confirmation = loop.create_future()
+            await asyncio.wait({waiter}, timeout=remaining)
+
     async def _write_presence(self, client: aioredis.Redis) -> None:
         """Replace this node's presence in Redis by the mirror, in one transaction."""
         stale = await self._presence_of(client, self.node)
         now = await self._now(client)
         local = {conn_id: set(rooms) for conn_id, rooms in self._local.items()}
+        layout = self.layout
+        # One transaction on plain Redis; on a cluster, its keys span slots.
         pipe: Any = client.pipeline(transaction=True)
         self._queue_removal(pipe, stale)
-        pipe.zadd(self._key("nodes"), {self.node: now})
+        pipe.zadd(layout.nodes, {self.node: now})
         if local:
-            pipe.hset(self._key("conns"), mapping=dict.fromkeys(local, self.node))
-            pipe.sadd(self._key("node", self.node), *local)
+            for partition, conn_ids in self._by_partition(local).items():
+                pipe.hset(layout.conns(partition), mapping=dict.fromkeys(conn_ids, self.node))
+            pipe.sadd(layout.node_conns(self.node), *local)
         for conn_id, rooms in local.items():
             if rooms:
-                pipe.sadd(self._key("rooms", conn_id), *rooms)
+                pipe.sadd(layout.conn_rooms(conn_id), *rooms)
             for room in rooms:
-                pipe.sadd(self._key("room", room), conn_id)
+                pipe.sadd(layout.room_members(room), conn_id)
         users = {conn_id: user for conn_id, user in self._users.items() if conn_id in local}
-        if users:
-            pipe.hset(self._key("users"), mapping=users)
+        for partition, conn_ids in self._by_partition(users).items():
+            pipe.hset(layout.users(partition), mapping={c: users[c] for c in conn_ids})
         await pipe.execute()
         self._counters["resyncs"] += 1
 
+    def _by_partition(self, conn_ids: Iterable[str]) -> dict[int, list[str]]:
+        """``conn_ids`` grouped by partition."""
+        groups: dict[int, list[str]] = {}
+        partition = self.layout.partition
+        for conn_id in conn_ids:
+            groups.setdefault(partition(conn_id), []).append(conn_id)
+        return groups
+
     async def _presence_of(self, client: aioredis.Redis, node: str) -> dict[str, set[str]]:
         """The connections of ``node`` in Redis, with their rooms."""
-        members = await client.smembers(self._key("node", node))
+        members = await client.smembers(self.layout.node_conns(node))
         conn_ids = [_text(c) for c in members]
         if not conn_ids:
             return {}
         pipe: Any = client.pipeline(transaction=False)
         for conn_id in conn_ids:
-            pipe.smembers(self._key("rooms", conn_id))
+            pipe.smembers(self.layout.conn_rooms(conn_id))
         rooms_of = await pipe.execute()
         return {
             conn_id: {_text(room) for room in rooms}
@@ -393,20 +578,23 @@ class RedisBackend(HubBackend):
         }
 
     def _queue_removal(self, pipe: Any, presence: dict[str, set[str]]) -> None:
+        layout = self.layout
         for conn_id, rooms in presence.items():
             for room in rooms:
-                pipe.srem(self._key("room", room), conn_id)
-            pipe.delete(self._key("rooms", conn_id))
-            pipe.hdel(self._key("conns"), conn_id)
-            pipe.hdel(self._key("users"), conn_id)
+                pipe.srem(layout.room_members(room), conn_id)
+            pipe.delete(layout.conn_rooms(conn_id))
+        for partition, conn_ids in self._by_partition(presence).items():
+            pipe.hdel(layout.conns(partition), *conn_ids)
+            pipe.hdel(layout.users(partition), *conn_ids)
 
     async def _remove_node(self, client: aioredis.Redis, node: str) -> None:
-        """Remove ``node`` and the presence of its connections, in one transaction."""
+        """Remove ``node`` and the presence of its connections, in one transaction (on
+        plain Redis; on a cluster, its keys span slots)."""
         presence = await self._presence_of(client, node)
         pipe: Any = client.pipeline(transaction=True)
         self._queue_removal(pipe, presence)
-        pipe.delete(self._key("node", node))
-        pipe.zrem(self._key("nodes"), node)
+        pipe.delete(self.layout.node_conns(node))
+        pipe.zrem(self.layout.nodes, node)
         await pipe.execute()
 
     @staticmethod
@@ -417,13 +605,29 @@ class RedisBackend(HubBackend):
 
     # The subscriber and the heartbeat --------------------------------------------------------
 
-    async def _subscribe(self, pubsub: Any) -> None:
+    async def _read(self, pubsub: Any) -> None:
         tag = self._tag
+        counters = self._counters
+        everyone, inboxes = self._everyone, self._inboxes
         while not self._stopping:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is None or message["type"] != "message":
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind != "message":
+                if kind == "subscribe" or kind == "unsubscribe":
+                    self._confirmed_by_redis(kind == "subscribe", message["channel"])
                 continue
             data: bytes = message["data"]
+            channel: bytes = message["channel"]
+            counters["received_frames"] += 1
+            counters["received_bytes"] += len(data)
+            if channel == everyone:
+                counters["received_frames_everyone"] += 1
+            elif channel in inboxes:
+                counters["received_frames_node"] += 1
+            else:
+                counters["received_frames_room"] += 1
             if data.startswith(b"* "):
                 self._publication(data)
                 continue
@@ -452,12 +656,12 @@ class RedisBackend(HubBackend):
     async def _beat(self, client: aioredis.Redis) -> None:
         while not self._stopping:
             now = await self._now(client)
-            added = await client.zadd(self._key("nodes"), {self.node: now})
+            added = await client.zadd(self.layout.nodes, {self.node: now})
             if added:
                 # We were missing: Redis lost its data, or presumed us dead.
                 self._resync = True
                 self._signal(self._wakeup)
-            dead = await client.zrangebyscore(self._key("nodes"), "-inf", now - self.heartbeat_ttl)
+            dead = await client.zrangebyscore(self.layout.nodes, "-inf", now - self.heartbeat_ttl)
             for node in dead:
                 name = _text(node)
                 if name != self.node:
@@ -468,15 +672,28 @@ class RedisBackend(HubBackend):
 
     # The hub's side --------------------------------------------------------------------------
 
-    def publish(self, frame: bytes) -> None:
-        if not self._up:
+    def publish(self, frame: bytes, route: Route) -> None:
+        if not self._up or self._frames_queued >= self.publish_queue:
             self._lose(1)
             return
-        if self._frames_queued >= self.publish_queue:
-            self._lose(1)
-            return
+        data = self._tag + frame
+        layout = self.layout
+        item: Message | Direct
+        conns = route.conns
+        if conns is not None:
+            if not conns:
+                return
+            first = layout.partition(conns[0])
+            one = all(layout.partition(conn_id) == first for conn_id in conns[1:])
+            item = Direct(conns, data, first if one else None)
+        elif route.room is not None:
+            item = Message(layout.room_channel(route.room), data)
+        elif route.node is not None:
+            item = Message(layout.home(route.node), data)
+        else:
+            item = Message(self.channel, data)
         self._frames_queued += 1
-        self._enqueue(self._tag + frame)
+        self._enqueue(item)
 
     def publish_history(self, room: str, frame: bytes, size: int, ttl: float) -> None:
         if not self._up or self._frames_queued >= self.publish_queue:
@@ -485,11 +702,42 @@ class RedisBackend(HubBackend):
         self._frames_queued += 1
         self._enqueue(Publication(room, frame, size, max(int(ttl * 1000), 1)))
 
+    def subscribe(self, room: str) -> None:
+        if room not in self._rooms:
+            self._rooms.add(room)
+            self._changes.add(room)
+            self._signal(self._wakeup)
+
+    def unsubscribe(self, room: str) -> None:
+        if room in self._rooms:
+            self._rooms.discard(room)
+            self._changes.add(room)
+            self._signal(self._wakeup)
+
+    async def wait_subscribed(self, rooms: Iterable[str]) -> None:
+        channels = [(room, self.layout.room_channel(room).encode()) for room in rooms]
+        if not self._up:
+            raise BackendUnavailable(f"Redis at {self.url} is unreachable")
+        self._signal(self._wakeup)  # the writer subscribes
+        wanted = self._rooms
+
+        def done() -> bool:
+            return not self._up or all(
+                room not in wanted or self._settled(channel) for room, channel in channels
+            )
+
+        try:
+            await self._until(done, _CONFIRM_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise BackendUnavailable(f"Redis at {self.url} did not confirm in time") from None
+        if not self._up:
+            raise BackendUnavailable(f"Redis at {self.url} is unreachable")
+
     async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
         ttl_ms = max(int(ttl * 1000), 1)
         reply: list[Any] = await self._query(
             lambda c: self._read_script(
-                keys=self._history_keys(room), args=[since + 1, new_epoch(), ttl_ms], client=c
+                keys=self.layout.history(room), args=[since + 1, new_epoch(), ttl_ms], client=c
             )
         )
         epoch, offset, entries, seconds, micros = reply
@@ -502,50 +750,50 @@ class RedisBackend(HubBackend):
                 kept.append((int(_text(entry_id).partition("-")[0]), written / 1000, values[b"f"]))
         return _text(epoch), int(offset), kept
 
-    def _history_keys(self, room: str) -> list[str]:
-        stream = self._key("hist", room)
-        return [stream, f"{stream}:offset", f"{stream}:epoch"]
-
     def connection_added(self, conn_id: str) -> None:
         self._local[conn_id] = set()
-        self._enqueue(("HSET", self._key("conns"), conn_id, self.node))
-        self._enqueue(("SADD", self._key("node", self.node), conn_id))
+        layout = self.layout
+        self._enqueue(("HSET", layout.conns(layout.partition(conn_id)), conn_id, self.node))
+        self._enqueue(("SADD", layout.node_conns(self.node), conn_id))
 
     def connection_removed(self, conn_id: str) -> None:
         rooms = self._local.pop(conn_id, set())
+        layout = self.layout
         for room in rooms:
-            self._enqueue(("SREM", self._key("room", room), conn_id))
-        self._enqueue(("DEL", self._key("rooms", conn_id)))
-        self._enqueue(("SREM", self._key("node", self.node), conn_id))
-        self._enqueue(("HDEL", self._key("conns"), conn_id))
+            self._enqueue(("SREM", layout.room_members(room), conn_id))
+        self._enqueue(("DEL", layout.conn_rooms(conn_id)))
+        self._enqueue(("SREM", layout.node_conns(self.node), conn_id))
+        partition = layout.partition(conn_id)
+        self._enqueue(("HDEL", layout.conns(partition), conn_id))
         if self._users.pop(conn_id, None) is not None:
-            self._enqueue(("HDEL", self._key("users"), conn_id))
+            self._enqueue(("HDEL", layout.users(partition), conn_id))
 
     def user_set(self, conn_id: str, user: bytes | None) -> None:
         if conn_id not in self._local:
             return
+        key = self.layout.users(self.layout.partition(conn_id))
         if user is None:
             if self._users.pop(conn_id, None) is not None:
-                self._enqueue(("HDEL", self._key("users"), conn_id))
+                self._enqueue(("HDEL", key, conn_id))
             return
         self._users[conn_id] = user
-        self._enqueue(("HSET", self._key("users"), conn_id, user))
+        self._enqueue(("HSET", key, conn_id, user))
 
     def room_joined(self, conn_id: str, room: str) -> None:
         rooms = self._local.get(conn_id)
         if rooms is None or room in rooms:
             return
         rooms.add(room)
-        self._enqueue(("SADD", self._key("room", room), conn_id))
-        self._enqueue(("SADD", self._key("rooms", conn_id), room))
+        self._enqueue(("SADD", self.layout.room_members(room), conn_id))
+        self._enqueue(("SADD", self.layout.conn_rooms(conn_id), room))
 
     def room_left(self, conn_id: str, room: str) -> None:
         rooms = self._local.get(conn_id)
         if rooms is None or room not in rooms:
             return
         rooms.discard(room)
-        self._enqueue(("SREM", self._key("room", room), conn_id))
-        self._enqueue(("SREM", self._key("rooms", conn_id), room))
+        self._enqueue(("SREM", self.layout.room_members(room), conn_id))
+        self._enqueue(("SREM", self.layout.conn_rooms(conn_id), room))
 
     # Queries ---------------------------------------------------------------------------------
 
@@ -563,26 +811,49 @@ class RedisBackend(HubBackend):
             raise BackendUnavailable(f"Redis at {self.url} failed: {exc!r}") from exc
 
     async def connection_count(self) -> int:
-        count: int = await self._query(lambda c: c.hlen(self._key("conns")))
-        return count
+        layout = self.layout
+
+        async def count(client: aioredis.Redis) -> int:
+            # The sum of the nodes' connection sets: one per node, however many
+            # partitions.
+            nodes = await client.zrange(layout.nodes, 0, -1)
+            if not nodes:
+                return 0
+            pipe: Any = client.pipeline(transaction=False)
+            for node in nodes:
+                pipe.scard(layout.node_conns(_text(node)))
+            return sum(await pipe.execute())
+
+        total: int = await self._query(count)
+        return total
 
     async def room_members(self, room: str) -> set[str]:
-        members: Iterable[bytes] = await self._query(lambda c: c.smembers(self._key("room", room)))
+        key = self.layout.room_members(room)
+        members: Iterable[bytes] = await self._query(lambda c: c.smembers(key))
         return {_text(m) for m in members}
 
     async def rooms_of(self, conn_id: str) -> set[str]:
-        rooms: Iterable[bytes] = await self._query(
-            lambda c: c.smembers(self._key("rooms", conn_id))
-        )
+        key = self.layout.conn_rooms(conn_id)
+        rooms: Iterable[bytes] = await self._query(lambda c: c.smembers(key))
         return {_text(r) for r in rooms}
 
     async def users(self, conn_ids: list[str]) -> list[bytes | None]:
         if not conn_ids:
             return []
-        found: list[bytes | None] = await self._query(
-            lambda c: c.hmget(self._key("users"), conn_ids)
-        )
-        return found
+        groups = list(self._by_partition(dict.fromkeys(conn_ids)).items())
+
+        async def read(client: aioredis.Redis) -> list[list[bytes | None]]:
+            pipe: Any = client.pipeline(transaction=False)
+            for partition, ids in groups:
+                pipe.hmget(self.layout.users(partition), ids)
+            found: list[list[bytes | None]] = await pipe.execute()
+            return found
+
+        replies = await self._query(read)
+        users: dict[str, bytes | None] = {}
+        for (_, ids), found in zip(groups, replies, strict=True):
+            users.update(zip(ids, found, strict=True))
+        return [users[conn_id] for conn_id in conn_ids]
 
     def stats(self) -> dict[str, int]:
         return {
@@ -590,4 +861,6 @@ class RedisBackend(HubBackend):
             "connected": int(self._up),
             # Frames and presence writes not yet acknowledged by Redis.
             "queued": len(self._queue) + self._in_flight,
+            # Rooms whose channel this process subscribes to.
+            "rooms_subscribed": len(self._sent),
         }
