@@ -143,7 +143,10 @@ async def test_stats_are_integer_counters(make_node):
 async def _finish(publisher: Node, *nodes: Node) -> None:
     """Publish a last frame for everyone from ``publisher`` and wait until ``nodes`` have
     it: a node's frames reach another in the order they were published, so everything
-    ``publisher`` published before it has arrived."""
+    ``publisher`` published before it has arrived. (On a Redis Cluster, frames of
+    different routes go through different masters, and keep their order only once the
+    earlier ones are acknowledged: ``end`` is published after that.)"""
+    await settled(publisher.backend)
     publisher.backend.publish(b"end", EVERYONE)
     await settled(publisher.backend)
     for node in nodes:

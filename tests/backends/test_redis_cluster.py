@@ -1,8 +1,14 @@
-"""The Redis Cluster the cluster tests run on (``tests/redis_cluster.py``), and the
-behaviour of Redis Cluster's sharded pub/sub that the ``redis+cluster://`` backend relies
-on, checked on the real servers: a ``SSUBSCRIBE`` served by the slot's master, a
-``SUNSUBSCRIBE`` pushed by the server when the slot moves away, ``SPUBLISH`` from a script
-whose keys share the channel's slot, and a replica taking over a killed master.
+"""The Redis Cluster backend (``redis+cluster://``) on a real cluster of six
+``redis-server`` processes (``tests/redis_cluster.py``, started once per session).
+
+First the cluster itself, and the behaviour of its sharded pub/sub that the backend
+relies on: a ``SSUBSCRIBE`` served by the slot's master, a ``SUNSUBSCRIBE`` pushed by the
+server when the slot moves away, ``SPUBLISH`` from a script whose keys share the
+channel's slot, a replica taking over a killed master. Then the sharded subscriber alone,
+then the backend: the contract suite runs on it beside the other backends
+(``conftest.py``), the cross-process tests of ``test_redis.py`` (hub API only) are
+imported here and run on the cluster, and a slot moved or a master killed during a
+broadcast stream.
 """
 
 from __future__ import annotations
@@ -18,10 +24,39 @@ from redis.crc import key_slot
 from redis.exceptions import MovedError
 
 from bocadillo.realtime.backends.redis_cluster import ShardedSubscriber
+from tests.backends.test_redis import (
+    test_a_broadcast_to_local_ids_only_is_not_published,
+    test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires,
+    test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires,
+    test_a_request_reaches_a_connection_of_another_process,
+    test_apps_with_different_prefixes_do_not_hear_each_other,
+    test_broadcast_reaches_every_process_and_each_process_once,
+    test_counts_members_and_rooms_are_shared_and_follow_changes,
+    test_many_concurrent_queries_wait_for_a_connection_instead_of_failing,
+    test_presence_and_its_events_cross_processes,
+    test_room_broadcast_to_and_exclude_across_processes,
+    test_send_and_disconnect_by_id_reach_the_owning_process,
+    test_shutdown_removes_the_presence_of_the_process,
+)
 from tests.live import eventually
 from tests.redis_cluster import SLOTS, LocalRedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.redis_cluster, pytest.mark.anyio]
+
+__all__ = [
+    "test_a_broadcast_to_local_ids_only_is_not_published",
+    "test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires",
+    "test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires",
+    "test_a_request_reaches_a_connection_of_another_process",
+    "test_apps_with_different_prefixes_do_not_hear_each_other",
+    "test_broadcast_reaches_every_process_and_each_process_once",
+    "test_counts_members_and_rooms_are_shared_and_follow_changes",
+    "test_many_concurrent_queries_wait_for_a_connection_instead_of_failing",
+    "test_presence_and_its_events_cross_processes",
+    "test_room_broadcast_to_and_exclude_across_processes",
+    "test_send_and_disconnect_by_id_reach_the_owning_process",
+    "test_shutdown_removes_the_presence_of_the_process",
+]
 
 #: Upper bound of a wait for one pub/sub message (the machine may be busy).
 WAIT = 5.0
@@ -32,6 +67,12 @@ def cluster(redis_cluster: LocalRedisCluster) -> LocalRedisCluster:
     """The session's cluster, healthy at the start of the test."""
     redis_cluster.wait_healthy()
     return redis_cluster
+
+
+@pytest.fixture
+def backend_url(cluster: LocalRedisCluster) -> str:
+    """This module's tests are the cluster's own: not parametrized over the backends."""
+    return cluster.url
 
 
 @pytest.fixture

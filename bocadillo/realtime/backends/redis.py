@@ -255,7 +255,7 @@ class RedisBackend(HubBackend):
         self._rooms.clear()
         self._changes.clear()
 
-    def _new_client(self) -> aioredis.Redis:
+    def _new_client(self) -> Client:
         # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
         client = aioredis.Redis.from_url(
             self.url,
