@@ -1019,23 +1019,74 @@ def plot_redis(axis: Any, table: dict[str, dict[str, dict[str, Any]]], sizes: li
 
 
 def render_readme(data: dict[str, Any], table: dict[str, dict[str, dict[str, Any]]]) -> str:
-    meta = data["meta"]
-    host = meta["machine"]
-    lines = [
-        README_START,
-        f"Measured {meta['date']} on {host['nproc']} cores ({host['cpu']}) by `make bench` "
-        f"(load average {meta['loadavg_before'][0]} before, {meta['loadavg_after'][0]} after: "
-        "other work on the machine makes absolute numbers noisy), Bocadillo against raw ASGI "
-        "on the same uvicorn; full tables, the other frameworks and the plot in "
-        "[docs/benchmarks.md](docs/benchmarks.md).",
-        "",
-        "| goal | Bocadillo | target | status |",
-        "| --- | ---: | --- | --- |",
+    """The README's summary: one sentence with the headline ratios, between the markers.
+
+    The front page gives what a reader compares (Bocadillo, raw ASGI, Starlette and
+    FastAPI, same run) and links to ``docs/benchmarks.md`` for the rest: the goals, the
+    other scenarios, the machine and its load.
+    """
+
+    def get(key: str, target: str, metric: str) -> float | None:
+        value = table.get(key, {}).get(target, {}).get(metric)
+        return value if isinstance(value, (int, float)) else None
+
+    def versus(key: str, metric: str, what: str) -> str | None:
+        raw = get(key, "raw", metric)
+        ours = ratio(get(key, "bocadillo", metric), raw)
+        if ours is None:
+            return None
+        peers = [
+            f"{LABELS[peer]} {value:.2f}×"
+            for peer in ("starlette", "fastapi")
+            if (value := ratio(get(key, peer, metric), raw)) is not None
+        ]
+        return f"{what} at {ours:.2f}× " + (
+            f"{_WHOSE[metric]} of raw ASGI ({', '.join(peers)})"
+            if peers
+            else f"{_WHOSE[metric]} of raw ASGI"
+        )
+
+    parts = [
+        part
+        for part in (
+            versus("echo-64", "msgs_per_s", "WebSocket echo"),
+            versus("http", "requests_per_s", "HTTP JSON"),
+        )
+        if part is not None
     ]
-    for goal, value, limit, status in goals(table):
-        lines.append(f"| {goal} | {value} | {limit} | {status} |")
-    lines.append(README_END)
-    return "\n".join(lines)
+    sizes = _fanout_sizes(table)
+    stalled_key = _stalled_key(table, sizes[-1]) if sizes else None
+    if sizes and stalled_key:
+        size = sizes[-1]
+        raw_stalled = get(stalled_key, "raw", "p50_ms")
+        base = raw_stalled if raw_stalled is not None else get(f"fanout-{size}", "raw", "p50_ms")
+        value = ratio(get(stalled_key, "bocadillo", "p50_ms"), base)
+        if value is not None:
+            against = (
+                "raw ASGI's broadcast with as many stalled"
+                if raw_stalled is not None
+                else "raw ASGI's broadcast to healthy clients only"
+            )
+            parts.append(
+                f"a broadcast to {size:,} clients with 10% of them stalled in {value:.2f}× "
+                f"the median time of {against}"
+            )
+    meta = data["meta"]
+    when = str(meta["date"]).split(" ")[0]
+    machine = f"{meta['machine']['nproc']} cores"
+    summary = "; ".join(parts) if parts else "no comparable scenario in this run"
+    return "\n".join(
+        [
+            README_START,
+            f"On {machine} with the same uvicorn (`make bench`, {when}): {summary}. "
+            "Full results: [docs/benchmarks.md](docs/benchmarks.md).",
+            README_END,
+        ]
+    )
+
+
+#: How ``render_readme`` names what a ratio compares.
+_WHOSE = {"msgs_per_s": "the messages per second", "requests_per_s": "the requests per second"}
 
 
 def publish(data: dict[str, Any], *, docs_dir: Path, readme: Path | None) -> None:

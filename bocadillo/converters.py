@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import enum
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -28,23 +29,41 @@ __all__ = ["ParameterError", "ParameterPlan", "converter_for", "view_signature"]
 
 Converter = Callable[[str], Any]
 _MISSING: Any = object()
-_TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
+#: What a ``bool`` parameter accepts, in any case: Bocadillo 0.18's spellings (its
+#: typesystem ``Boolean``). ``yes``/``no`` are refused, as 0.18 refused them; settings
+#: read from the environment have their own, wider parser (``config.py``).
+_TRUE = frozenset({"true", "on", "1"})
+_FALSE = frozenset({"false", "off", "0"})
+#: What an ``int`` parameter accepts: an optional sign, ASCII digits, and an optional
+#: fraction, which is dropped (``"4.2"`` is 4 and ``"-4.9"`` is -4, as in 0.18). No
+#: exponent: ``"1e999999999"`` would ask for a billion-digit integer.
+_INTEGER = re.compile(r"([+-]?[0-9]+)(?:\.[0-9]+)?")
+#: Python's own default limit for ``int(text)``, applied on every Python version (the
+#: limit came in 3.10.7 and 3.11): converting longer text takes quadratic time.
+_MAX_INT_DIGITS = 4300
 
 
 def _to_bool(value: str) -> bool:
-    lowered = value.strip().lower()
+    lowered = value.lower()
     if lowered in _TRUE:
         return True
     if lowered in _FALSE:
         return False
-    raise ValueError("expected a boolean (true/false, 1/0, yes/no, on/off)")
+    raise ValueError("expected a boolean (true/false, on/off or 1/0)")
 
 
 def _to_int(value: str) -> int:
+    if value.isascii() and value.isdigit() and len(value) <= _MAX_INT_DIGITS:
+        return int(value)  # the common case, without the regular expression
+    match = _INTEGER.fullmatch(value)
+    if match is None:
+        raise ValueError("expected an integer")
+    whole = match[1]
+    if len(whole.lstrip("+-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"expected an integer of at most {_MAX_INT_DIGITS} digits")
     try:
-        return int(value)
-    except ValueError:
+        return int(whole)
+    except ValueError:  # a lower limit set with sys.set_int_max_str_digits
         raise ValueError("expected an integer") from None
 
 

@@ -1,8 +1,9 @@
 """Views: turning what users register into per-method handlers.
 
 A view is an ``async def view(req, res, **params)`` function, or a class whose methods
-are named after HTTP verbs (``get``, ``post``, ...), with ``handle`` as a catch-all.
-Every handler must be a coroutine function; a plain function is refused at registration.
+are named after HTTP verbs (``get``, ``post``, ...); a ``handle`` method, if the class has
+one, serves every verb instead. Every handler must be a coroutine function; a plain
+function is refused at registration.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def view_handlers(
             ``all`` allows every verb, as in Bocadillo 0.18).
 
     Returns:
-        ``(handlers, catch_all, owner)``: upper-case verb to handler, the ``handle``
-        method if any, and the view object whose name names the route.
+        ``(handlers, catch_all, owner)``: upper-case verb to handler (empty when there
+        is a ``handle`` method), the ``handle`` method if any, and the view object whose
+        name names the route.
 
     Raises:
         ExpectedAsync: if a handler is not a coroutine function.
@@ -79,9 +81,11 @@ def view_handlers(
             handlers[verb.upper()] = ensure_async(method, "view method")
     catch_all = getattr(instance, "handle", None)
     if catch_all is not None:
-        ensure_async(catch_all, "view method")
+        # ``handle`` serves every verb, as in Bocadillo 0.18: the verb methods beside it
+        # are never called (they are still checked, since they are still mistakes).
+        return {}, ensure_async(catch_all, "view method"), view
     # A class without any handler is allowed (as in Bocadillo 0.18): every verb gets 405.
-    return handlers, catch_all, view
+    return handlers, None, view
 
 
 def callable_name(obj: Any) -> str:

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 _BLOCK = re.compile(r"^```(\w+)( file=(\S+))?\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
-def blocks(guide: str) -> list[tuple[str, str | None, str, int]]:
-    """``(language, file path or None, source, line)`` of every fenced block of a guide."""
-    text = (DOCS / guide).read_text(encoding="utf-8")
+def blocks(guide: str, *, base: Path = DOCS) -> list[tuple[str, str | None, str, int]]:
+    """``(language, file path or None, source, line)`` of every fenced block of a guide
+    (a page of ``docs/``, or with ``base=ROOT`` a file of the repository, ``README.md``)."""
+    text = (base / guide).read_text(encoding="utf-8")
     return [
         (m.group(1), m.group(3), m.group(4), text.count("\n", 0, m.start()) + 1)
         for m in _BLOCK.finditer(text)

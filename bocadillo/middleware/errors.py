@@ -3,7 +3,9 @@
 ``ErrorMiddleware`` sits inside the user middleware and maps exception classes (by their
 MRO) to handlers ``handler(req, res, exc)``. ``HTTPError`` and Starlette's
 ``HTTPException`` (its 404/405) have a default handler. Anything unhandled goes on to
-Starlette's ``ServerErrorMiddleware``, which answers 500 and lets the server log it.
+Starlette's ``ServerErrorMiddleware``, which answers 500 and lets the server log it. An
+answered error is marked in the scope (``answered_an_error``), so that the user
+``Middleware`` it passes through skips ``after_dispatch``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,35 @@ from ..response import Response
 from ..types import ASGIApp, Receive, Scope, Send
 from .tracking import TrackedSend
 
-__all__ = ["ErrorHandler", "ErrorMiddleware", "internal_error_response", "wants_text"]
+__all__ = [
+    "ErrorHandler",
+    "ErrorMiddleware",
+    "answered_an_error",
+    "internal_error_response",
+    "wants_text",
+]
 
 logger = logging.getLogger("bocadillo.errors")
 ErrorHandler = Callable[[Request, Response, Any], Awaitable[None] | None]
 _INTERNAL_ERROR = dumps_bytes(
     {"error": "Internal Server Error", "status": 500, "detail": "Internal Server Error"}
 )
+
+
+#: The scope key set once the error handlers answer a request (``answered_an_error``).
+_ANSWERED_AN_ERROR = "bocadillo.answered_an_error"
+
+
+def answered_an_error(scope: Scope) -> bool:
+    """True once an ``ErrorMiddleware`` has answered this request with an error handler.
+
+    ``Middleware`` reads it to skip ``after_dispatch`` for such a response, as Bocadillo
+    0.18 did: there the error went on past the middleware to the error handling. The
+    mark is in the scope because the layers between the two (pure ASGI middleware, a
+    mounted app) pass the scope along; nothing else carries it from the inner layer to
+    the outer one.
+    """
+    return scope.get(_ANSWERED_AN_ERROR, False) is True
 
 
 def wants_text(req: _StarletteRequest) -> bool:
@@ -114,6 +138,7 @@ class ErrorMiddleware:
             handler = self.lookup(exc)
             if handler is None or tracked.started:
                 raise
+            scope[_ANSWERED_AN_ERROR] = True
             req = Request(scope, receive, send)
             res = Response()
             result = handler(req, res, exc)

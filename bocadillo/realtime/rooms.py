@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
-from ..errors import InvalidArgument, RoomFull, TooManyRooms
+from ..errors import ArgumentTypeError, InvalidArgument, RoomFull, TooManyRooms
 
 __all__ = ["MAX_ROOM_NAME", "RoomFull", "Rooms", "TooManyRooms", "check_room_name"]
 
@@ -26,12 +26,14 @@ def check_room_name(room: object) -> str:
     (spaces allowed; no control characters or line breaks).
 
     Raises:
-        TypeError: if ``room`` is not a ``str``.
+        ArgumentTypeError: (a ``TypeError`` and an ``InvalidArgument``) if ``room`` is not a
+            ``str``: a handler on ``/ws`` joining what a client sent answers
+            ``invalid_data``, as for the other bad names.
         InvalidArgument: if it is empty, too long, or holds a character that is not
             printable.
     """
     if not isinstance(room, str):
-        raise TypeError(f"a room name is a str, not {type(room).__name__}")
+        raise ArgumentTypeError(f"a room name is a str, not {type(room).__name__}")
     if not room or len(room) > MAX_ROOM_NAME:
         raise InvalidArgument(f"a room name has 1 to {MAX_ROOM_NAME} characters, not {len(room)}")
     if not room.isprintable():

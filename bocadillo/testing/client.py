@@ -23,12 +23,22 @@ def create_client(app: ASGIApp, **kwargs: Any) -> TestClient:
         app: The application.
         **kwargs: Passed to ``starlette.testclient.TestClient`` (for example
             ``raise_server_exceptions=False`` to see the 500 response instead of the error).
+
+    Raises:
+        MissingDependency: if the ``httpx2`` package (a dependency of Bocadillo, which
+            Starlette's test client sends its requests with) is not installed.
     """
+    # Starlette's TestClient sends its requests with httpx2, a dependency of Bocadillo.
+    # Without it Starlette raises a RuntimeError (or falls back to httpx with a warning):
+    # only an install made with --no-deps lacks it, so say which package is missing.
     try:
-        from starlette.testclient import TestClient
-    except ImportError as exc:  # httpx2 is a test dependency, not a runtime one
+        import httpx2  # noqa: F401
+    except ImportError as exc:
         raise MissingDependency(
-            "create_client() needs httpx2: pip install 'bocadillo[dev]'"
+            "create_client() needs the httpx2 package, a dependency of bocadillo that is "
+            "missing from this environment: pip install httpx2"
         ) from exc
+    from starlette.testclient import TestClient
+
     kwargs.setdefault("base_url", "http://testserver")
     return TestClient(app, **kwargs)

@@ -266,7 +266,7 @@ def test_asyncapi_routes_are_opt_in_and_serve_json_and_html(validator):
 
 
 def test_the_realtime_guide_example_runs_and_its_document_is_valid(validator):
-    """The example of docs/realtime.md, "AsyncAPI" (the page's other blocks are excerpts)."""
+    """The example of docs/realtime.md's "AsyncAPI" section (the first block after its heading)."""
     guide = (ROOT / "docs" / "realtime.md").read_text(encoding="utf-8")
     section = guide.index("## AsyncAPI")
     (source, line), *_ = [

@@ -18,6 +18,7 @@ from bocadillo import (
     ExpectedAsync,
     HTTPError,
     InvalidArgument,
+    Middleware,
     Router,
     SettingsError,
     Templates,
@@ -292,7 +293,86 @@ def test_methods_all_allows_every_verb():
             assert client.request(method.upper(), "/everything").status_code == 200
 
 
+def test_typed_route_parameters_convert_as_in_0_18():
+    app = App()
+
+    @app.route("/count/{value}")
+    async def count(req, res, value: int):
+        res.json = {"value": value}
+
+    @app.route("/flag/{value}")
+    async def flag(req, res, value: bool):
+        res.json = {"value": value}
+
+    with create_client(app) as client:
+        assert client.get("/count/4.2").json() == {"value": 4}
+        assert client.get("/count/1e3").status_code == 400
+        for raw, expected in [("TRUE", True), ("false", False), ("1", True), ("0", False)]:
+            assert client.get(f"/flag/{raw}").json() == {"value": expected}
+        for raw in ("yes", "no", "12"):
+            refused = client.get(f"/flag/{raw}")
+            assert refused.status_code == 400
+            assert "value" in refused.json()["detail"]
+
+
+def test_handle_bypasses_the_other_methods_of_a_class_based_view():
+    app = App()
+
+    @app.route("/")
+    class Index:
+        async def handle(self, req, res):
+            res.text = f"handle {req.method}"
+
+        async def get(self, req, res):
+            res.text = "get"
+
+    with create_client(app) as client:
+        assert client.get("/").text == "handle GET"
+        assert client.put("/").text == "handle PUT"
+
+
 # Middleware --------------------------------------------------------------------------------
+
+
+def test_middleware_callbacks_must_be_coroutine_functions():
+    with pytest.raises(ExpectedAsync):
+
+        class Before(Middleware):
+            def before_dispatch(self):  # type: ignore[override]  # 0.18: refused when defined
+                pass
+
+    with pytest.raises(ExpectedAsync, match="After.after_dispatch must be asynchronous"):
+
+        class After(Middleware):
+            def after_dispatch(self, req, res):
+                pass
+
+
+def test_after_dispatch_is_not_called_when_the_method_is_not_allowed():
+    app = App()
+    called: list[str] = []
+
+    class Flags(Middleware):
+        def __init__(self, inner, **options):
+            super().__init__(inner)  # 0.18's spelling of the constructor
+
+        async def before_dispatch(self, req, res):
+            called.append("before")
+
+        async def after_dispatch(self, req, res):
+            called.append("after")
+
+    app.add_middleware(Flags)
+
+    @app.route("/")
+    async def index(req, res):
+        pass
+
+    with create_client(app) as client:
+        assert client.put("/").status_code == 405
+        assert called == ["before"]
+        assert client.get("/").status_code == 200
+    assert called == ["before", "before", "after"]
 
 
 def test_asgi2_middleware_is_refused_with_how_to_upgrade():

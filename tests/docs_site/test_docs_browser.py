@@ -1,7 +1,8 @@
 """The documentation site in a real headless Chromium: built strictly, served over
 loopback, and checked to load nothing from elsewhere, with search, code copy buttons and
 the light/dark toggle working. Screenshots of the home page and the real-time guide land in
-``artifacts/docs-screenshots/`` (copies are kept in ``docs/screenshots/``).
+``artifacts/docs-screenshots/`` and in ``docs/screenshots/`` (committed: run this test after
+changing those pages).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "artifacts" / "docs-screenshots"
+#: The committed copies, named as docs/ names them.
+COMMITTED = {
+    "home.png": ROOT / "docs/screenshots/docs-home.png",
+    "realtime.png": ROOT / "docs/screenshots/docs-realtime.png",
+}
 WAIT = 20.0
 
 
@@ -112,7 +118,7 @@ def test_docs_home_and_realtime_guide(site, driver):
         lambda d: d.find_elements(By.CSS_SELECTOR, "button.md-code__button, button.md-clipboard"),
     )
     assert driver.find_elements(By.CSS_SELECTOR, ".highlight .k, .highlight .kn")
-    driver.save_screenshot(str(SCREENSHOTS / "home.png"))
+    screenshot(driver, "home.png")
 
     # The toggle switches to the dark scheme and back.
     def scheme() -> str:
@@ -138,4 +144,14 @@ def test_docs_home_and_realtime_guide(site, driver):
 
     open_page(driver, site + "/realtime/")
     assert driver.find_element(By.CSS_SELECTOR, "h1").text.startswith("The real-time hub")
-    driver.save_screenshot(str(SCREENSHOTS / "realtime.png"))
+    screenshot(driver, "realtime.png")
+
+    # The "coming from" pages title the other frameworks' code blocks.
+    open_page(driver, site + "/coming-from-socketio/")
+    titles = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".highlight .filename")}
+    assert titles == {"python-socketio", "Socket.IO client"}
+
+
+def screenshot(driver: webdriver.Chrome, name: str) -> None:
+    assert driver.save_screenshot(str(SCREENSHOTS / name))
+    assert driver.save_screenshot(str(COMMITTED[name]))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from starlette.datastructures import MutableHeaders
 
-from bocadillo import App, HTTPError, Middleware, Redirect, create_client
+from bocadillo import App, ExpectedAsync, HTTPError, Middleware, Redirect, create_client
 from bocadillo.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -58,15 +59,15 @@ def test_add_middleware_wraps_the_app_in_a_pure_asgi_class_with_kwargs():
     assert missing.headers["x-powered-by"] == "bocadillo"
 
 
-def test_middleware_subclass_runs_sync_before_and_after_dispatch():
+def test_middleware_subclass_runs_before_and_after_dispatch():
     app = hello_app()
     events: list[str] = []
 
     class Recorder(Middleware):
-        def before_dispatch(self, req, res):
+        async def before_dispatch(self, req, res):
             events.append(f"before {req.method} {req.url.path}")
 
-        def after_dispatch(self, req, res):
+        async def after_dispatch(self, req, res):
             events.append(f"after {res.status_code}")
 
     app.add_middleware(Recorder)
@@ -78,7 +79,7 @@ def test_middleware_subclass_runs_sync_before_and_after_dispatch():
     assert events == ["before GET /", "after 200"]
 
 
-def test_middleware_subclass_runs_async_dispatchers_and_keeps_options():
+def test_middleware_subclass_keeps_its_options():
     app = hello_app()
     events: list[Any] = []
 
@@ -135,7 +136,7 @@ def test_after_dispatch_changes_status_and_headers():
     app = hello_app()
 
     class Rewrite(Middleware):
-        def after_dispatch(self, req, res):
+        async def after_dispatch(self, req, res):
             res.status_code = 203
             res.headers["x-rewritten"] = "true"
             del res.headers["content-type"]
@@ -162,7 +163,7 @@ def test_last_added_middleware_is_outermost():
 
     def recorder(label: str) -> type[Middleware]:
         class Recorder(Middleware):
-            def before_dispatch(self, req, res):
+            async def before_dispatch(self, req, res):
                 events.append(f"{label} before")
 
             async def after_dispatch(self, req, res):
@@ -190,7 +191,7 @@ def test_middleware_subclass_lets_websockets_through():
     events: list[str] = []
 
     class Recorder(Middleware):
-        def before_dispatch(self, req, res):
+        async def before_dispatch(self, req, res):
             events.append("before")
 
     app.add_middleware(Recorder)
@@ -234,7 +235,7 @@ def test_before_dispatch_raising_uses_the_app_error_handlers_and_redirects():
         res.text = f"custom {exc.status_code}"
 
     class Gate(Middleware):
-        def before_dispatch(self, req, res):
+        async def before_dispatch(self, req, res):
             if req.url.path == "/admin":
                 raise Redirect("/login")
             if req.url.path == "/forbidden":
@@ -256,7 +257,7 @@ def test_before_dispatch_raising_another_error_answers_500():
     app = hello_app()
 
     class Broken(Middleware):
-        def before_dispatch(self, req, res):
+        async def before_dispatch(self, req, res):
             raise RuntimeError("middleware bug")
 
     app.add_middleware(Broken)
@@ -316,3 +317,228 @@ def test_before_dispatch_reading_a_streamed_body_replays_every_chunk():
 
     assert sizes == [3000]
     assert response.json() == {"received": 3000}
+
+
+# Registration: both callbacks must be coroutine functions ------------------------------
+
+
+@pytest.mark.parametrize("name", ["before_dispatch", "after_dispatch"])
+def test_a_plain_def_callback_is_refused_when_the_class_is_defined(name):
+    def plain(self, req, res):
+        pass
+
+    with pytest.raises(ExpectedAsync, match=rf"Sync\.{name}.*'async def'"):
+        type("Sync", (Middleware,), {name: plain})
+
+
+def test_an_inherited_plain_def_callback_is_refused_too():
+    class Mixin:
+        def after_dispatch(self, req, res):
+            pass
+
+    with pytest.raises(ExpectedAsync, match="async def"):
+
+        class Stamped(Mixin, Middleware):
+            pass
+
+
+def test_a_subclass_without_callbacks_is_accepted_and_passes_through():
+    class Nothing(Middleware):
+        pass
+
+    app = hello_app()
+    app.add_middleware(Nothing)
+
+    with create_client(app) as client:
+        assert client.get("/").text == "hello"
+
+
+# after_dispatch and requests that end in an error --------------------------------------
+
+
+class Recorded(Middleware):
+    """Records its calls in ``self.options["events"]`` and stamps the responses it sees."""
+
+    async def before_dispatch(self, req, res):
+        self.options["events"].append(f"{self.options['name']} before")
+
+    async def after_dispatch(self, req, res):
+        self.options["events"].append(f"{self.options['name']} after {res.status_code}")
+        res.headers[f"x-{self.options['name']}"] = "after"
+
+
+class Teapot(Exception):
+    pass
+
+
+def erring_app() -> App:
+    app = App()
+
+    @app.route("/ok")
+    async def ok(req, res):
+        res.text = "ok"
+
+    @app.route("/http-error")
+    async def http_error(req, res):
+        raise HTTPError(409)
+
+    @app.route("/redirect")
+    async def redirect(req, res):
+        raise Redirect("/ok")
+
+    @app.route("/handled")
+    async def handled(req, res):
+        raise Teapot
+
+    @app.route("/crash")
+    async def crash(req, res):
+        raise RuntimeError("view bug")
+
+    @app.route("/set-404")
+    async def set_404(req, res):
+        res.status_code = 404
+        res.text = "no such thing, said the view"
+
+    @app.error_handler(Teapot)
+    async def teapot(req, res, exc):
+        res.status_code = 418
+        res.text = "handled"
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/missing", 404),  # the router's 404
+        ("POST", "/ok", 405),  # the router's 405
+        ("GET", "/http-error", 409),  # an HTTPError raised by the view
+        ("GET", "/redirect", 302),  # a Redirect raised by the view
+        ("GET", "/handled", 418),  # an exception answered by the app's own handler
+        ("GET", "/crash", 500),  # an exception nothing handles
+    ],
+)
+def test_after_dispatch_is_skipped_when_the_request_ends_in_an_error(method, path, status):
+    app = erring_app()
+    events: list[str] = []
+    app.add_middleware(Recorded, name="inner", events=events)
+    app.add_middleware(HeaderMiddleware, name="x-asgi", value="seen")
+    app.add_middleware(Recorded, name="outer", events=events)
+
+    with create_client(app, raise_server_exceptions=False) as client:
+        response = client.request(method, path, follow_redirects=False)
+
+    assert response.status_code == status
+    # Neither Middleware saw the error answer, on either side of the pure ASGI one.
+    assert events == ["outer before", "inner before"]
+    assert "x-inner" not in response.headers
+    assert "x-outer" not in response.headers
+    if status != 500:
+        # A pure ASGI middleware still sees every response, error answers included.
+        assert response.headers["x-asgi"] == "seen"
+
+
+def test_after_dispatch_runs_for_a_response_the_view_gave_an_error_status_itself():
+    app = erring_app()
+    events: list[str] = []
+    app.add_middleware(Recorded, name="only", events=events)
+
+    with create_client(app) as client:
+        response = client.get("/set-404")
+
+    assert response.status_code == 404
+    assert response.text == "no such thing, said the view"
+    assert response.headers["x-only"] == "after"
+    assert events == ["only before", "only after 404"]
+
+
+def test_after_dispatch_runs_again_on_the_next_request_after_an_error():
+    app = erring_app()
+    events: list[str] = []
+    app.add_middleware(Recorded, name="only", events=events)
+
+    with create_client(app) as client:
+        assert client.get("/missing").status_code == 404
+        assert client.get("/ok").headers["x-only"] == "after"
+
+    assert events == ["only before", "only before", "only after 200"]
+
+
+def test_an_error_in_an_inner_before_dispatch_skips_the_outer_after_dispatch():
+    app = erring_app()
+    events: list[str] = []
+
+    class Refuse(Middleware):
+        async def before_dispatch(self, req, res):
+            raise HTTPError(401)
+
+    app.add_middleware(Refuse)
+    app.add_middleware(Recorded, name="outer", events=events)
+
+    with create_client(app) as client:
+        response = client.get("/ok")
+
+    assert response.status_code == 401
+    assert events == ["outer before"]
+
+
+def test_a_before_dispatch_answer_is_not_an_error_for_the_outer_after_dispatch():
+    app = erring_app()
+    events: list[str] = []
+
+    class Closed(Middleware):
+        async def before_dispatch(self, req, res):
+            res.status_code = 503
+            return res
+
+    app.add_middleware(Closed)
+    app.add_middleware(Recorded, name="outer", events=events)
+
+    with create_client(app) as client:
+        response = client.get("/ok")
+
+    assert response.status_code == 503
+    assert response.headers["x-outer"] == "after"
+    assert events == ["outer before", "outer after 503"]
+
+
+def test_after_dispatch_raising_is_answered_by_the_error_handlers_once():
+    app = erring_app()
+    calls: list[int] = []
+
+    class Broken(Middleware):
+        async def after_dispatch(self, req, res):
+            calls.append(res.status_code)
+            raise Teapot
+
+    app.add_middleware(Broken)
+
+    with create_client(app) as client:
+        response = client.get("/ok")
+
+    assert response.status_code == 418
+    assert response.text == "handled"
+    assert calls == [200]
+
+
+def test_an_error_answered_by_a_mounted_app_skips_after_dispatch():
+    app = erring_app()
+    events: list[str] = []
+    sub = App()
+
+    @sub.route("/here")
+    async def here(req, res):
+        res.text = "sub"
+
+    app.mount("/sub", sub)
+    app.add_middleware(Recorded, name="outer", events=events)
+
+    with create_client(app) as client:
+        found = client.get("/sub/here")
+        missing = client.get("/sub/missing")
+
+    assert found.text == "sub"
+    assert found.headers["x-outer"] == "after"
+    assert missing.status_code == 404
+    assert "x-outer" not in missing.headers
+    assert events == ["outer before", "outer after 200", "outer before"]

@@ -6,7 +6,7 @@ from bocadillo import App, Middleware, configure, create_client, plugin
 
 
 class PoweredBy(Middleware):
-    def after_dispatch(self, req, res):
+    async def after_dispatch(self, req, res):
         res.headers["x-powered-by"] = self.options["name"]
 
 

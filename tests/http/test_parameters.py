@@ -36,7 +36,7 @@ def test_parameters_route_parameters_are_converted_from_annotations():
         }
 
     with create_client(app) as client:
-        response = client.get("/abc/42/2.5/yes/3.10")
+        response = client.get("/abc/42/2.5/on/3.10")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -55,11 +55,10 @@ def test_parameters_route_parameters_are_converted_from_annotations():
         ("false", False),
         ("1", True),
         ("0", False),
-        ("yes", True),
-        ("no", False),
         ("on", True),
         ("off", False),
         ("TRUE", True),
+        ("False", False),
     ],
 )
 def test_parameters_bool_accepts_the_usual_spellings(raw, expected):
@@ -71,6 +70,64 @@ def test_parameters_bool_accepts_the_usual_spellings(raw, expected):
 
     with create_client(app) as client:
         assert client.get("/", params={"flag": raw}).json() == {"flag": expected}
+
+
+@pytest.mark.parametrize("raw", ["yes", "no", "YES", "12", ""])
+def test_parameters_bool_refuses_yes_no_in_the_path_and_the_query(raw):
+    # As Bocadillo 0.18 did; boolean settings read from the environment still take yes/no.
+    app = App()
+
+    @app.route("/path/{flag}")
+    async def in_path(req, res, flag: bool):
+        res.json = {"flag": flag}
+
+    @app.route("/query")
+    async def in_query(req, res, flag: bool):
+        res.json = {"flag": flag}
+
+    with create_client(app) as client:
+        query = client.get("/query", params={"flag": raw})
+        paths = [client.get(f"/path/{raw}")] if raw else []
+
+    for response in [query, *paths]:
+        assert response.status_code == 400
+        assert response.json() == _bad_request(
+            {"flag": "expected a boolean (true/false, on/off or 1/0)"}
+        )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("4.2", 4), ("-4.9", -4), ("+12.50", 12), ("42", 42)],
+)
+def test_parameters_int_truncates_a_decimal_number_in_the_path_and_the_query(raw, expected):
+    app = App()
+
+    @app.route("/items/{pk}")
+    async def view(req, res, pk: int, page: int = 1):
+        res.json = {"pk": pk, "page": page}
+
+    with create_client(app) as client:
+        response = client.get(f"/items/{raw}", params={"page": raw})
+
+    assert response.json() == {"pk": expected, "page": expected}
+
+
+@pytest.mark.parametrize(
+    "raw", ["nan", "inf", "1e3", "4.", "a1", "1_000", "%2042", "9" * 4301, "0x10"]
+)
+def test_parameters_int_refuses_anything_but_a_plain_decimal_number(raw):
+    app = App()
+
+    @app.route("/items/{pk}")
+    async def view(req, res, pk: int):
+        res.json = {"pk": pk}
+
+    with create_client(app) as client:
+        response = client.get(f"/items/{raw}")
+
+    assert response.status_code == 400
+    assert response.json()["detail"]["pk"].startswith("expected an integer")
 
 
 def test_parameters_dates_and_times_are_parsed_from_iso_8601():

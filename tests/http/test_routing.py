@@ -241,22 +241,47 @@ def test_class_based_view_head_is_answered_from_get_without_body():
     assert calls == ["HEAD"]
 
 
-def test_class_based_view_handle_catches_every_verb():
+def test_class_based_view_handle_serves_every_verb_even_those_with_a_method():
     app = App()
+    calls: list[str] = []
 
     @app.route("/")
     class Anything:
         async def get(self, req, res):
+            calls.append("get")
             res.text = "specific get"
+
+        async def post(self, req, res):
+            calls.append("post")
 
         async def handle(self, req, res):
             res.text = f"handled {req.method}"
 
     with create_client(app) as client:
-        assert client.get("/").text == "specific get"
+        # As in Bocadillo 0.18: handle wins, the verb methods beside it are never called.
+        assert client.get("/").text == "handled GET"
         assert client.post("/").text == "handled POST"
         assert client.delete("/").text == "handled DELETE"
         assert client.request("PURGE", "/").text == "handled PURGE"
+        head = client.head("/")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert calls == []
+
+
+def test_class_based_view_sync_method_beside_handle_is_still_refused():
+    app = App()
+
+    class Index:
+        def get(self, req, res):
+            res.text = "never"
+
+        async def handle(self, req, res):
+            res.text = "handled"
+
+    with pytest.raises(ExpectedAsync, match="async def"):
+        app.route("/")(Index)
 
 
 def test_class_based_view_instance_is_accepted():

@@ -34,7 +34,7 @@ def test_view_gets_the_validated_body_beside_path_and_query_parameters(model):
     app.post("/shops/{shop:int}/items")(create)
 
     with create_client(app) as client:
-        answer = client.post("/shops/3/items?dry=yes", json={"name": "tea", "price": 2.5})
+        answer = client.post("/shops/3/items?dry=true", json={"name": "tea", "price": 2.5})
         assert answer.status_code == 201
         assert answer.json() == {"shop": 3, "dry": True, "name": "tea", "price": 2.5}
 

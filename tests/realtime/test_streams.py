@@ -344,7 +344,7 @@ def test_room_names_are_checked():
             try:
                 ws.join(room)
             except (TypeError, ValueError) as exc:
-                errors.append(type(exc).__name__)
+                errors.append("TypeError" if isinstance(exc, TypeError) else type(exc).__name__)
         ws.join("fine name")
         await ws.send(",".join(sorted(ws.rooms)))
 
@@ -355,6 +355,25 @@ def test_room_names_are_checked():
         == ["TypeError", "TypeError", "InvalidArgument", "InvalidArgument"]
         + ["InvalidArgument"] * 2
     )
+
+
+def test_a_bad_room_name_from_a_client_answers_invalid_data():
+    app = App()
+
+    @app.socket("join")
+    def join(ws, data):
+        ws.join(data)
+        return "ok"
+
+    with create_client(app) as client, client.websocket_connect("/ws") as ws:
+        for n, name in enumerate((5, None, ["a"], "", "x" * 201, "a\nb")):
+            ws.send_json({"type": "join", "data": name, "id": n})
+            reply = ws.receive_json()
+            assert reply["type"] == "error" and reply["id"] == n
+            assert reply["data"]["code"] == "invalid_data", reply
+        ws.send_json({"type": "join", "data": "fine", "id": "last"})
+        assert ws.receive_json()["data"] == "ok"
+    assert app.hub.counters.errors == 0
 
 
 def test_max_rooms_per_connection():

@@ -56,7 +56,6 @@ BUILTIN_RAISES: dict[tuple[str, str], str] = {
     ("routing/http.py", "TypeError"): "a view returned a value that is not a response",
     ("codecs.py", "TypeError"): "send() of a value the send type cannot carry",
     ("websockets.py", "TypeError"): "`for` over a WebSocket (iterate with `async for`)",
-    ("realtime/rooms.py", "TypeError"): "a room name that is not a str",
     # Optional backend capabilities: the hub asks only backends that declare them.
     ("realtime/backends/base.py", "NotImplementedError"): "history or users not kept",
     ("realtime/directory.py", "TypeError"): "leave() of a room name that is not a str",

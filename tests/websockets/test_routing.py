@@ -20,7 +20,7 @@ def test_websocket_route_converts_route_and_query_parameters():
             await ws.send({"channel": channel, "anonymous": anonymous, "message": message})
 
     with create_client(app) as client:
-        with client.websocket_connect("/chat/general?anonymous=yes") as ws:
+        with client.websocket_connect("/chat/general?anonymous=true") as ws:
             ws.send_json({"text": "hi"})
             assert ws.receive_json() == {
                 "channel": "general",
