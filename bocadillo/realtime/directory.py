@@ -15,10 +15,10 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from ..errors import UnknownConnection
+from ..errors import BackendUnavailable, UnknownConnection
 from ..types import ConnectionId
 from .backends import HubBackend
 from .limits import HubLimits
@@ -80,6 +80,10 @@ class Directory:
         #: Rooms subscribed to without a local member yet (a resume reading their
         #: history), with how many holds each.
         self._held: dict[str, int] = {}
+        #: Connection id -> the rooms its joins subscribed the backend to, not yet
+        #: confirmed (only on a ``routed`` backend: see ``settle_joins``).
+        self._subscribing: dict[str, set[str]] = {}
+        self._confirms = backend.routed and not backend.local_only
         #: The loop the hub runs on and its thread (set at startup).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -182,6 +186,8 @@ class Directory:
         self._room_groups.pop(room, None)
         if created and room not in self._held:
             self.backend.subscribe(room)  # before the membership: see backends/redis.py
+            if self._confirms:
+                self._subscribing.setdefault(conn_id, set()).add(room)
         self.backend.room_joined(conn_id, room)
         self._joined(conn_id, room)
 
@@ -205,6 +211,7 @@ class Directory:
 
     def _leave_all(self, conn_id: str) -> None:
         """Take a connection out of every room (it ended)."""
+        self._subscribing.pop(conn_id, None)
         rooms = self._rooms.rooms_of(conn_id)
         for room in self._rooms.leave_all(conn_id):
             if room not in self._held:
@@ -212,6 +219,34 @@ class Directory:
         for room in rooms:
             self._room_groups.pop(room, None)
             self._left(conn_id, room)
+
+    async def wait_subscribed(self, rooms: Iterable[str]) -> None:
+        """Wait until this process receives what other processes publish to ``rooms``
+        (those it has members in).
+
+        On Redis, a process subscribes to a room's channel when its first connection
+        joins the room, about one round trip to Redis after ``join`` returns; a message
+        published meanwhile by another process does not reach it. Replies of
+        message-type handlers and of ``resume`` already wait for this; a plain view that
+        needs it awaits this method after ``ws.join(room)``. Returns at once on other
+        backends.
+
+        Raises:
+            BackendUnavailable: if the backend cannot be reached.
+        """
+        if self._confirms:
+            await self.backend.wait_subscribed(list(rooms))
+
+    async def settle_joins(self, conn_id: str) -> None:
+        """Wait until the rooms that ``conn_id`` made this process subscribe to are
+        subscribed (best effort: not if the backend is unreachable). Called before a
+        message-type handler's reply is sent."""
+        rooms = self._subscribing.pop(conn_id, None)
+        if rooms:
+            try:
+                await self.backend.wait_subscribed(rooms)
+            except BackendUnavailable:
+                pass  # subscribed again on reconnection
 
     def _hold(self, room: str) -> None:
         """Subscribe to ``room`` even without a local member, until ``_release``."""

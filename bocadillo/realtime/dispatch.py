@@ -355,6 +355,10 @@ class BoundDispatcher:
             return encode_error(exc.code, exc.message, envelope.id)
         try:
             result = await handler.call(self._available(ws, envelope, data), ws, providers)
+            hub = ws.hub
+            if hub is not None and hub._subscribing:
+                # A room it joined is subscribed before the client hears back.
+                await hub.settle_joins(ws.id)
             if result is None:
                 return None
             return encode_response(result, envelope.id)

@@ -136,8 +136,9 @@ class Streams(Delivery):
 
         For each room: join it, then, if it keeps history and a position was given,
         replay exactly the publications after that position, in order. All of it happens
-        before any other publication can reach the connection. Ask ``may_join`` first:
-        this method trusts its caller.
+        before any other publication can reach the connection, and when it returns this
+        process receives the rooms' publications from every process. Ask ``may_join``
+        first: this method trusts its caller.
 
         Args:
             conn_id: A connection of this process.
@@ -159,6 +160,8 @@ class Streams(Delivery):
             recoveries = await self._resume_shared(conn_id, positions)
         else:
             recoveries = self._call_here(lambda: self._resume_here(conn_id, positions))
+        # The rooms without history it joined are subscribed before the reply too.
+        await self.settle_joins(conn_id)
         self.counters.resumes += 1
         return recoveries
 

@@ -354,6 +354,8 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
     assert first.backend.stats()["reconnects"] >= 1
     assert "5 frames were lost" in caplog.text
 
+    # Each process subscribed again to the rooms it has members in.
+    assert second.backend.stats()["rooms_subscribed"] == 1
     first.broadcast("back", room="lobby")
     await eventually(lambda: b1.received == ["back"])
     assert c1.received == ["back"]
@@ -427,3 +429,178 @@ async def test_many_concurrent_queries_wait_for_a_connection_instead_of_failing(
     counts = await asyncio.gather(*(hub.connection_count() for _ in range(500)))
 
     assert counts == [1] * 500
+
+
+# Per-room traffic --------------------------------------------------------------------------
+
+
+def room_frames(hub: Any) -> int:
+    return int(hub.backend.stats()["received_frames_room"])
+
+
+async def test_a_process_receives_only_the_rooms_it_has_members_in(make_hub):
+    first, second = await make_hub(), await make_hub()
+    a1 = HubClient(first, "a1")
+    b1 = HubClient(second, "b1")
+    for room in ("A", "B"):
+        first.join("a1", room)
+    second.join("b1", "B")
+    await first.wait_subscribed(["A", "B"])
+    await second.wait_subscribed(["B"])
+    before = second.backend.stats()
+
+    for n in range(20):
+        first.broadcast(f"A{n}", room="A")
+        second.broadcast(f"from two {n}", room="A")  # no member here: published only
+    for n in range(3):
+        first.broadcast(f"B{n}", room="B")
+    # A last broadcast to everyone from each process: once both clients have both,
+    # everything published before has arrived.
+    first.broadcast("end one")
+    second.broadcast("end two")
+    await eventually(
+        lambda: all("end one" in c.received and "end two" in c.received for c in (a1, b1))
+    )
+
+    after = second.backend.stats()
+    # Room A's 40 publications never reached the second process; B's 3 did (and the
+    # two broadcasts to everyone, its own included: every message read counts).
+    assert after["received_frames_room"] - before["received_frames_room"] == 3
+    assert after["received_frames_everyone"] - before["received_frames_everyone"] == 2
+    assert after["received_frames"] - before["received_frames"] == 5
+    assert after["received_bytes"] > before["received_bytes"]
+    assert after["rooms_subscribed"] == 1
+    assert first.backend.stats()["rooms_subscribed"] == 2
+    assert [m for m in b1.received if not m.startswith("end")] == ["B0", "B1", "B2"]
+    assert sorted(a1.received) == sorted(
+        [f"A{n}" for n in range(20)]
+        + [f"from two {n}" for n in range(20)]
+        + ["B0", "B1", "B2", "end one", "end two"]
+    )
+
+
+async def test_the_last_member_leaving_unsubscribes_the_process(make_hub, redis_server):
+    first, second = await make_hub(), await make_hub()
+    HubClient(first, "a1")
+    b1, b2 = HubClient(second, "b1"), HubClient(second, "b2")
+    second.join("b1", "lobby")
+    second.join("b2", "lobby")
+    await second.wait_subscribed(["lobby"])
+    backend = second.backend
+    assert isinstance(backend, RedisBackend)
+    channel = backend.layout.room_channel("lobby")
+
+    async def subscribers() -> int:
+        import redis.asyncio as aioredis
+
+        raw = aioredis.Redis.from_url(redis_server.url)
+        try:
+            counts = await raw.pubsub_numsub(channel)
+        finally:
+            await raw.aclose()
+        return int(counts[0][1])
+
+    assert await subscribers() == 1
+    second.leave("b1", "lobby")  # one member left: still subscribed
+    await settled(second)
+    assert await subscribers() == 1
+    b2.hub.unregister("b2")  # the last one ends
+    await eventually(lambda: backend.stats()["rooms_subscribed"] == 0)
+    await eventually(lambda: _equals(subscribers(), 0))
+    before = room_frames(second)
+    first.broadcast("nobody there", room="lobby")
+    first.broadcast("end")
+    await eventually(lambda: b1.received[-1:] == ["end"])
+    assert room_frames(second) == before
+    assert b1.received == ["end"]
+
+
+async def _equals(awaitable: Any, expected: Any) -> bool:
+    return bool(await awaitable == expected)
+
+
+def ids_in(layout: Any, partitions: set[int], count: int, prefix: str) -> list[str]:
+    """``count`` connection ids whose partitions are in ``partitions``."""
+    found = []
+    for n in range(100_000):
+        conn_id = f"{prefix}{n}"
+        if layout.partition(conn_id) in partitions:
+            found.append(conn_id)
+            if len(found) == count:
+                return found
+    raise AssertionError("no such ids")
+
+
+async def test_frames_for_connections_reach_their_processes_only(make_hub):
+    first, second, third = await make_hub(), await make_hub(), await make_hub()
+    layout = first.backend.layout
+    # Two ids of one partition on the second process, one of another on the third.
+    b1, b2 = ids_in(layout, {5}, 2, "b")
+    (c1,) = ids_in(layout, {6}, 1, "c")
+    two = [HubClient(second, b1), HubClient(second, b2)]
+    three = HubClient(third, c1)
+    await settled(second, third)
+    before = [hub.backend.stats()["received_frames"] for hub in (first, second, third)]
+
+    assert first.send(b1, "to b1") is True
+    first.broadcast("b1 and b2", to=[b1, b2])  # one partition: one script
+    first.broadcast("all three", to=[c1, b2, b1, "nobody"])  # two: looked up first
+    assert await first.disconnect(b2, 4000, "bye") is True
+    await eventually(lambda: three.received == ["all three"])
+    await eventually(lambda: two[1].closed == (4000, "bye"))
+    await eventually(lambda: two[0].received == ["to b1", "b1 and b2", "all three"])
+    assert two[1].received == ["b1 and b2", "all three"]
+
+    after = [hub.backend.stats() for hub in (first, second, third)]
+    assert after[0]["received_frames"] == before[0]  # its own frames never come back
+    # Each process got each frame meant for it once, in its inbox.
+    assert after[1]["received_frames"] - before[1] == 4
+    assert after[1]["received_frames_node"] == 4
+    assert after[2]["received_frames"] - before[2] == 1
+
+
+async def test_a_reply_goes_to_the_asking_process_only(make_hub):
+    first, second, third = await make_hub(), await make_hub(), await make_hub()
+    client = HubClient(second, "far", codec="envelope")
+    session = second.connection("far")
+    await settled(second)
+    before = third.backend.stats()["received_frames"]
+
+    async def answer() -> None:
+        await eventually(lambda: len(client.received) == 1)
+        question = client.received[0]
+        session.answer("response", question["data"] * 2, question["id"])
+
+    task = asyncio.ensure_future(answer())
+    assert await first.request("far", "double", 21, timeout=5) == 42
+    await task
+    assert third.backend.stats()["received_frames"] == before
+    assert first.backend.stats()["received_frames_node"] == 1  # the reply
+
+
+async def test_joining_waits_for_the_subscription_before_the_membership_shows(make_hub):
+    first, second = await make_hub(), await make_hub()
+    b1 = HubClient(second, "b1")
+    HubClient(first, "a1")
+    second.join("b1", "fresh")
+
+    async def member() -> bool:
+        return bool(await first.room_members("fresh") == {"b1"})
+
+    # Once the membership is visible anywhere, its process receives the room.
+    await eventually(member)
+    first.broadcast("hello", room="fresh")
+    await eventually(lambda: b1.received == ["hello"])
+
+
+def test_the_partitions_setting_configures_the_layout(monkeypatch):
+    monkeypatch.setenv("BOCADILLO_HUB_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("BOCADILLO_HUB_PARTITIONS", "64")
+    backend = App().hub.backend
+    assert isinstance(backend, RedisBackend)
+    assert backend.layout.partitions == 64
+    monkeypatch.delenv("BOCADILLO_HUB_PARTITIONS")  # the environment wins over the code
+    with pytest.raises(ConfigurationError, match="hub_partitions"):
+        App(hub_partitions=0).hub  # noqa: B018
+    with pytest.raises(ConfigurationError, match="hub_prefix"):
+        App(hub_prefix="a{b}").hub  # noqa: B018

@@ -70,3 +70,9 @@ async def members(data: str) -> list[str]:
 @app.socket("rooms_of")
 async def rooms_of(data: str) -> list[str]:
     return sorted(await app.hub.connection_rooms(data))
+
+
+@app.socket("ask")
+async def ask(data: dict[str, Any]) -> Any:
+    """Ask the connection ``data["to"]``, wherever it lives, and return its answer."""
+    return await app.hub.request(data["to"], "question", data["q"], timeout=10)

@@ -534,7 +534,8 @@ class RedisBackend(HubBackend):
         return channel not in self._pending and channel in self._confirmed
 
     def _notify(self) -> None:
-        waiter = self._confirmation
+        """Wake everyone waiting in ``_until`` (they check their condition again)."""
+        waiter, self._confirmation = self._confirmation, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -551,7 +552,7 @@ class RedisBackend(HubBackend):
             if remaining <= 0:
                 raise asyncio.TimeoutError
             waiter = self._confirmation
-            if waiter is None or waiter.done():
+            if waiter is None:  # shared by every waiter until the next confirmation
                 waiter = self._confirmation = loop.create_future()
             await asyncio.wait({waiter}, timeout=remaining)
 
