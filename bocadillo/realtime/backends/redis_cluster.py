@@ -138,6 +138,8 @@ class ShardedSubscriber:
         self._owners: dict[int, str] = {}
         self._stale_owners = True
         self._confirmed: set[bytes] = set()
+        #: When each slot lost since its master confirmed it again was lost.
+        self._lost_at: dict[int, float] = {}
         self._wake: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
         self._manager: asyncio.Task[None] | None = None
@@ -146,6 +148,10 @@ class ShardedSubscriber:
             "shard_moves": 0,  # SUNSUBSCRIBE pushed by a server, or MOVED to a SSUBSCRIBE
             "shard_links_lost": 0,  # connections to a master broken
             "shard_resubscribes": 0,  # slots subscribed again elsewhere
+            # Milliseconds from a slot's loss (a move or a failed master) until its new
+            # master confirmed it: the last such gap and the longest.
+            "shard_gap_ms_last": 0,
+            "shard_gap_ms_max": 0,
             "shard_received": 0,
         }
 
@@ -278,6 +284,7 @@ class ShardedSubscriber:
                 unsubscribe.setdefault(slot, []).append(channel)
             if not channels:
                 del self._slots[slot]
+                self._lost_at.pop(slot, None)
         for slot, leaving in unsubscribe.items():
             link = self._placed.get(slot)
             if slot not in self._slots:
@@ -417,6 +424,7 @@ class ShardedSubscriber:
         channels = self._slots.get(slot, set())
         self._confirmed.difference_update(channels)
         self._unplaced.add(slot)
+        self._lost_at.setdefault(slot, time.monotonic())
         self.counters["shard_resubscribes"] += 1
         if self._wake is not None:
             self._wake.set()
@@ -494,6 +502,11 @@ class ShardedSubscriber:
             channel = reply[1]
             if channel in self._wanted and self._placed.get(key_slot(channel)) is link:
                 self._confirmed.add(channel)
+                lost_at = self._lost_at.pop(key_slot(channel), None)
+                if lost_at is not None:
+                    gap = round((time.monotonic() - lost_at) * 1000)
+                    self.counters["shard_gap_ms_last"] = gap
+                    self.counters["shard_gap_ms_max"] = max(gap, self.counters["shard_gap_ms_max"])
                 if self._progress is not None:
                     self._progress.set()
                 if self.on_confirm is not None:
