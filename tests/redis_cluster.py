@@ -75,15 +75,18 @@ class ClusterNodeServer(RedisServer):
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def command(self, *args: str | int) -> object:
-        """Run one command on this node and return its (decoded) reply."""
-        client = redis.Redis(
+    def _client(self) -> redis.Redis:
+        return redis.Redis(
             host="127.0.0.1",
             port=self.port,
             decode_responses=True,
             socket_timeout=5.0,
             socket_connect_timeout=2.0,
         )
+
+    def command(self, *args: str | int) -> object:
+        """Run one command on this node and return its (decoded) reply."""
+        client = self._client()
         try:
             return client.execute_command(*args)  # type: ignore[no-untyped-call]
         finally:
@@ -92,13 +95,7 @@ class ClusterNodeServer(RedisServer):
     def raw_command(self, *args: str | int) -> object:
         """Like ``command``, without redis-py's reply parsing (for ``CLUSTER NODES`` and
         ``INFO``, which redis-py turns into dicts)."""
-        client = redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            decode_responses=True,
-            socket_timeout=5.0,
-            socket_connect_timeout=2.0,
-        )
+        client = self._client()
         try:
             connection = client.connection_pool.get_connection()
             try:

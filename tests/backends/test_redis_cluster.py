@@ -280,12 +280,17 @@ def channels_on_every_master(cluster: LocalRedisCluster, per_master: int) -> lis
     raise AssertionError("not enough slots")
 
 
-async def test_the_subscriber_keeps_one_connection_per_master(cluster, cluster_client, subscriber):
-    sharded, inbox = subscriber
-    channels = channels_on_every_master(cluster, 2)
+async def subscribe(sharded: ShardedSubscriber, channels: list[bytes]) -> list[bytes]:
+    """Subscribe ``channels`` and wait until their masters confirmed; returns them."""
     for channel in channels:
         sharded.add(channel)
     await sharded.wait_subscribed(channels, WAIT)
+    return channels
+
+
+async def test_the_subscriber_keeps_one_connection_per_master(cluster, cluster_client, subscriber):
+    sharded, inbox = subscriber
+    channels = await subscribe(sharded, channels_on_every_master(cluster, 2))
     assert sharded.stats()["shard_links"] == 3
 
     for channel in channels:
@@ -304,10 +309,8 @@ async def test_the_subscriber_keeps_one_connection_per_master(cluster, cluster_c
 
 async def test_the_subscriber_follows_a_moved_slot(cluster, cluster_client, subscriber):
     sharded, inbox = subscriber
-    channel, neighbour = channels_on_every_master(cluster, 2)[:2]  # two slots, one master
-    sharded.add(channel)
-    sharded.add(neighbour)
-    await sharded.wait_subscribed([channel, neighbour], WAIT)
+    # Two slots of one master.
+    channel, neighbour = await subscribe(sharded, channels_on_every_master(cluster, 2)[:2])
 
     await asyncio.to_thread(cluster.move_slot, key_slot(channel))
 
@@ -321,10 +324,7 @@ async def test_the_subscriber_follows_a_moved_slot(cluster, cluster_client, subs
 
 async def test_the_subscriber_follows_a_failover(cluster, cluster_client, subscriber):
     sharded, inbox = subscriber
-    channels = channels_on_every_master(cluster, 1)
-    for channel in channels:
-        sharded.add(channel)
-    await sharded.wait_subscribed(channels, WAIT)
+    channels = await subscribe(sharded, channels_on_every_master(cluster, 1))
 
     killed, _ = await asyncio.to_thread(cluster.kill_master, key_slot(channels[0]))
     try:
