@@ -369,8 +369,7 @@ async def stream_through(cluster, make_hub, change) -> dict[str, Any]:
     arrived: ``received`` (in order), the ``missing`` numbers, ``changed_at`` and
     ``recovered_at`` (loop times: the change began; the listener's subscriptions and the
     publisher's connection were back), and both backends' stats."""
-    publisher = await make_hub(backoff=(0.05, 0.2))
-    listener = await make_hub(backoff=(0.05, 0.2))
+    publisher, listener = await make_hub(), await make_hub()
     member = HubClient(listener, "m1")
     listener.join("m1", "busy")
     await listener.wait_subscribed(["busy"])

@@ -1,5 +1,15 @@
 """The Redis Cluster backend: sharded pub/sub (``SSUBSCRIBE``/``SPUBLISH``) on a Redis
-Cluster or a Valkey cluster.
+Cluster or a Valkey cluster (``redis+cluster://host:port,host:port``).
+
+``RedisClusterBackend`` is the Redis backend (``redis.py``) on a cluster client: the same
+layout, whose keys and channels carry their partition's hash tag (``_redis_layout.py``),
+so every command and script touches one slot; the same writer, heartbeat and queries,
+with ``SPUBLISH`` (in the scripts too), per-slot pipelines where plain Redis runs one
+transaction, and the clock of the heartbeats' master. Its subscriptions are the sharded
+subscriber's, which outlives the writer's reconnections: one master failing does not
+resubscribe the channels of the others. Frames of different routes (rooms, inboxes,
+everyone's channel) travel through different masters, so they keep their order per
+route only (``ordered`` is False).
 
 Subscriptions: ``ShardedSubscriber`` keeps one pub/sub connection per cluster master that
 serves a slot this process listens to, and subscribes each channel on the master of its
@@ -555,7 +565,8 @@ class RedisClusterBackend(RedisBackend):
         check_interval: Seconds between two checks of who serves the slots of this
             process's channels (``CLUSTER SLOTS``), besides the moves Redis reports.
         options: Those of ``RedisBackend`` (``prefix``, ``heartbeat_ttl``,
-            ``publish_queue``, ``backoff``, ``partitions``).
+            ``publish_queue``, ``backoff``, ``partitions``); ``backoff`` is
+            ``(0.05, 1.0)`` by default.
 
     Raises:
         ConfigurationError: for a malformed URL or a bad option.
@@ -565,6 +576,8 @@ class RedisClusterBackend(RedisBackend):
     ordered = False
 
     def __init__(self, url: str, *, check_interval: float = 5.0, **options: Any) -> None:
+        # A failing master is replaced in seconds: reconnect sooner than to a lone Redis.
+        options.setdefault("backoff", (0.05, 1.0))
         super().__init__(url, **options)
         self.nodes, self._client_options = _parse_url(url)
         if not check_interval > 0:
