@@ -15,7 +15,9 @@ a few seconds, not the 15 s of Redis's default.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -352,6 +354,33 @@ class LocalRedisCluster:
         took = time.monotonic() - started
         assert self.owner(slot) is not master
         return master, took
+
+    def freeze_master(self, slot: int, timeout: float = 30.0) -> ClusterNodeServer:
+        """SIGSTOP the master serving ``slot`` (its connections stay open, silent) and
+        wait until the other nodes have promoted one of its replicas; ``thaw`` it after.
+
+        Returns:
+            The frozen node.
+        """
+        master = self.owner(slot)
+        assert master.process is not None
+        os.kill(master.process.pid, signal.SIGSTOP)
+        others = [node for node in self.running_nodes() if node is not master]
+        deadline = time.monotonic() + timeout
+        while not all(
+            any(v.is_master and slot in v.slots and v.port != master.port for v in self.view(n))
+            for n in others
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no replica of {master.port} took over slot {slot}")
+            time.sleep(0.05)
+        return master
+
+    def thaw(self, node: ClusterNodeServer, timeout: float = 30.0) -> None:
+        """SIGCONT a frozen node: it learns it was replaced and turns replica."""
+        assert node.process is not None
+        os.kill(node.process.pid, signal.SIGCONT)
+        self.wait_healthy(timeout)
 
     def restore(self, node: ClusterNodeServer, timeout: float = 30.0) -> None:
         """Start a killed node again: it rejoins as a replica; wait until it is in sync."""

@@ -231,7 +231,10 @@ def test_a_killed_master_is_replaced_by_its_replica_and_rejoins_as_a_replica(clu
 
 @pytest.fixture
 async def cluster_client(cluster) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in cluster.nodes])
+    client = RedisCluster(
+        startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in cluster.nodes],
+        socket_timeout=1.0,  # a frozen master times out soon
+    )
     _ = await client.initialize()
     yield client
     await client.aclose()
@@ -336,6 +339,24 @@ async def test_the_subscriber_follows_a_failover(cluster, cluster_client, subscr
         assert sorted(await inbox.wait_for(3)) == sorted((ch, b"after") for ch in channels)
     finally:
         await asyncio.to_thread(cluster.restore, killed)
+
+
+async def test_the_subscriber_leaves_a_master_that_hangs(cluster, cluster_client, subscriber):
+    # A frozen master closes nothing: no push, no broken connection. The periodic check
+    # (CLUSTER SLOTS, and PING on each connection) finds the replica that took over.
+    sharded, inbox = subscriber
+    channels = await subscribe(sharded, channels_on_every_master(cluster, 1))
+
+    frozen = await asyncio.to_thread(cluster.freeze_master, key_slot(channels[0]))
+    try:
+        await eventually(lambda: sharded.stats()["shard_links_lost"] == 1, timeout=10.0)
+        await sharded.wait_subscribed(channels, 30.0)
+        for channel in channels:
+            assert await cluster_client.spublish(channel, b"after") == 1
+        assert sorted(await inbox.wait_for(3)) == sorted((ch, b"after") for ch in channels)
+    finally:
+        await asyncio.to_thread(cluster.thaw, frozen)
+    assert sharded.stats()["shard_links"] == 3
 
 
 # A broadcast stream through a slot move and a failover ------------------------------------

@@ -99,8 +99,8 @@ class _Link:
         self.leaving: Counter[bytes] = Counter()
         self.reader: asyncio.Task[None] | None = None
         self.alive = True
-        #: When this connection last received anything (a ``PING`` reply at least).
-        self.heard = time.monotonic()
+        #: When the ``PING`` sent on this connection was sent, until anything arrives.
+        self.pinged: float | None = None
 
 
 class ShardedSubscriber:
@@ -147,6 +147,8 @@ class ShardedSubscriber:
         #: ``MOVED`` replies.
         self._owners: dict[int, str] = {}
         self._stale_owners = True
+        #: Nodes whose last answer was a failure.
+        self._failed: set[str] = set()
         self._confirmed: set[bytes] = set()
         #: When each slot lost since its master confirmed it again was lost.
         self._lost_at: dict[int, float] = {}
@@ -341,12 +343,21 @@ class ShardedSubscriber:
                 return None
         nodes = self.cluster.get_primaries()
         random.shuffle(nodes)
-        for node in [*nodes, *self.cluster.get_replicas()]:
+        nodes += self.cluster.get_replicas()
+        # The nodes that failed last are asked last.
+        nodes.sort(key=lambda node: node.name in self._failed)
+        for node in nodes:
             try:
-                reply = await self.cluster.execute_command("CLUSTER SLOTS", target_nodes=node)
+                # Bounded: a master that hangs must not hold up the others' checks.
+                reply = await asyncio.wait_for(
+                    self.cluster.execute_command("CLUSTER SLOTS", target_nodes=node),
+                    min(self.check_interval, 2.0),
+                )
             except _FAILURES as exc:
                 logger.debug("CLUSTER SLOTS on %s failed: %r", node.name, exc)
+                self._failed.add(node.name)
                 continue
+            self._failed.discard(node.name)
             owners: dict[int, str] = {}
             for (first, last), shard in reply.items():
                 host, port = shard["primary"]
@@ -393,7 +404,11 @@ class ShardedSubscriber:
             **{**node.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
         )
         try:
-            await connection.connect()  # type: ignore[no-untyped-call]
+            # Bounded: a master that hangs accepts the connection and never answers.
+            await asyncio.wait_for(
+                connection.connect(),  # type: ignore[no-untyped-call]
+                min(2 * self.check_interval, 2.0),
+            )
         except _FAILURES as exc:
             logger.debug("cannot reach master %s: %r", name, exc)
             with contextlib.suppress(Exception):
@@ -415,13 +430,15 @@ class ShardedSubscriber:
             self._lost(link, exc)
 
     async def _ping(self) -> None:
-        """``PING`` every connection; one silent for two check intervals is dead."""
-        silent = time.monotonic() - 2 * self.check_interval
+        """``PING`` every connection; one that received nothing for two check intervals
+        after its ``PING`` is dead (a master that hangs closes nothing)."""
+        now = time.monotonic()
         for link in list(self._links.values()):
-            if link.heard < silent:
-                self._lost(link, TimeoutError("no reply to PING"))
-            else:
+            if link.pinged is None:
+                link.pinged = now
                 await self._send(link, [("PING",)])
+            elif now - link.pinged > 2 * self.check_interval:
+                self._lost(link, TimeoutError("no reply to PING"))
 
     def _unplace(self, slot: int, link: _Link) -> list[bytes]:
         """The slot is no longer served by ``link``'s master: place it again. Returns
@@ -452,6 +469,7 @@ class ShardedSubscriber:
             self.counters["shard_links_lost"] += 1
         link.alive = False
         self._stale_owners = True
+        self._failed.add(link.name)
         for slot in list(link.slots):
             self._unplace(slot, link)
         self._forget(link)
@@ -489,7 +507,7 @@ class ShardedSubscriber:
                 except ResponseError as exc:
                     logger.debug("sharded pub/sub error from %s: %r", link.name, exc)
                     continue
-                link.heard = time.monotonic()
+                link.pinged = None
                 self._handle(link, reply)
         except asyncio.CancelledError:
             raise
