@@ -81,7 +81,7 @@ class Directory:
         #: history), with how many holds each.
         self._held: dict[str, int] = {}
         #: Connection id -> the rooms its joins subscribed the backend to, not yet
-        #: confirmed (only on a ``routed`` backend: see ``settle_joins``).
+        #: confirmed (only on a ``routed`` backend: see ``_settle_joins``).
         self._subscribing: dict[str, set[str]] = {}
         self._confirms = backend.routed and not backend.local_only
         #: The loop the hub runs on and its thread (set at startup).
@@ -237,7 +237,7 @@ class Directory:
         if self._confirms:
             await self.backend.wait_subscribed(list(rooms))
 
-    async def settle_joins(self, conn_id: str) -> None:
+    async def _settle_joins(self, conn_id: str) -> None:
         """Wait until the rooms that ``conn_id`` made this process subscribe to are
         subscribed (best effort: not if the backend is unreachable). Called before a
         message-type handler's reply is sent."""

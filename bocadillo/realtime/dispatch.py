@@ -358,7 +358,7 @@ class BoundDispatcher:
             hub = ws.hub
             if hub is not None and hub._subscribing:
                 # A room it joined is subscribed before the client hears back.
-                await hub.settle_joins(ws.id)
+                await hub._settle_joins(ws.id)
             if result is None:
                 return None
             return encode_response(result, envelope.id)

@@ -161,7 +161,7 @@ class Streams(Delivery):
         else:
             recoveries = self._call_here(lambda: self._resume_here(conn_id, positions))
         # The rooms without history it joined are subscribed before the reply too.
-        await self.settle_joins(conn_id)
+        await self._settle_joins(conn_id)
         self.counters.resumes += 1
         return recoveries
 
