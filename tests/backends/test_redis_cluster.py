@@ -325,6 +325,26 @@ async def test_the_subscriber_follows_a_moved_slot(cluster, cluster_client, subs
     assert sorted(await inbox.wait_for(2)) == [(channel, b"after"), (neighbour, b"next door")]
 
 
+async def test_the_subscriber_follows_a_moved_redirection(cluster, cluster_client):
+    # The subscriber last asked the cluster before the slot moved: its SSUBSCRIBE goes to
+    # the old master, which answers MOVED; it subscribes on the master named there.
+    inbox = Inbox()
+    sharded = ShardedSubscriber(cluster_client, inbox.put, check_interval=60.0)
+    await sharded.start()
+    try:
+        first, later = channels_on_every_master(cluster, 2)[:2]
+        await subscribe(sharded, [first])  # the slots are known from now on
+        await asyncio.to_thread(cluster.move_slot, key_slot(later))
+
+        await subscribe(sharded, [later])
+
+        assert sharded.stats()["shard_moves"] == 1  # the MOVED
+        assert await cluster_client.spublish(later, b"found") == 1
+        assert await inbox.wait_for(1) == [(later, b"found")]
+    finally:
+        await sharded.stop()
+
+
 async def test_the_subscriber_follows_a_failover(cluster, cluster_client, subscriber):
     sharded, inbox = subscriber
     channels = await subscribe(sharded, channels_on_every_master(cluster, 1))
