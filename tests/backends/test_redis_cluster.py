@@ -26,7 +26,8 @@ from redis.exceptions import MovedError
 from bocadillo import App
 from bocadillo.errors import ConfigurationError
 from bocadillo.realtime.backends import backend_from_url
-from bocadillo.realtime.backends.redis_cluster import RedisClusterBackend, ShardedSubscriber
+from bocadillo.realtime.backends._redis_shards import ShardedSubscriber
+from bocadillo.realtime.backends.redis_cluster import RedisClusterBackend
 from tests.backends.support import settled
 from tests.backends.test_redis import (
     test_a_broadcast_to_local_ids_only_is_not_published,
