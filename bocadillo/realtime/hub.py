@@ -124,7 +124,7 @@ class Hub(Streams):
         if self.distributed and self.rules.any_history and not self.backend.keeps_history:
             raise ConfigurationError(
                 f"{type(self.backend).__name__} does not keep room history for every "
-                "process: set history_size=0, or use a backend that does (Redis)"
+                "process: set history_size=0, or use a backend that does (Redis, NATS)"
             )
         if self.backend.keeps_history:
             self.backend.publication_sink = self._publication_arrived

@@ -85,7 +85,9 @@ class Streams(Delivery):
         options = self.rules.for_room(room)
         if not self._shared_history or options.history_size <= 0:
             return self.histories.read(room, since, self.clock())
-        _, _, entries = await self.backend.read_history(room, since, options.history_ttl)
+        _, _, entries = await self.backend.read_history(
+            room, since, options.history_ttl, options.history_size
+        )
         return [_publication(offset, time, raw) for offset, time, raw in entries]
 
     async def position(self, room: str) -> Position | None:
@@ -97,7 +99,9 @@ class Streams(Delivery):
         options = self.rules.for_room(room)
         if not self._shared_history or options.history_size <= 0:
             return self.histories.position(room, self.clock())
-        epoch, offset, _ = await self.backend.read_history(room, _BEYOND, options.history_ttl)
+        epoch, offset, _ = await self.backend.read_history(
+            room, _BEYOND, options.history_ttl, options.history_size
+        )
         return Position(epoch, offset)
 
     def _publication_arrived(self, offset: int, epoch: str, raw: bytes) -> None:
@@ -218,8 +222,10 @@ class Streams(Delivery):
             for room in shared:
                 position = positions[room]
                 since = position[1] if position is not None else _BEYOND
-                ttl = self.rules.for_room(room).history_ttl
-                reads[room] = await self.backend.read_history(room, since, ttl)
+                options = self.rules.for_room(room)
+                reads[room] = await self.backend.read_history(
+                    room, since, options.history_ttl, options.history_size
+                )
             for room, (epoch, last, _) in reads.items():
                 position = positions[room]
                 if position is not None and position[0] == epoch and position[1] > last:

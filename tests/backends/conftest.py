@@ -8,7 +8,8 @@ Cluster of six ``redis-server``, the session's ``redis_cluster`` fixture) and ``
 teardown. With Redis or NATS, the backends and hubs made in one test share the server and
 the prefix, as the processes of one app do. ``test_redis.py`` and ``test_nats.py``
 override ``backend_url``: what crosses processes, and what only that broker has, runs on
-it alone.
+it alone; ``test_history_contract.py`` overrides it with Redis and NATS, the backends that
+keep room history.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from bocadillo.realtime.history import RoomOptions, RoomRules
 from bocadillo.realtime.hub import HubLimits
 from tests.backends.support import settled
 from tests.hub_client import HubClient
@@ -149,3 +150,40 @@ async def test_presence_lists_the_users_of_a_room(make_hub):
     hub.unregister("bob")
     await settled(hub)
     assert [m["id"] for m in await hub.presence("lobby")] == ["ann", "anon"]
+
+
+async def test_room_history_positions_and_resume(make_hub):
+    rules = RoomRules()
+    rules.add("news*", RoomOptions(history_size=5))
+    hub = await make_hub(rooms=rules)
+    reader = HubClient(hub, "reader", codec="envelope")
+    hub.join("reader", "news")
+    await settled(hub)
+    for n in range(7):
+        hub.broadcast(n, type="said", room="news")
+    await eventually(lambda: len(reader.received) == 7)
+    position = await hub.position("news")
+    assert position is not None and position.offset == 7
+    assert [(m["offset"], m["data"], m["epoch"]) for m in reader.received] == [
+        (n + 1, n, position.epoch) for n in range(7)
+    ]
+    # The last 5 are kept.
+    assert [(p.offset, p.data) for p in await hub.history("news")] == [
+        (n + 1, n) for n in range(2, 7)
+    ]
+    assert [p.offset for p in await hub.history("news", 5)] == [6, 7]
+    assert await hub.position("lobby") is None  # no history there
+
+    back = HubClient(hub, "back", codec="envelope")
+    recoveries = await hub.resume("back", {"news": (position.epoch, 4), "lobby": None})
+    assert recoveries["lobby"] is None
+    news = recoveries["news"]
+    assert news is not None and news.recovered and news.position == position
+    await eventually(lambda: len(back.received) == 3)
+    assert [m["offset"] for m in back.received] == [5, 6, 7]
+    await settled(hub)
+    assert await hub.room_members("lobby") == {"back"}  # joined, though it keeps no history
+    # A gap longer than the history, or another epoch: nothing recovered.
+    for stale in ((position.epoch, 1), ("another", 3)):
+        missed = (await hub.resume("back", {"news": stale}))["news"]
+        assert missed is not None and not missed.recovered and missed.position == position

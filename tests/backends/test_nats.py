@@ -5,7 +5,8 @@ The contract suite beside it (``test_backend_contract.py``, ``test_hub_contract.
 against NATS too. What crosses processes is the same as on Redis: those tests of
 ``test_redis.py`` that use the hub's API only are imported here and run on NATS as well;
 what only NATS has (its scheme and options, the death of a node, an outage during a
-stream, a server reachable only after start-up) follows.
+stream, a server reachable only after start-up) follows. The history contract
+(``test_history_contract.py``) runs on NATS too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 
 import pytest
 
@@ -28,6 +30,7 @@ from tests.backends.test_redis import (
     test_apps_with_different_prefixes_do_not_hear_each_other,
     test_broadcast_reaches_every_process_and_each_process_once,
     test_counts_members_and_rooms_are_shared_and_follow_changes,
+    test_history_and_resume_cross_processes,
     test_presence_and_its_events_cross_processes,
     test_room_broadcast_to_and_exclude_across_processes,
     test_send_and_disconnect_by_id_reach_the_owning_process,
@@ -45,6 +48,7 @@ __all__ = [
     "test_apps_with_different_prefixes_do_not_hear_each_other",
     "test_broadcast_reaches_every_process_and_each_process_once",
     "test_counts_members_and_rooms_are_shared_and_follow_changes",
+    "test_history_and_resume_cross_processes",
     "test_presence_and_its_events_cross_processes",
     "test_room_broadcast_to_and_exclude_across_processes",
     "test_send_and_disconnect_by_id_reach_the_owning_process",
@@ -66,7 +70,7 @@ def test_the_scheme_picks_the_nats_backend_with_its_options():
     assert (backend.prefix, backend.heartbeat_ttl, backend.publish_queue) == ("chat", 7.0, 5)
     assert backend.subject == "chat.bus"
     assert (backend.presence_bucket, backend.nodes_bucket) == ("chat_presence", "chat_nodes")
-    assert not backend.keeps_history
+    assert backend.keeps_history
     several = backend_from_url("nats://127.0.0.1:1, nats://127.0.0.1:2")
     assert isinstance(several, NatsBackend)
     assert several.servers == ["nats://127.0.0.1:1", "nats://127.0.0.1:2"]
@@ -257,14 +261,6 @@ async def test_an_undecodable_frame_is_counted_and_ignored(make_hub, nats_server
     assert hub.stats()["invalid_frames"] == 1
 
 
-async def test_rooms_with_history_are_refused_on_nats(nats_server):
-    from bocadillo.realtime.history import RoomOptions, RoomRules
-
-    hub = Hub(nats_server.url, rooms=RoomRules(RoomOptions(history_size=10)))
-    with pytest.raises(ConfigurationError, match="history_size=0"):
-        await hub.startup()
-
-
 def test_settings_and_environment_configure_the_nats_backend(monkeypatch):
     monkeypatch.setenv("BOCADILLO_HUB_URL", "nats://127.0.0.1:1")
     monkeypatch.setenv("BOCADILLO_HUB_PREFIX", "chat")
@@ -279,6 +275,7 @@ def test_settings_and_environment_configure_the_nats_backend(monkeypatch):
 def test_without_the_nats_package_the_backend_asks_for_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "nats", None)
     monkeypatch.delitem(sys.modules, "bocadillo.realtime.backends.nats")
+    monkeypatch.delitem(sys.modules, "bocadillo.realtime.backends._nats_history")
     with pytest.raises(MissingDependency, match=r"pip install 'bocadillo\[nats\]'"):
         backend_from_url("nats://127.0.0.1:1")
 
@@ -297,3 +294,53 @@ async def test_a_hub_stops_promptly_while_nats_is_down(make_hub, nats_server):
         loop.time() - started < 5.0
     )  # a bound for a busy machine: no request waits out its timeout
     assert hub.backend.stats()["publish_failed"] == 1
+
+
+async def test_a_history_stream_deleted_by_hand_is_made_again_with_a_new_epoch(
+    make_node, nats_server
+):
+    import nats
+
+    node = await make_node()
+    got: list[tuple[int, str, bytes]] = []
+    node.backend.publication_sink = lambda *publication: got.append(publication)
+    node.backend.publish_history("news", b"1", 10, 60)
+    await eventually(lambda: len(got) == 1)
+    backend = node.backend
+    assert isinstance(backend, NatsBackend)
+    raw = await nats.connect(nats_server.url)
+    try:
+        await raw.jetstream().delete_stream(f"{backend.prefix}_history_10_60000")
+    finally:
+        await raw.close()
+    node.backend.publish_history("news", b"2", 10, 60)
+    await eventually(lambda: len(got) == 2)
+    assert got[1][0] == 1 and got[1][1] != got[0][1]
+    assert await node.backend.read_history("news", 0, 60, 10) == (
+        got[1][1],
+        1,
+        [(1, pytest.approx(time.time(), abs=5), b"2")],
+    )
+
+
+async def test_publications_jetstream_refuses_are_counted_and_logged(
+    make_node, nats_server, caplog
+):
+    import nats
+
+    caplog.set_level(logging.WARNING, logger="bocadillo.hub.nats")
+    node = await make_node()
+    backend = node.backend
+    assert isinstance(backend, NatsBackend)
+    raw = await nats.connect(nats_server.url)
+    try:  # another stream holds the subjects of the rooms' history
+        await raw.jetstream().add_stream(name="squatter", subjects=[f"{backend.prefix}.hist.>"])
+    finally:
+        await raw.close()
+    backend.publish_history("news", b"lost", 10, 60)
+    backend.publish_history("news", b"lost too", 10, 60)
+    await settled(backend)
+    assert backend.stats()["publish_failed"] == 2
+    assert "JetStream refused publications to a room with history" in caplog.text
+    with pytest.raises(BackendUnavailable):
+        await backend.read_history("news", 0, 60, 10)

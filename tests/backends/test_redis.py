@@ -255,6 +255,42 @@ async def test_presence_and_its_events_cross_processes(make_hub):
     assert await first.presence("lobby") == [{"id": "ann", "user": {"name": "ann"}}]
 
 
+async def test_history_and_resume_cross_processes(make_hub):
+    rules = RoomRules()
+    rules.add("news*", RoomOptions(history_size=5))
+    first, second = await make_hub(rooms=rules), await make_hub(rooms=rules)
+    reader = HubClient(first, "reader", codec="envelope")
+    first.join("reader", "news")
+    await settled(first, second)
+
+    # Published on the other process: every process, the publisher's included, delivers
+    # it when the backend hands it back, with its position.
+    for n in range(3):
+        assert second.broadcast(n, type="said", room="news") == 0
+    await eventually(lambda: len(reader.received) == 3)
+    position = await first.position("news")
+    assert position is not None and position == await second.position("news")
+    assert reader.received == [
+        {"type": "said", "data": n, "room": "news", "offset": n + 1, "epoch": position.epoch}
+        for n in range(3)
+    ]
+    assert [(p.offset, p.data) for p in await first.history("news", 1)] == [(2, 1), (3, 2)]
+
+    # A connection of the first process resumes from offset 1 while the second
+    # publishes: everything after offset 1 arrives once, in order.
+    late = HubClient(first, "late", codec="envelope")
+    for n in range(3, 6):
+        second.broadcast(n, type="said", room="news")
+    recoveries = await first.resume("late", {"news": (position.epoch, 1)})
+    assert recoveries["news"] is not None and recoveries["news"].recovered
+    await eventually(lambda: [m["offset"] for m in late.received][-1:] == [6])
+    assert [(m["offset"], m["data"]) for m in late.received] == [(n + 1, n) for n in range(1, 6)]
+    # Beyond the 5 kept: nothing is recovered, and the current position is given.
+    missed = await first.resume("reader", {"news": (position.epoch, 0)})
+    assert missed["news"] is not None and not missed["news"].recovered
+    assert missed["news"].position.offset == 6
+
+
 async def test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires(make_hub):
     survivor = await make_hub(heartbeat_ttl=2.0)
     doomed = await make_hub(heartbeat_ttl=2.0)

@@ -61,7 +61,7 @@ def test_live_parameters_answer_200_and_400(live_server):
     server = live_server(app)
 
     with httpx.Client(base_url=server.url) as client:
-        ok = client.get("/search/books", params={"q": "dune", "page": "2", "exact": "yes"})
+        ok = client.get("/search/books", params={"q": "dune", "page": "2", "exact": "true"})
         default = client.get("/search/books", params={"q": "dune"})
         bad = client.get("/search/books", params={"page": "two"})
 

@@ -1,12 +1,16 @@
-"""The app that the multi-process tests run in several uvicorn processes over one Redis.
+"""The app that the multi-process tests run in several uvicorn processes over one Redis
+(or NATS).
 
 Configured by the environment (``BOCADILLO_HUB_URL``, ``BOCADILLO_HUB_PREFIX``,
 ``BOCADILLO_HUB_HEARTBEAT_TTL``); every hub operation is one message type, so the tests
-drive each process through its clients only.
+drive each process through its clients only. ``stream`` starts a broadcast stream from
+the process itself (``tick`` 0, 1, 2... to a room at a fixed pace), ``sent`` tells how far
+it went and ``stop`` ends it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -76,3 +80,49 @@ async def rooms_of(data: str) -> list[str]:
 async def ask(data: dict[str, Any]) -> Any:
     """Ask the connection ``data["to"]``, wherever it lives, and return its answer."""
     return await app.hub.request(data["to"], "question", data["q"], timeout=10)
+
+
+@app.socket("hello")
+def hello(data: Any, ws: WebSocket) -> str:
+    ws.user = data
+    return "hi"
+
+
+@app.socket("presence")
+async def presence(data: str) -> list[Any]:
+    return sorted(member["user"] for member in await app.hub.presence(data))
+
+
+#: Room -> the stream task and how many ticks it broadcast.
+_streams: dict[str, tuple[asyncio.Task[None], list[int]]] = {}
+
+
+@app.socket("stream")
+async def stream(data: dict[str, Any]) -> str:
+    """Broadcast ``tick`` 0, 1, 2... to ``data["room"]`` every ``data["every"]`` seconds,
+    ``data["limit"]`` times at most (the bound of a stream nobody stops)."""
+    room, every, limit = str(data["room"]), float(data["every"]), int(data["limit"])
+    sent = [0]
+
+    async def ticks() -> None:
+        for n in range(limit):
+            app.hub.broadcast(n, type="tick", room=room)
+            sent[0] = n + 1
+            await asyncio.sleep(every)
+
+    _streams[room] = (asyncio.get_running_loop().create_task(ticks()), sent)
+    return room
+
+
+@app.socket("sent")
+async def sent(data: str) -> int:
+    return _streams[data][1][0]
+
+
+@app.socket("stop")
+async def stop(data: str) -> int:
+    """End the stream to room ``data``; how many ticks it broadcast."""
+    task, count = _streams.pop(data)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return count[0]

@@ -3,90 +3,29 @@
 Each process runs ``tests/redis/cluster_app.py`` (or the example chat, with
 ``--workers 2``); clients connect to each with a real WebSocket client, and every hub
 operation crosses the processes through Redis: broadcasts, rooms, ``to``/``exclude``,
-sends and disconnects by id, the shared counts, a worker killed with SIGKILL, and a
-Redis server killed and restarted mid-run.
+sends and disconnects by id, the shared counts, and a worker killed with SIGKILL. A
+server killed and restarted mid-run is in ``test_outage_live.py`` (on Redis and NATS).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from tests.live import eventually
-from tests.redis.processes import processes
+from tests.redis.processes import TIMEOUT, Peer, processes, stats
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.anyio]
 
-#: Upper bound for any wait (the machine may be busy): never an expectation about speed.
-TIMEOUT = 20.0
 HEARTBEAT_TTL = 2.0
-
-
-class Peer:
-    """A client of the message-type endpoint: calls with ids, and the pushes it got."""
-
-    def __init__(self, ws: ClientConnection, welcome: dict[str, Any]) -> None:
-        self.ws = ws
-        self.id: str = welcome["id"]
-        self.pid: int = welcome["pid"]
-        self.pushes: list[dict[str, Any]] = []
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def open(cls, server: UvicornProcess) -> Peer:
-        ws = await connect(f"{server.ws_url}/ws", open_timeout=TIMEOUT)
-        welcome = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        assert welcome["type"] == "welcome", welcome
-        return cls(ws, welcome["data"])
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                message = json.loads(raw)
-                waiter = self._waiting.pop(message.get("id"), None)
-                if waiter is not None and message["type"] in ("response", "error"):
-                    waiter.set_result(message)
-                else:
-                    self.pushes.append(message)
-        except ConnectionClosed:
-            pass
-
-    async def call(self, kind: str, data: Any = None) -> Any:
-        request_id = next(self._ids)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = waiter
-        await self.ws.send(json.dumps({"type": kind, "data": data, "id": request_id}))
-        reply = await asyncio.wait_for(waiter, TIMEOUT)
-        assert reply["type"] == "response", reply
-        return reply["data"]
-
-    def got(self, kind: str) -> list[Any]:
-        return [push["data"] for push in self.pushes if push["type"] == kind]
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await asyncio.gather(self._reader, return_exceptions=True)
-
-
-async def stats(server: UvicornProcess) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-        response = await client.get(f"{server.url}/stats")
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data
 
 
 @pytest.fixture
@@ -203,44 +142,6 @@ async def test_a_sigkilled_worker_leaves_no_ghosts_after_the_heartbeat_expiry(se
     assert await one[1].call("count") == 3
     assert await one[1].call("rooms_of", two[0].id) == []
     assert (await stats(servers[0]))["backend"]["dead_nodes_removed"] == 1
-
-
-async def test_a_redis_restart_mid_run_is_survived(servers, peers, redis_server):
-    one, two = peers
-    for peer in one + two:
-        await peer.call("join", "lobby")
-    everyone = sorted(p.id for p in one + two)
-    await eventually(lambda: _equals(one[0].call("members", "lobby"), everyone), TIMEOUT)
-    await one[0].call("say", {"text": "before", "room": "lobby"})
-    await eventually(lambda: all(p.got("said") == ["before"] for p in two), TIMEOUT)
-
-    redis_server.stop(kill=True)
-
-    async def noticed_outage(server: UvicornProcess) -> bool:
-        return bool((await stats(server))["backend"]["connected"] == 0)
-
-    await eventually(lambda: noticed_outage(servers[0]), TIMEOUT)
-    # Local delivery goes on; the frames for the other process are counted as lost.
-    for n in range(3):
-        assert await one[0].call("say", {"text": f"during {n}", "room": "lobby"}) == 3
-    await eventually(lambda: all(len(p.got("said")) == 4 for p in one), TIMEOUT)
-    assert (await stats(servers[0]))["backend"]["publish_failed"] == 3
-    assert all(p.got("said") == ["before"] for p in two)  # what the other side missed
-
-    redis_server.start()  # same port, empty: presence must be written back
-
-    async def reconnected(server: UvicornProcess) -> bool:
-        backend = (await stats(server))["backend"]
-        return bool(backend["connected"] == 1 and backend["reconnects"] >= 1)
-
-    await eventually(lambda: reconnected(servers[0]), TIMEOUT)
-    await eventually(lambda: reconnected(servers[1]), TIMEOUT)
-    await eventually(lambda: _equals(two[0].call("members", "lobby"), everyone), TIMEOUT)
-    assert await two[0].call("count") == 6
-
-    await two[0].call("say", {"text": "after", "room": "lobby"})
-    await eventually(lambda: all(p.got("said")[-1:] == ["after"] for p in one + two), TIMEOUT)
-    assert all(p.got("said") == ["before", "after"] for p in two)
 
 
 async def test_uvicorn_workers_serve_the_example_chat_across_workers(tmp_path, redis_env):

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.live import eventually
-from tests.redis.processes import TIMEOUT, call, processes, recv, redis_env
+from tests.redis.processes import TIMEOUT, call, hub_env, processes, recv
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
@@ -30,7 +30,7 @@ PUBLICATIONS = 50
 @pytest.fixture
 def servers(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[UvicornProcess]]:
     with processes(
-        "tests.redis.cluster_app:app", tmp_path, redis_env(redis_server.url, "rooms")
+        "tests.redis.cluster_app:app", tmp_path, hub_env(redis_server.url, "rooms")
     ) as started:
         yield started
 

@@ -41,6 +41,7 @@ BACKEND_ALLOWED = {
     "bocadillo.realtime.backends._wire",
     "bocadillo.realtime.backends._redis_scripts",
     "bocadillo.realtime.backends._redis_layout",
+    "bocadillo.realtime.backends._nats_history",
     "bocadillo.errors",
     "bocadillo.types",
 }
@@ -229,9 +230,9 @@ def test_realtime_never_imports_the_http_modules(path):
 )
 def test_backends_import_only_base_wire_errors_types_and_their_driver(path):
     # A backend module may import its own driver package, named like the module
-    # (backends/redis.py -> redis, and its helpers and variants:
-    # backends/_redis_shards.py, backends/redis_cluster.py -> redis); nothing else
-    # outside the stdlib. A backend that extends another (BACKEND_BASES) may import it.
+    # (backends/redis.py -> redis, and its helpers and variants: backends/_nats_history.py
+    # -> nats, backends/_redis_shards.py and backends/redis_cluster.py -> redis); nothing
+    # else outside the stdlib. A backend that extends another (BACKEND_BASES) may import it.
     driver = path.stem.lstrip("_").partition("_")[0]
     allowed = BACKEND_ALLOWED | BACKEND_BASES.get(path.stem, set())
     for name in imports_of(path):

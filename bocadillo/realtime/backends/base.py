@@ -196,9 +196,10 @@ class HubBackend(ABC):
         """
         raise NotImplementedError
 
-    async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
+    async def read_history(self, room: str, since: int, ttl: float, size: int) -> HistoryRead:
         """``room``'s epoch (made if it has none), last offset, and the publications
-        after ``since`` still kept (younger than ``ttl`` seconds).
+        after ``since`` still kept (younger than ``ttl`` seconds; ``ttl`` and ``size`` are
+        the room's, as given to ``publish_history``).
 
         Raises:
             NotImplementedError: unless ``keeps_history``.

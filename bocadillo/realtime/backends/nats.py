@@ -40,8 +40,11 @@ unreachable, frames are dropped and counted (``publish_failed``) and logged, pre
 changes are kept in the mirror only, and nats-py reconnects (and subscribes again) by
 itself.
 
-Room history is not kept on NATS (``keeps_history`` is false): a hub with rooms that keep
-history refuses to start on this backend.
+Room history lives in JetStream streams, one per history size and TTL, with a subject per
+room (see ``_nats_history.py``): a publication is stored with the room's next offset only if
+no other reached the room first, and the stream republishes what it stores to every node,
+the publisher included, in the stream's order. Publications are queued and written by the
+writer task like frames (one room's in order, rooms concurrently), and counted the same way.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
-from .base import Deliver, HubBackend, Route, cancel_and_wait
+from ._nats_history import QueuedPublication, RoomStreams, publication_of
+from .base import Deliver, HistoryRead, HubBackend, Route, cancel_and_wait
 
 try:
     import nats
@@ -85,6 +89,8 @@ _PLAIN = re.compile(r"[A-Za-z0-9_-]+\Z")
 _STREAM_NOT_FOUND = 10059
 #: Presence writes sent at once (each is a request answered by the server).
 _CONCURRENT_WRITES = 256
+#: Queries (history reads, counts, members...) in flight at once; the others wait.
+MAX_CONCURRENT_QUERIES = 64
 
 T = TypeVar("T")
 
@@ -96,6 +102,11 @@ def _token(name: str) -> str:
     return "=" + base64.urlsafe_b64encode(name.encode()).decode("ascii").rstrip("=")
 
 
+def _ms(seconds: float) -> int:
+    """A TTL in whole milliseconds (at least 1)."""
+    return max(int(seconds * 1000), 1)
+
+
 def _name(token: str) -> str:
     """The name a ``_token`` stands for."""
     if not token.startswith("="):
@@ -105,7 +116,8 @@ def _name(token: str) -> str:
 
 
 class NatsBackend(HubBackend):
-    """A hub backend on core NATS for frames and JetStream key-value for presence.
+    """A hub backend on core NATS for frames, JetStream key-value for presence and
+    JetStream streams for room history.
 
     Args:
         url: ``nats://[user:password@]host:port``; several servers of one cluster
@@ -118,6 +130,8 @@ class NatsBackend(HubBackend):
         reconnect_wait: Seconds between two attempts to reach an unreachable server.
         timeout: Seconds a JetStream request (presence write or query) may take.
     """
+
+    keeps_history = True
 
     def __init__(
         self,
@@ -153,6 +167,10 @@ class NatsBackend(HubBackend):
         self._deliver: Deliver | None = None
         self._nc: Client | None = None
         self._frames: deque[bytes] = deque()
+        #: Publications to rooms with history, waiting for the writer.
+        self._publications: deque[QueuedPublication] = deque()
+        self._history = RoomStreams(prefix, self._api, self._client, timeout)
+        self._queries: asyncio.Semaphore | None = None
         #: Presence key -> its value to write (``None``: purge it), the last change wins.
         self._dirty: dict[str, bytes | None] = {}
         self._in_flight = 0
@@ -208,6 +226,7 @@ class NatsBackend(HubBackend):
         self._down = asyncio.Event()
         self._down.set()
         self._stop_event = asyncio.Event()
+        self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
         loop = asyncio.get_running_loop()
         self._nc = Client()
         self._connector = loop.create_task(self._connect(self._nc))
@@ -233,6 +252,7 @@ class NatsBackend(HubBackend):
             reconnected_cb=self._on_reconnected,
         )
         await nc.subscribe(self.subject, cb=self._on_frame)
+        await nc.subscribe(self._history.delivery_subject, cb=self._on_publication)
         await nc.flush(timeout=int(max(self.timeout, 1)))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._write()), loop.create_task(self._beat())]
@@ -260,6 +280,7 @@ class NatsBackend(HubBackend):
                 await nc.close()
         self._nc = None
         self._frames.clear()
+        self._publications.clear()
         self._dirty.clear()
         self._local.clear()
         self._users.clear()
@@ -269,6 +290,7 @@ class NatsBackend(HubBackend):
     def _set_up(self, *, reconnected: bool) -> None:
         self._up = True
         self._resync = True
+        self._history.forget_streams()  # maybe another server, or one restarted empty
         if self._down is not None:
             self._down.clear()
         if reconnected:
@@ -291,8 +313,9 @@ class NatsBackend(HubBackend):
         self._signal(self._down)
         if self._connected is not None:
             self._connected.clear()
-        lost = len(self._frames)
+        lost = len(self._frames) + len(self._publications)
         self._frames.clear()
+        self._publications.clear()
         self._dirty.clear()
         self._lose(lost)
 
@@ -433,7 +456,7 @@ class NatsBackend(HubBackend):
         """Publish the queued frames in order, write the presence changes, and wait
         until the server has them."""
         nc = self._client()
-        while (self._frames or self._dirty) and self._up:
+        while (self._frames or self._dirty or self._publications) and self._up:
             frames: list[bytes] = []
             while self._frames and len(frames) < 1000:
                 frames.append(self._frames.popleft())
@@ -460,6 +483,39 @@ class NatsBackend(HubBackend):
             finally:
                 self._in_flight = 0
             self._counters["published"] += sent
+            if self._publications:
+                await self._flush_publications()
+
+    async def _flush_publications(self) -> None:
+        """Store the queued publications: each room's in order, the rooms concurrently."""
+        rooms: dict[tuple[int, int, str], list[QueuedPublication]] = {}
+        taken = 0
+        while self._publications and taken < 1000:
+            publication = self._publications.popleft()
+            rooms.setdefault(publication.room_key, []).append(publication)
+            taken += 1
+        pending = taken
+
+        def done(stored: bool) -> None:
+            nonlocal pending
+            pending -= 1
+            if stored:
+                self._counters["published"] += 1
+            else:
+                self._lose(1)
+
+        def publisher(batch: list[QueuedPublication]) -> Callable[[], Awaitable[None]]:
+            return lambda: self._history.publish(batch, done)
+
+        self._in_flight = taken
+        try:
+            await self._gather([publisher(batch) for batch in rooms.values()])
+        except BaseException:
+            # Failed, or cancelled: the ones not acknowledged may not have been stored.
+            self._lose(pending)
+            raise
+        finally:
+            self._in_flight = 0
 
     def _change(self, key: str, value: bytes | None) -> Callable[[], Awaitable[None]]:
         if value is None:
@@ -500,6 +556,20 @@ class NatsBackend(HubBackend):
             await self._purge(self.presence_bucket, f"o.{node}")
 
     # The subscriber and the heartbeat --------------------------------------------------------
+
+    async def _on_publication(self, msg: Msg) -> None:
+        """A publication to a room with history, republished by its stream."""
+        found = publication_of(msg.headers)
+        if found is None:
+            return  # a marker (a room's new epoch), or not ours
+        self._counters["received"] += 1
+        sink = self.publication_sink
+        if sink is None:
+            return
+        try:
+            sink(found[0], found[1], msg.data)
+        except Exception:  # one bad frame must not stop the bus
+            logger.exception("delivering a publication from the bus failed")
 
     async def _on_frame(self, msg: Msg) -> None:
         data = msg.data
@@ -542,14 +612,29 @@ class NatsBackend(HubBackend):
 
     # The hub's side --------------------------------------------------------------------------
 
+    def _queue_full(self) -> bool:
+        return len(self._frames) + len(self._publications) >= self.publish_queue
+
     def publish(self, frame: bytes, route: Route) -> None:
         # Every frame goes on the one subject, whatever its route: each process's hub
         # ignores what concerns none of its connections (``routed`` is false).
-        if not self._up or len(self._frames) >= self.publish_queue:
+        if not self._up or self._queue_full():
             self._lose(1)
             return
         self._frames.append(self._tag + frame)
         self._signal(self._wakeup)
+
+    def publish_history(self, room: str, frame: bytes, size: int, ttl: float) -> None:
+        if not self._up or self._queue_full():
+            self._lose(1)
+            return
+        self._publications.append(QueuedPublication(_token(room), frame, size, _ms(ttl)))
+        self._signal(self._wakeup)
+
+    async def read_history(self, room: str, since: int, ttl: float, size: int) -> HistoryRead:
+        return await self._query(
+            lambda: self._history.read(_token(room), since, size, _ms(ttl)), None
+        )
 
     def _set(self, key: str, value: bytes | None) -> None:
         if not self._up:
@@ -600,13 +685,19 @@ class NatsBackend(HubBackend):
 
     # Queries ---------------------------------------------------------------------------------
 
-    async def _query(self, query: Callable[[], Awaitable[T]], empty: T) -> T:
+    async def _query(self, query: Callable[[], Awaitable[T]], empty: T | None) -> T:
+        """Run ``query``, a bounded number at a time; ``empty`` is its answer when its
+        bucket does not exist (``None``: an error)."""
         if self._nc is None or not self._up:
             raise BackendUnavailable(f"NATS at {self.url} is unreachable")
+        queries = self._queries
         try:
-            return await query()
+            if queries is None:
+                return await query()
+            async with queries:  # each one bounded by the request timeout
+                return await query()
         except NotFoundError as exc:
-            if exc.err_code != _STREAM_NOT_FOUND:
+            if exc.err_code != _STREAM_NOT_FOUND or empty is None:
                 raise BackendUnavailable(f"NATS at {self.url} failed: {exc!r}") from exc
             return empty  # no bucket yet (the server restarted empty): nothing recorded
         except _FAILURES as exc:
@@ -657,6 +748,7 @@ class NatsBackend(HubBackend):
             "connected": int(self._up),
             # Frames and presence writes not yet acknowledged by NATS.
             "queued": len(self._frames)
+            + len(self._publications)
             + len(self._dirty)
             + self._in_flight
             + int(self._resync and self._up),

@@ -764,7 +764,7 @@ class RedisBackend(HubBackend):
         if not self._up:
             raise BackendUnavailable(f"Redis at {self.url} is unreachable")
 
-    async def read_history(self, room: str, since: int, ttl: float) -> HistoryRead:
+    async def read_history(self, room: str, since: int, ttl: float, size: int) -> HistoryRead:
         ttl_ms = max(int(ttl * 1000), 1)
         reply: list[Any] = await self._query(
             lambda c: self._read_script(

@@ -1,0 +1,173 @@
+"""The broker killed and restarted in the middle of a broadcast stream, for every backend
+that crosses processes (Redis and NATS: the ``broker`` fixture).
+
+Two uvicorn processes of ``cluster_app``, real WebSocket clients on each, in two rooms.
+Each process streams ticks into one room (``a`` from the first process, ``b`` from the
+second) whose members are on both; mid-stream the server gets SIGKILL, then starts again
+on its port, empty. Nobody hangs (the ticks of each room reach the other process again),
+each room's publications cross again (its subscriptions are restored), membership and
+presence are written back, and every tick the other process missed is accounted for:
+dropped while the backend was down (``publish_failed``), or published but never received
+(the difference between the publisher's ``published`` and the receiver's ``received``),
+all of it between the kill and the reconnection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live import eventually
+from tests.nats_server import NatsServer
+from tests.redis.processes import TIMEOUT, Peer, hub_env, processes, stats
+from tests.redis_server import RedisServer
+from tests.reliability.harness import record_figures
+from tests.uvicorn_process import UvicornProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+#: The streams' pace, and their bound (never reached: the test stops them).
+EVERY = 0.01
+LIMIT = 6000
+
+
+@pytest.fixture
+def servers(tmp_path: Path, broker: RedisServer | NatsServer) -> Iterator[list[UvicornProcess]]:
+    with processes("tests.redis.cluster_app:app", tmp_path, hub_env(broker.url, "outage")) as up:
+        yield up
+
+
+@pytest.fixture
+async def peers(servers: list[UvicornProcess]) -> AsyncIterator[tuple[list[Peer], list[Peer]]]:
+    """Three named clients on each process: rooms ``a`` (two on each) and ``b`` (one on
+    each)."""
+    one = [await Peer.open(servers[0]) for _ in range(3)]
+    two = [await Peer.open(servers[1]) for _ in range(3)]
+    for side, peers in (("one", one), ("two", two)):
+        for n, peer in enumerate(peers):
+            await peer.call("hello", f"{side}-{n}")
+            await peer.call("join", "a" if n < 2 else "b")
+    yield one, two
+    for peer in one + two:
+        await peer.close()
+
+
+async def backend(server: UvicornProcess) -> dict[str, int]:
+    found: dict[str, int] = (await stats(server))["backend"]
+    return found
+
+
+async def _equals(awaitable: Any, expected: Any) -> bool:
+    return bool(await awaitable == expected)
+
+
+async def restored(one: list[Peer], two: list[Peer]) -> bool:
+    """Membership and presence as they were, seen from both processes."""
+    a = sorted([one[0].id, one[1].id, two[0].id, two[1].id])
+    b = sorted([one[2].id, two[2].id])
+    for peer in (one[0], two[0]):
+        if await peer.call("count") != 6:
+            return False
+        if (await peer.call("members", "a"), await peer.call("members", "b")) != (a, b):
+            return False
+        if await peer.call("presence", "a") != ["one-0", "one-1", "two-0", "two-1"]:
+            return False
+        if await peer.call("presence", "b") != ["one-2", "two-2"]:
+            return False
+    return True
+
+
+async def test_a_broker_restart_mid_stream_is_survived_and_what_was_lost_is_counted(
+    servers, peers, broker, request
+):
+    one, two = peers
+    await eventually(lambda: restored(one, two), TIMEOUT)
+    # The rooms' streams: from each process to a room with members on both.
+    flows = {
+        "a": (servers[0], servers[1], one[0], [one[0], one[1]], [two[0], two[1]]),
+        "b": (servers[1], servers[0], two[2], [two[2]], [one[2]]),
+    }
+    before = {
+        room: (await backend(flow[0]), await backend(flow[1])) for room, flow in flows.items()
+    }
+    for room, (_, _, driver, _, _) in flows.items():
+        await driver.call("stream", {"room": room, "every": EVERY, "limit": LIMIT})
+    far = {room: flow[4] for room, flow in flows.items()}
+    await eventually(
+        lambda: all(len(p.got("tick")) >= 30 for peers in far.values() for p in peers), TIMEOUT
+    )
+
+    broker.stop(kill=True)
+    # What the far clients had when the broker died: everything before it arrived.
+    seen = {room: min(len(p.got("tick")) for p in peers) for room, peers in far.items()}
+
+    async def down_and_dropping(server: UvicornProcess, failed_before: int) -> bool:
+        now = await backend(server)
+        return now["connected"] == 0 and now["publish_failed"] >= failed_before + 10
+
+    for room, (publisher, _, _, _, _) in flows.items():
+        failed = before[room][0]["publish_failed"]
+        await eventually(lambda: down_and_dropping(publisher, failed), TIMEOUT)  # noqa: B023
+
+    broker.start()  # the same port, empty
+
+    async def reconnected(server: UvicornProcess) -> bool:
+        now = await backend(server)
+        return bool(now["connected"] == 1 and now["reconnects"] >= 1)
+
+    for server in servers:
+        await eventually(lambda: reconnected(server), TIMEOUT)  # noqa: B023
+    # Ticks from here on were sent with both processes connected again.
+    back = {room: await flow[2].call("sent", room) for room, flow in flows.items()}
+
+    # No hang: each room's ticks reach the other process again (its subscription to the
+    # room is back), well past the reconnection.
+    for room, peers in far.items():
+        await eventually(
+            lambda: all(p.got("tick")[-1:] >= [back[room] + 20] for p in peers),  # noqa: B023
+            TIMEOUT,
+            what=f"room {room}'s ticks cross again",
+        )
+    # Membership and presence written back (the restarted server was empty).
+    await eventually(lambda: restored(one, two), TIMEOUT)
+
+    figures: dict[str, Any] = {"backend": request.node.callspec.params["broker"]}
+    for room, (publisher, receiver, driver, near, far_peers) in flows.items():
+        total = await driver.call("stop", room)
+        await eventually(
+            lambda: all(p.got("tick")[-1:] == [total - 1] for p in far_peers),  # noqa: B023
+            TIMEOUT,
+        )
+        sent_stats, received_stats = await backend(publisher), await backend(receiver)
+        published = sent_stats["published"] - before[room][0]["published"]
+        failed = sent_stats["publish_failed"] - before[room][0]["publish_failed"]
+        received = received_stats["received"] - before[room][1]["received"]
+
+        # Local delivery never stopped.
+        assert all(p.got("tick") == list(range(total)) for p in near)
+        got = far_peers[0].got("tick")
+        assert all(p.got("tick") == got for p in far_peers)  # each frame once per member
+        assert got == sorted(set(got))  # in order, none twice
+        # Every tick was published or counted as dropped; the receiving process
+        # delivered every tick it received.
+        assert published + failed == total
+        assert received == len(got)
+        lost = total - len(got)
+        unreceived = published - received
+        assert lost == failed + unreceived and failed > 0 and unreceived >= 0
+        # All of it between the kill and the reconnection.
+        missing = sorted(set(range(total)) - set(got))
+        assert got[: seen[room]] == list(range(seen[room]))
+        assert missing[0] >= seen[room] and missing[-1] < back[room], (missing, seen, back)
+        figures[room] = {
+            "ticks": total,
+            "lost": lost,
+            "publish_failed": failed,
+            "published_not_received": unreceived,
+            "lost_window": [missing[0], missing[-1]],
+            "window_ticks": back[room] - seen[room],
+        }
+    record_figures(f"outage_{figures['backend']}", figures)
