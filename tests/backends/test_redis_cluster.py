@@ -6,8 +6,9 @@ relies on: a ``SSUBSCRIBE`` served by the slot's master, a ``SUNSUBSCRIBE`` push
 server when the slot moves away, ``SPUBLISH`` from a script whose keys share the
 channel's slot, a replica taking over a killed master. Then the sharded subscriber alone,
 then the backend: the contract suite runs on it beside the other backends
-(``conftest.py``), the cross-process tests of ``test_redis.py`` (hub API only) are
-imported here and run on the cluster, and a slot moved or a master killed during a
+(``conftest.py``), the cross-process tests of ``test_redis.py`` (hub API only) and the
+history contract (``test_history_contract.py``, but its server outages) are imported here
+and run on the cluster, and a slot moved or a master killed during a
 broadcast stream.
 """
 
@@ -29,6 +30,14 @@ from bocadillo.realtime.backends import backend_from_url
 from bocadillo.realtime.backends._redis_shards import ShardedSubscriber
 from bocadillo.realtime.backends.redis_cluster import RedisClusterBackend
 from tests.backends.support import settled
+from tests.backends.test_history_contract import (
+    test_a_read_returns_the_kept_publications_after_an_offset,
+    test_a_room_idle_for_its_ttl_starts_over_with_a_new_epoch,
+    test_an_empty_room_gets_an_epoch_its_first_publication_keeps,
+    test_concurrent_reads_of_an_empty_room_agree_on_its_epoch,
+    test_publications_get_consecutive_offsets_and_one_order_on_every_node,
+    test_rooms_of_any_name_and_settings_keep_separate_streams,
+)
 from tests.backends.test_redis import (
     test_a_broadcast_to_local_ids_only_is_not_published,
     test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires,
@@ -59,16 +68,22 @@ __all__ = [
     "test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires",
     "test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires",
     "test_a_process_receives_only_the_rooms_it_has_members_in",
+    "test_a_read_returns_the_kept_publications_after_an_offset",
     "test_a_reply_goes_to_the_asking_process_only",
     "test_a_request_reaches_a_connection_of_another_process",
+    "test_a_room_idle_for_its_ttl_starts_over_with_a_new_epoch",
+    "test_an_empty_room_gets_an_epoch_its_first_publication_keeps",
     "test_apps_with_different_prefixes_do_not_hear_each_other",
     "test_broadcast_reaches_every_process_and_each_process_once",
+    "test_concurrent_reads_of_an_empty_room_agree_on_its_epoch",
     "test_counts_members_and_rooms_are_shared_and_follow_changes",
     "test_frames_for_connections_reach_their_processes_only",
     "test_joining_waits_for_the_subscription_before_the_membership_shows",
     "test_many_concurrent_queries_wait_for_a_connection_instead_of_failing",
     "test_presence_and_its_events_cross_processes",
+    "test_publications_get_consecutive_offsets_and_one_order_on_every_node",
     "test_room_broadcast_to_and_exclude_across_processes",
+    "test_rooms_of_any_name_and_settings_keep_separate_streams",
     "test_send_and_disconnect_by_id_reach_the_owning_process",
     "test_shutdown_removes_the_presence_of_the_process",
 ]
