@@ -425,13 +425,29 @@ async def stream_through(cluster, make_hub, change) -> dict[str, Any]:
     ``change(slot)`` (in a thread) once a tenth of them arrived, then return what
     arrived: ``received`` (in order), the ``missing`` numbers, ``changed_at`` and
     ``recovered_at`` (loop times: the change began; the listener's subscriptions and the
-    publisher's connection were back), and both backends' stats."""
+    publisher's connection were back), and both backends' stats.
+
+    Then ``send`` reaches a connection of the listener whose partition was on the same
+    master as the room (a script on that partition's master, which may be a replica just
+    promoted: the first attempt may fail, ``NOSCRIPT``, and the writer reconnects);
+    ``sends`` is how many attempts it took."""
     publisher, listener = await make_hub(), await make_hub()
     member = HubClient(listener, "m1")
     listener.join("m1", "busy")
     await listener.wait_subscribed(["busy"])
-    channel = listener.backend.layout.room_channel("busy").encode()
+    layout = listener.backend.layout
+    channel = layout.room_channel("busy").encode()
     slot = key_slot(channel)
+    master_slots = next(view.slots for view in cluster.view() if slot in view.slots)
+    near = HubClient(
+        listener,
+        next(
+            conn_id
+            for conn_id in (f"near{n}" for n in range(10_000))
+            if key_slot(layout.conns(layout.partition(conn_id)).encode()) in master_slots
+        ),
+    )
+    await settled(listener)
 
     stream = Stream(publisher, "busy")
     loop = asyncio.get_running_loop()
@@ -453,7 +469,19 @@ async def stream_through(cluster, make_hub, change) -> dict[str, Any]:
     # The last frames arrive; what is missing then is lost.
     await eventually(lambda: member.received[-1:] == [STREAM_FRAMES - 1], timeout=10.0)
     received = member.received
+    sends = 0
+
+    def reached() -> bool:
+        nonlocal sends
+        if near.received:
+            return True
+        sends += 1
+        publisher.send(near.id, "hello")
+        return False
+
+    await eventually(reached, timeout=10.0, interval=0.2)
     return {
+        "sends": sends,
         "result": result,
         "received": received,
         "missing": sorted(set(range(STREAM_FRAMES)) - set(received)),
@@ -527,5 +555,6 @@ async def test_a_master_killed_during_a_broadcast_stream(cluster, make_hub):
             "resubscribed_after_ms": run["listener"]["shard_gap_ms_last"],
             "lost": len(missing),
             "lost_counted_by_publisher": counted,
+            "sends_until_one_arrived": run["sends"],
         },
     )

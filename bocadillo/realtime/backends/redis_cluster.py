@@ -96,9 +96,11 @@ class RedisClusterBackend(RedisBackend):
         return client
 
     async def _open_bus(self, client: Client) -> Any:
-        """Learn the cluster's slots and load the scripts on every master (a cluster
-        pipeline does not load them on ``NOSCRIPT``); the subscriptions are the
-        sharded subscriber's, which outlives the writer's connections."""
+        """Learn the cluster's slots and load the scripts on every master: a cluster
+        pipeline does not load a script on ``NOSCRIPT``, it fails (on a replica just
+        promoted, say), and the writer reconnects, which loads them there. The
+        subscriptions are the sharded subscriber's, which outlives the writer's
+        connections."""
         assert isinstance(client, RedisCluster)
         _ = await client.initialize()
         for script in (self._publish_script, self._read_script, self._direct_script):
