@@ -394,16 +394,26 @@ class RedisBackend(HubBackend):
             await wakeup.wait()
             wakeup.clear()
             # Subscriptions first: a membership is written once its room is subscribed.
-            await self._sync_subscriptions(pubsub)
+            await self._subscribe_first(pubsub)
             if self._resync:
                 self._resync = False
-                await self._write_presence(client)
-            await self._flush(client)
+                await self._write_presence(client, pubsub)
+            await self._flush(client, pubsub)
 
-    async def _flush(self, client: Client) -> None:
-        """Send everything queued, in order, in pipelines."""
+    async def _subscribe_first(self, pubsub: Any) -> None:
+        """Subscribe to every room joined so far (and leave those left). The caller reads
+        the memberships to write right after, with nothing awaited in between: rooms
+        joined while this awaited Redis are subscribed too before it returns."""
+        while self._changes:
+            await self._sync_subscriptions(pubsub)
+
+    async def _flush(self, client: Client, pubsub: Any = None) -> None:
+        """Send everything queued, in order, in pipelines (each batch once the rooms
+        joined so far are subscribed, given ``pubsub``)."""
         layout = self.layout
         while self._queue:
+            if pubsub is not None:
+                await self._subscribe_first(pubsub)
             batch: list[_Item] = []
             while self._queue and len(batch) < 1000:
                 batch.append(self._queue.popleft())
@@ -556,10 +566,11 @@ class RedisBackend(HubBackend):
                 waiter = self._confirmation = loop.create_future()
             await asyncio.wait({waiter}, timeout=remaining)
 
-    async def _write_presence(self, client: Client) -> None:
+    async def _write_presence(self, client: Client, pubsub: Any) -> None:
         """Replace this node's presence in Redis by the mirror, in one transaction."""
         stale = await self._presence_of(client, self.node)
         now = await self._now(client)
+        await self._subscribe_first(pubsub)
         local = {conn_id: set(rooms) for conn_id, rooms in self._local.items()}
         layout = self.layout
         # One transaction on plain Redis; on a cluster, its keys span slots.
