@@ -44,6 +44,11 @@ HISTORY_PAIRS = [
 ]
 #: ``resume``: the setups and their labels.
 RESUME_LABELS = REDIS_LABELS
+#: ``bench/many.py``'s runs, rendered at the end of ``docs/benchmarks.md`` between markers
+#: (``many.py --publish`` rewrites only that part).
+MANY_RESULTS = ROOT / "bench" / "results" / "many.json"
+MANY_START = "<!-- many:start -->"
+MANY_END = "<!-- many:end -->"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 TIMED_OUT = "timed out"
@@ -612,7 +617,243 @@ def render_markdown(data: dict[str, Any], table: dict[str, dict[str, dict[str, A
                 f"{_num(cell.get('rss_before_mib'), 1)} → {_num(cell.get('rss_after_mib'), 1)} |"
             )
         add("")
+    if MANY_RESULTS.exists():
+        out += render_many(json.loads(MANY_RESULTS.read_text()))
     return "\n".join(out)
+
+
+#: Issue #19: server RSS per idle connection, uvicorn included, under 20 KB (compared in
+#: KiB, as every memory figure here).
+MANY_GOAL_KIB = 20
+
+
+def render_many(data: dict[str, Any]) -> list[str]:
+    """The section of ``bench/many.py``'s runs (issue #19), between the markers."""
+    runs = sorted(data["runs"], key=lambda run: (run["workers"], run["connections"]))
+    out = [MANY_START, "## 100,000 idle connections", ""]
+    add = out.append
+    add(
+        "Issue #19's benchmark, from `bench/many.py` (run separately from `make bench`: "
+        "`bench/README.md` says how). W workers, each a `bocadillo run` of the bench app "
+        "on its own loopback port, with their hub on one `redis-server`; load generators "
+        "(picows, each a process under the open-file limit) open idle WebSockets to "
+        "`/fanout` (each joins the room `fanout`), spread evenly over the workers and "
+        "over the source addresses 127.0.0.2 to 127.0.0.254. Once all are connected, "
+        "the counts are read until exact: each worker's registry, the connections across "
+        "workers (`hub.global_count()`) and the members of the room (`hub.global_members`), "
+        "with nothing left queued for Redis. Then one `hub.broadcast` to everybody, "
+        "triggered on the first worker (which delivers to its own clients and publishes "
+        "once through Redis for the others); every client timestamps the frame on the "
+        "machine's monotonic clock. Finally every client closes, and the counts must "
+        "fall back to 0."
+    )
+    add("")
+    add(
+        "*RSS per connection* is each worker's resident memory growth from before the "
+        "first connection to after the last, divided by its connections, averaged over "
+        "the workers that were not traced; it includes uvicorn, the WebSocket protocol, "
+        "asyncio and Bocadillo, not the kernel's socket buffers. *Heap by package*: the "
+        "first worker runs `tracemalloc` during a first wave of clients (`--heap-sample` "
+        "per worker), and each block still held is charged to the package of the Python "
+        "code that allocated it (its innermost frame); that worker's RSS is then left out "
+        "of the average. The machine is shared: the load average is given with each run. "
+        "The limits to raise for more connections per process, and how: "
+        "[Deployment](deployment.md#many-connections)."
+    )
+    add("")
+    add(
+        "| workers | clients connected | connecting | counts (registries, global, room) "
+        "| RSS KiB per connection | heap B per connection: all, Bocadillo "
+        "| broadcast ms: first, p50, p99, last | load average before / after | date |"
+    )
+    add("| ---: | ---: | --- | --- | ---: | --- | --- | --- | --- |")
+    for run in runs:
+        head = f"| {run['workers']} | "
+        if "error" in run:
+            add(head + f"error: {run['error']} | | | | | | | {run['date']} |")
+            continue
+        connect, counts, memory = run["connect"], run["counts"], run["memory"]
+        heap, broadcast = run.get("heap") or {}, run["broadcast"]
+        exact = "exact" if counts.get("exact_after_s") is not None else "**not exact**"
+        closed = run.get("closed", {})
+        if "error" in closed:
+            empty = "closing not checked (budget spent)"
+        elif closed.get("empty_after_s") is not None:
+            empty = "0 after closing"
+        else:
+            empty = "**not 0** after closing"
+        times = ", ".join(
+            _num(broadcast.get(key), 0) for key in ("first_ms", "p50_ms", "p99_ms", "last_ms")
+        )
+        add(
+            head + f"{connect['connected']:,} of {run['connections']:,} "
+            f"| {connect['seconds']:.0f} s ({connect['per_s']:,}/s) "
+            f"| {counts['registry_total']:,}, {counts['global_count']:,}, "
+            f"{counts['room_members']:,}: {exact}; {empty} "
+            f"| {_num(memory.get('kib_per_conn'), 1)} "
+            f"| {_num(heap.get('total_per_conn'))}, {_num(heap.get('bocadillo_per_conn'))} "
+            f"| {times} ({broadcast['received']:,} received) "
+            f"| {run['loadavg_before'][0]} / {run['loadavg_after'][0]} | {run['date']} |"
+        )
+    add("")
+    for run in runs:
+        if run.get("note"):
+            add(f"*{run['workers']} workers, {run['date']}:* {run['note']}")
+            add("")
+    latest = {}
+    for run in runs:  # the latest complete run of each configuration
+        if "error" not in run and run["broadcast"].get("workers"):
+            latest[(run["workers"], run["connections"])] = run
+    if latest:
+        add(
+            "**The broadcast, worker by worker** (the latest run of each setup): the first "
+            "worker is the one triggered; the time is from the trigger to that worker's "
+            "clients. *GC* is the worker's garbage collections while connecting and "
+            "during the broadcast (generation 2 ones walk every object the worker holds): "
+            "how many of each generation, and their CPU time in ms (*wall*: timed on the "
+            "wall clock, waiting for a core included, in the first runs)."
+        )
+        add("")
+        add(
+            "| setup | worker | clients | first ms | p50 ms | last ms "
+            "| GC while connecting: gen 0/1/2, ms | GC during the broadcast: gen 0/1/2, ms |"
+        )
+        add("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+        for (workers, connections), run in latest.items():
+            gcs = run["connect"].get("gc") or [None] * workers
+            wall = run.get("gc_clock") != "cpu"
+            for index, worker in enumerate(run["broadcast"]["workers"]):
+                add(
+                    f"| {workers} workers, {connections:,} | {index + 1} "
+                    f"| {run['counts']['registries'][index]:,} "
+                    f"| {_num(worker.get('first_ms'))} | {_num(worker.get('p50_ms'))} "
+                    f"| {_num(worker.get('last_ms'))} | {_gc(gcs[index], wall)} "
+                    f"| {_gc(worker.get('gc'), wall)} |"
+                )
+        add("")
+        for run in latest.values():
+            out += _many_reading(run)
+    traced = [run for run in runs if run.get("heap")]
+    if traced:
+        latest = traced[-1]
+        heap = latest["heap"]
+        add(
+            f"**Heap by package** ({latest['workers']} workers, {latest['connections']:,} "
+            f"clients; the traced worker held {heap['connections']:,}), bytes per "
+            "connection:"
+        )
+        add("")
+        add("| package | bytes per connection |")
+        add("| --- | ---: |")
+        for package, size in heap["bytes_per_conn"].items():
+            if size >= 10:
+                add(f"| {package} | {size:,} |")
+        add(f"| all | {heap['total_per_conn']:,} |")
+        add("")
+        add("Bocadillo's biggest allocation sites, bytes (and blocks) per connection:")
+        add("")
+        add("| where | bytes | blocks |")
+        add("| --- | ---: | ---: |")
+        for where, size, count in heap["bocadillo_lines"][:8]:
+            add(f"| `{where.removeprefix('bocadillo: ')}` | {size:,} | {count:g} |")
+        add("")
+    hard = min((run["nofile_hard"] for run in runs), default=None)
+    if hard is not None:
+        add(
+            f"**What limited this machine.** A process may open at most {hard:,} files here "
+            "(the hard `RLIMIT_NOFILE`), and not even root can raise it (`ulimit -n 250000`: "
+            "*Operation not permitted*, although `fs.nr_open` is 1,048,576); `bocadillo "
+            f"run` keeps 64 of them free. So two workers hold at most about 2 × {hard - 100:,} "
+            "connections, the two-worker runs stop below that, and 100,000 connections take "
+            f"six workers of 16,667 (the load generators, each under {hard:,} clients too). "
+            "On a host where the limit can be raised, `ulimit -n 65536` (or "
+            "`LimitNOFILE=65536`) and `--workers 2 --connections 100000` is the issue's "
+            "setup; the other limits to raise, and how, are in "
+            "[Deployment](deployment.md#many-connections). The load generators spread their "
+            "source addresses over 127.0.0.2–254, so no address needs more than about 400 "
+            "ports."
+        )
+        add("")
+    measured = [run["memory"]["kib_per_conn"] for run in runs if run.get("memory")]
+    if measured:
+        worst = max(value for value in measured if value is not None)
+        status = "met" if worst < MANY_GOAL_KIB else "**missed**"
+        add(
+            f"Goal: under {MANY_GOAL_KIB} KiB of server RSS per idle connection, uvicorn "
+            f"included: {worst:.1f} KiB at worst, {status}."
+        )
+        add("")
+    add(MANY_END)
+    return out
+
+
+def _many_reading(run: dict[str, Any]) -> list[str]:
+    """What the latest run of a setup shows, in sentences computed from it."""
+    out: list[str] = []
+    setup = f"{run['workers']} workers, {run['connections']:,}"
+    gcs = run["connect"].get("gc")
+    if gcs:
+        full = [gc["count"][2] for gc in gcs]
+        gc_s = sum(sum(gc["ms"]) for gc in gcs) / 1e3
+        full_s = sum(gc["ms"][2] for gc in gcs) / 1e3
+        fulls = f"{min(full)}" if min(full) == max(full) else f"{min(full)} to {max(full)}"
+        cpu = run["connect"]["workers_cpu_s"]
+        out.append(
+            f"*{setup}:* while connecting, the workers spent {gc_s:.1f} s in garbage "
+            f"collection, {full_s:.1f} s of it in full collections ({fulls} per worker), "
+            f"out of {cpu:.1f} s of CPU in all"
+            + (
+                f" ({_pct(gc_s, cpu)})."
+                if run.get("gc_clock") == "cpu"
+                else " (this run timed the collections on the wall clock, waiting for a "
+                "core included, so the share is an upper bound)."
+            )
+            + " A full collection walks every object the worker holds, and one comes each "
+            "time the number of objects has grown by a quarter."
+        )
+    kernel, memory = run.get("kernel") or {}, run["memory"]
+    if "before" in kernel and "connected" in kernel:
+        before, after = kernel["before"], kernel["connected"]
+        sockets = after["tcp_inuse"] - before["tcp_inuse"]
+        slab = after["slab_kib"] - before["slab_kib"]
+        clients = run["counts"]["registry_total"]
+        redis = (memory["redis_rss_mib"] - memory["redis_rss_before_mib"]) * 2**20
+        if sockets > 0 and clients:
+            out.append(
+                f"*{setup}:* the kernel's slab memory grew by {slab / 1024:,.0f} MiB for "
+                f"{sockets:,} more TCP sockets (both ends of each connection are on this "
+                f"machine), about {slab / sockets:.1f} KiB per socket (a machine-wide "
+                "figure: other processes move it too); the TCP buffer memory "
+                f"(`net.ipv4.tcp_mem`) went from {before['tcp_mem_pages']:,} to "
+                f"{after['tcp_mem_pages']:,} pages (other processes' traffic: an idle socket "
+                "holds no buffered data). redis-server "
+                f"grew by {redis / 2**20:,.0f} MiB, {redis / clients:,.0f} bytes per "
+                "connection (presence: the connection and its room)."
+            )
+    per_worker = run["broadcast"].get("workers") or []
+    if len(per_worker) > 1 and per_worker[0].get("last_ms") is not None:
+        others = [w["first_ms"] for w in per_worker[1:] if w.get("first_ms") is not None]
+        if others and min(others) >= per_worker[0]["last_ms"]:
+            out.append(
+                f"*{setup}:* the other workers' first clients got the broadcast at "
+                f"{min(others):,.0f} ms or later, after the triggered worker's last one "
+                f"({per_worker[0]['last_ms']:,.0f} ms): the hub hands the frame to Redis "
+                "from its writer task, which runs only once `broadcast()` has delivered to "
+                "the local connections and the handler has returned to the event loop."
+            )
+    return [line for sentence in out for line in (sentence, "")]
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "–"
+
+
+def _gc(delta: dict[str, Any] | None, wall: bool = False) -> str:
+    """``3/1/0, 12 ms``: collections of each generation and their total time."""
+    if not delta:
+        return "–"
+    counts = "/".join(str(count) for count in delta["count"])
+    return f"{counts}, {sum(delta['ms']):,.0f} ms" + (" *wall*" if wall else "")
 
 
 def render_redis(

@@ -343,7 +343,11 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"only {run.joined} of {len(connections)} clients joined")
         await asyncio.sleep(0.05)
 
-    senders = [connections[room * args.clients][0] for room in range(args.rooms)]
+    # The sender of each room: its members in turn, so that with ``spread`` the senders
+    # are on every worker.
+    senders = [
+        connections[room * args.clients + room % args.clients][0] for room in range(args.rooms)
+    ]
     pad = "x" * 40
     stop = asyncio.Event()
 
@@ -401,6 +405,10 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
                 "frames_from_redis_per_s": round(frames / wall),
                 "cpu_pct": round(100 * (after_cpu[index] - before_cpu[index]) / wall, 1),
                 "rooms_subscribed": backend_after.get("rooms_subscribed"),
+                "publish_failed": backend_after.get("publish_failed", 0)
+                - backend_before.get("publish_failed", 0),
+                "reconnects": backend_after.get("reconnects", 0),
+                "queued": backend_after.get("queued"),
                 "connections": after_stats[index].get("connections"),
             }
         )

@@ -180,7 +180,12 @@ def log(message: str) -> None:
 
 
 class Server:
-    """One target on uvicorn, pinned to the server core, on a pre-bound loopback port."""
+    """One target on uvicorn, pinned to the server core, on a pre-bound loopback port.
+
+    ``command``: serve ``target`` (then an import string) with this command line instead
+    of ``bench.serve``, e.g. ``[python, "-m", "bocadillo.cli", "run"]``, the listening
+    socket given as ``--fd``; ``core=None``: not pinned.
+    """
 
     def __init__(
         self,
@@ -189,6 +194,8 @@ class Server:
         sndbuf: int = 0,
         log_path: Path,
         env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        core: str | None = SERVER_CORE,
     ) -> None:
         self.target = target
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -196,8 +203,12 @@ class Server:
         listener.bind(("127.0.0.1", 0))
         listener.listen(4096)
         self.port: int = listener.getsockname()[1]
-        command = ["taskset", "-c", SERVER_CORE, sys.executable, "-m", "bench.serve"]
-        command += [TARGETS[target], "--fd", str(listener.fileno()), "--sndbuf", str(sndbuf)]
+        pin = ["taskset", "-c", core] if core is not None else []
+        if command is None:
+            command = [*pin, sys.executable, "-m", "bench.serve", TARGETS[target]]
+            command += ["--fd", str(listener.fileno()), "--sndbuf", str(sndbuf)]
+        else:
+            command = [*pin, *command, target, "--fd", str(listener.fileno())]
         self._log = open(log_path, "ab")  # closed in stop()
         self.process = subprocess.Popen(
             command,

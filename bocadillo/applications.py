@@ -336,6 +336,10 @@ class App(RouteRegistry):
 
         The function may be sync (run in a thread) or async, and may take ``app``
         and/or ``hub`` parameters. Errors are logged; the job keeps running.
+
+        Raises:
+            ConfigurationError: for a period that is not positive, or a parameter other
+                than ``app`` and ``hub`` without a default.
         """
 
         def register(func: F) -> F:

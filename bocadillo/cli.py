@@ -12,9 +12,12 @@ which, ``docs/deployment.md`` says why):
   (1009), before its payload is read.
 - ``ws_per_message_deflate``: the app's ``ws_per_message_deflate`` setting (off).
 - ``ws``: uvicorn's WebSocket protocol with write backpressure (``bocadillo.serving``): a
-  client that sends pings and never reads the pongs stops being read.
-- ``http="h11"`` with ``h11_max_incomplete_event_size`` = ``max_header_size``: httptools
-  buffers a request head of any size; h11 answers 400 past the bound.
+  client that sends pings and never reads the pongs stops being read, and one client's
+  burst of frames is parsed a slice per turn of the event loop.
+- ``http``: uvicorn's h11 protocol (``bocadillo.serving``) with
+  ``h11_max_incomplete_event_size`` = ``max_header_size``: httptools buffers a request head
+  of any size; h11 answers 400 past the bound. A connection sending in bulk (a body
+  streaming in) is read once per turn of the event loop.
 - ``limit_concurrency``: the ``limit_concurrency`` setting; ``"auto"`` is the process's
   open-file limit minus a margin, so the server answers 503 before it runs out of file
   descriptors.
@@ -41,7 +44,7 @@ from uvicorn.importer import ImportFromStringError, import_from_string
 from uvicorn.supervisors import ChangeReload, Multiprocess
 
 from .errors import ConfigurationError
-from .serving import websocket_protocol
+from .serving import http_protocol, websocket_protocol
 
 __all__ = ["build_parser", "load_app", "main", "uvicorn_options"]
 
@@ -88,7 +91,7 @@ def uvicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         "ws_max_size": 2 * int(max_message) if max_message else 16 * 1024 * 1024,
         "ws_per_message_deflate": bool(settings.get("ws_per_message_deflate", False)),
         "ws": websocket_protocol(),
-        "http": "h11",
+        "http": http_protocol(),
         "h11_max_incomplete_event_size": int(settings.get("max_header_size") or 32 * 1024),
         "limit_concurrency": _concurrency(settings.get("limit_concurrency", "auto")),
     }
@@ -185,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = uvicorn_options(app.settings)
     except ConfigurationError as exc:
         parser.exit(1, f"bocadillo: {exc}\n")
-    if args.http is not None:
+    if args.http == "httptools":  # "h11" is the default: Bocadillo's h11 protocol
         options["http"] = args.http
     trusted = args.forwarded_allow_ips
     config = uvicorn.Config(

@@ -1,4 +1,4 @@
-"""Real ``python -m uvicorn`` processes for multi-process tests, on loopback ports.
+"""Real ``python -m uvicorn`` and ``bocadillo run`` processes for tests, on loopback ports.
 
 Each serves a listening socket bound by the test (``tests.live.listening_socket``) and
 handed over with ``--fd``, so no port is chosen and then bound later by someone else. Each
@@ -14,13 +14,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.live import listening_socket
 
-__all__ = ["UvicornProcess", "spawn_uvicorn"]
+__all__ = ["BOCADILLO", "BocadilloRun", "UvicornProcess", "bocadillo_run", "spawn_uvicorn"]
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The ``bocadillo`` command of this virtualenv.
+BOCADILLO = Path(sys.executable).with_name("bocadillo")
 
 
 def spawn_uvicorn(
@@ -154,3 +157,71 @@ class UvicornProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode
+
+
+@dataclass
+class BocadilloRun:
+    """A ``bocadillo run`` process and the loopback port it serves."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def rss_kib(self) -> int:
+        """The server's resident set size in KiB (``VmRSS`` of ``/proc/<pid>/status``)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def stop(self) -> None:
+        """SIGTERM, wait (then SIGKILL if it hangs)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def bocadillo_run(
+    app: str,
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> BocadilloRun:
+    """``bocadillo run <app> --fd N <args>`` on a loopback socket bound here, in the
+    project's root, its output in ``log``; wait for "Application startup complete".
+
+    asyncio's debug mode (on in ``make test``) is left out of its environment.
+    """
+    listener = listening_socket()
+    environ = {**os.environ, **(env or {})}
+    environ.pop("PYTHONASYNCIODEBUG", None)
+    with listener, open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(BOCADILLO), "run", app, "--fd", str(listener.fileno()), *args],
+            cwd=ROOT,
+            env=environ,
+            pass_fds=[listener.fileno()],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        served = BocadilloRun(process, listener.getsockname()[1], log)
+    deadline = time.monotonic() + timeout
+    while "Application startup complete" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            served.stop()
+            raise AssertionError(f"bocadillo run did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+    return served

@@ -22,10 +22,11 @@ A returned value goes back as ``{"type": "response", "data": value, "id": <id>}`
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import typesystem
@@ -50,6 +51,7 @@ __all__ = [
     "Dispatcher",
     "SocketHandler",
     "SocketRequest",
+    "check_parameter_names",
     "check_schema",
     "validate_data",
     "welcome_message",
@@ -171,15 +173,66 @@ def _data_model(func: Callable[..., Any]) -> Any:
     return annotation if is_model(annotation) else None
 
 
-class SocketHandler:
-    """One registered handler, with what it wants injected."""
+def check_parameter_names(
+    params: Collection[inspect.Parameter], providers: Collection[str], what: str
+) -> None:
+    """Refuse, at registration, a handler parameter that looks like a typo of a built-in
+    name (``clientid`` for ``client_id``, ``dat`` for ``data``).
 
-    def __init__(self, func: Callable[..., Any], *, schema: Any = None, what: str) -> None:
+    Only what is certain now is refused: a parameter named after a built-in or after a
+    provider known now (``providers``), one with a default, and one close to no built-in
+    name all pass, because a provider may still be declared before the app starts
+    (``configure(app, provider_modules=...)`` imports its modules after the views are
+    decorated). ``BoundDispatcher`` checks those at startup.
+
+    Raises:
+        ConfigurationError: naming the built-in name, and how to declare the provider if
+            one of that name was meant.
+    """
+    for param in params:
+        name = param.name
+        if (
+            param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+            or param.default is not param.empty
+            or name in _BUILTIN_NAMES
+            or name in providers
+        ):
+            continue
+        # The settings' typo check uses the same cutoff: close enough to be a slip of the
+        # keyboard (dat, clientid, messages), far enough to let a provider named client
+        # or db through.
+        close = difflib.get_close_matches(name.lower(), _BUILTIN_NAMES, n=1, cutoff=0.85)
+        if close:
+            raise ConfigurationError(
+                f"{what}: no built-in parameter is named {name!r}: did you mean "
+                f"{close[0]!r}? If {name!r} is meant to be a provider, declare it before "
+                "this handler (@provider or @app.provider above it, or import the module "
+                "that declares it first)"
+            )
+
+
+class SocketHandler:
+    """One registered handler, with what it wants injected.
+
+    Raises:
+        ConfigurationError: for a parameter that looks like a typo of a built-in name
+            (see ``check_parameter_names``; ``providers`` are the names known now).
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        schema: Any = None,
+        what: str,
+        providers: Collection[str] = (),
+    ) -> None:
         self.func = func
         self.schema = schema
         self.what = what
         self.is_async = inspect.iscoroutinefunction(func)
         self.params = tuple(inspect.signature(func).parameters.values())
+        check_parameter_names(self.params, providers, what)
 
     def providers_in(self, registry: ProviderRegistry) -> ProviderScope:
         """What the handler needs from an app's providers; checks every parameter can
@@ -222,12 +275,26 @@ class Dispatcher:
         self.connect_handlers: list[SocketHandler] = []
         self.disconnect_handlers: list[SocketHandler] = []
 
-    def add(self, kind: str, func: Callable[..., Any], schema: Any = None) -> None:
+    def add(
+        self,
+        kind: str,
+        func: Callable[..., Any],
+        schema: Any = None,
+        *,
+        providers: Collection[str] = (),
+    ) -> None:
         """Register the handler of ``kind`` (replacing none: a duplicate is an error).
 
+        Args:
+            kind: The message type.
+            func: The handler.
+            schema: What validates ``data`` (see ``check_schema``).
+            providers: The provider names known now (see ``check_parameter_names``).
+
         Raises:
-            ConfigurationError: if ``kind`` already has a handler on this endpoint, or
-                ``schema`` cannot validate (see ``check_schema``).
+            ConfigurationError: if ``kind`` already has a handler on this endpoint,
+                ``schema`` cannot validate (see ``check_schema``), or a parameter looks
+                like a typo of a built-in name.
         """
         if kind in self.handlers:
             raise ConfigurationError(f"message type {kind!r} already has a handler on {self.path}")
@@ -239,7 +306,9 @@ class Dispatcher:
         check_schema(schema, f"socket handler {kind!r}")
         if schema is None:
             schema = _data_model(func)
-        self.handlers[kind] = SocketHandler(func, schema=schema, what=f"socket handler {kind!r}")
+        self.handlers[kind] = SocketHandler(
+            func, schema=schema, what=f"socket handler {kind!r}", providers=providers
+        )
 
     def bind(self, providers: ProviderRegistry, *, debug: bool = False) -> BoundDispatcher:
         """The endpoint as served by an app with ``providers`` (when it compiles).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import logging
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from ..errors import ConfigurationError
 __all__ = ["Job", "Jobs"]
 
 logger = logging.getLogger("bocadillo.jobs")
+#: The parameters a job is given, by name.
+_FILLED = ("app", "hub")
 
 
 class Job:
@@ -25,6 +28,11 @@ class Job:
             filled in.
         seconds: The period, measured from the start of one run to the next.
         immediately: Also run once right at startup.
+
+    Raises:
+        ConfigurationError: for a period that is not positive, or a parameter other than
+            ``app`` and ``hub`` without a default (jobs get no providers, so nothing could
+            ever fill it).
     """
 
     def __init__(
@@ -36,7 +44,20 @@ class Job:
         self.seconds = seconds
         self.immediately = immediately
         self.name = getattr(func, "__name__", repr(func))
-        self.params = tuple(inspect.signature(func).parameters)
+        signature = inspect.signature(func).parameters
+        self.params = tuple(signature)
+        for param in signature.values():
+            if (
+                param.name not in _FILLED
+                and param.default is param.empty
+                and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+            ):
+                close = difflib.get_close_matches(param.name.lower(), _FILLED, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigurationError(
+                    f"job {self.name!r}: cannot fill parameter {param.name!r}; {hint}a job "
+                    "may take app and hub (give other parameters a default)"
+                )
         self.runs = 0
         self.failures = 0
 

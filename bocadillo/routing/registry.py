@@ -70,6 +70,11 @@ class RouteRegistry:
         """The provider names known when a route is registered."""
         return global_provider_names()
 
+    def _known_providers(self) -> frozenset[str]:
+        """Every provider name known now: this registry's and those declared so far (an
+        app that has built itself no longer reads later declarations, until it rebuilds)."""
+        return self._provider_names() | global_provider_names()
+
     # HTTP -----------------------------------------------------------------------------------
 
     def route(
@@ -246,11 +251,14 @@ class RouteRegistry:
             endpoint: The WebSocket path (default: the ``socket_path`` setting, ``/ws``).
 
         Raises:
-            ConfigurationError: if the type already has a handler on that endpoint.
+            ConfigurationError: if the type already has a handler on that endpoint, or
+                a parameter looks like a typo of a built-in name (``clientid``): a name
+                that is neither built in nor a provider is checked at startup, since a
+                provider may be declared after the handler.
         """
 
         def register(func: F) -> F:
-            self._dispatcher(endpoint).add(type, func, schema)
+            self._dispatcher(endpoint).add(type, func, schema, providers=self._known_providers())
             self._changed()
             return func
 
@@ -259,12 +267,21 @@ class RouteRegistry:
     def socket_connect(self, *, endpoint: str | None = None) -> Callable[[F], F]:
         """Run the decorated function (sync or async) when a client connects, before
         accept. Returning ``False`` refuses the client (HTTP 403); another non-None value
-        is sent to it as ``{"type": "welcome", "data": value}``."""
+        is sent to it as ``{"type": "welcome", "data": value}``. Parameters are those of
+        ``socket`` handlers (``data``, ``message``, ``type`` and ``id`` are None).
+
+        Raises:
+            ConfigurationError: for a parameter that looks like a typo of a built-in name.
+        """
 
         def register(func: F) -> F:
             dispatcher = self._dispatcher(endpoint)
             dispatcher.connect_handlers.append(
-                SocketHandler(func, what=f"socket_connect handler {callable_name(func)!r}")
+                SocketHandler(
+                    func,
+                    what=f"socket_connect handler {callable_name(func)!r}",
+                    providers=self._known_providers(),
+                )
             )
             return func
 
@@ -272,12 +289,20 @@ class RouteRegistry:
 
     def socket_disconnect(self, *, endpoint: str | None = None) -> Callable[[F], F]:
         """Run the decorated function (sync or async) once when a client's connection
-        ends, however it ended."""
+        ends, however it ended. Parameters are those of ``socket_connect`` handlers.
+
+        Raises:
+            ConfigurationError: for a parameter that looks like a typo of a built-in name.
+        """
 
         def register(func: F) -> F:
             dispatcher = self._dispatcher(endpoint)
             dispatcher.disconnect_handlers.append(
-                SocketHandler(func, what=f"socket_disconnect handler {callable_name(func)!r}")
+                SocketHandler(
+                    func,
+                    what=f"socket_disconnect handler {callable_name(func)!r}",
+                    providers=self._known_providers(),
+                )
             )
             return func
 

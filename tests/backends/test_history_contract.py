@@ -1,6 +1,8 @@
 """The room-history part of the ``HubBackend`` contract (``publish_history``,
 ``read_history``, ``publication_sink``), used directly, for every backend that keeps
-history for every process: Redis and NATS.
+history for every process: Redis and NATS. A node gets a room's publications once it has
+subscribed to the room (``subscribe``, ``wait_subscribed``), as a hub does when its first
+connection joins.
 
 Each test runs once per such backend (``backend_url`` below overrides ``conftest.py``'s:
 the memory backend keeps no history of its own, the hub does). Several nodes of one app
@@ -57,25 +59,18 @@ class Publications:
         assert len(self.got) == n, self.got
 
 
-#: The rooms these tests publish to: each node subscribes to them all, since a backend
-#: that routes frames (Redis) hands a room's publications to its subscribers only.
-ROOMS = [
-    *("news", "room", "fresh", "bigger", "brief", "kept", "race"),
-    *("café au lait", "a.b.c", "*", ">", "=x", "with space", "ünï/cødé", "=", "plain"),
-]
-
-
-async def history_nodes(make_node, n: int) -> list[tuple[Node, Publications]]:
+async def history_nodes(make_node, n: int, *rooms: str) -> list[tuple[Node, Publications]]:
+    """``n`` nodes, each subscribed to ``rooms``, with what their sinks get."""
     nodes = [await make_node() for _ in range(n)]
     for node in nodes:
-        for room in ROOMS:
+        for room in rooms:
             node.backend.subscribe(room)
-        await node.backend.wait_subscribed(ROOMS)
+        await node.backend.wait_subscribed(rooms)
     return [(node, Publications(node)) for node in nodes]
 
 
 async def test_publications_get_consecutive_offsets_and_one_order_on_every_node(make_node):
-    (a, a_got), (b, b_got), (_, c_got) = await history_nodes(make_node, 3)
+    (a, a_got), (b, b_got), (_, c_got) = await history_nodes(make_node, 3, "news")
     # Two nodes publish to one room at once: one order, the publishers included.
     for n in range(60):
         a.backend.publish_history("news", b"a%d" % n, 1000, 60)
@@ -110,7 +105,7 @@ async def last_twenty(node: Node, room: str) -> tuple[str, int, list[tuple[int, 
     [(40, 0), (40, 33), (40, 39), (40, 40), (40, BEYOND), (5, 0), (5, 3), (5, 12)],
 )
 async def test_a_read_returns_the_kept_publications_after_an_offset(make_node, size, since):
-    (node, got), (reader, _) = await history_nodes(make_node, 2)
+    (node, got), (reader, _) = await history_nodes(make_node, 2, "room")
     total = size + 10
     before = time.time()
     for n in range(total):
@@ -126,7 +121,7 @@ async def test_a_read_returns_the_kept_publications_after_an_offset(make_node, s
 
 
 async def test_an_empty_room_gets_an_epoch_its_first_publication_keeps(make_node):
-    (node, got), (other, _) = await history_nodes(make_node, 2)
+    (node, got), (other, _) = await history_nodes(make_node, 2, "fresh")
     epoch, last, entries = await node.backend.read_history("fresh", 0, 60, 10)
     assert (last, entries) == (0, [])
     assert await other.backend.read_history("fresh", BEYOND, 60, 10) == (epoch, 0, [])
@@ -139,8 +134,8 @@ async def test_an_empty_room_gets_an_epoch_its_first_publication_keeps(make_node
 
 
 async def test_rooms_of_any_name_and_settings_keep_separate_streams(make_node):
-    (node, got), (reader, _) = await history_nodes(make_node, 2)
-    odd = ROOMS[7:]
+    odd = ["café au lait", "a.b.c", "*", ">", "=x", "with space", "ünï/cødé", "=", "plain"]
+    (node, got), (reader, _) = await history_nodes(make_node, 2, *odd, "bigger")
     for n, room in enumerate(odd):
         for k in range(n + 1):
             node.backend.publish_history(room, f"{room}#{k}".encode(), 3, 60)
@@ -156,7 +151,7 @@ async def test_rooms_of_any_name_and_settings_keep_separate_streams(make_node):
 
 
 async def test_a_room_idle_for_its_ttl_starts_over_with_a_new_epoch(make_node):
-    (node, got), (reader, _) = await history_nodes(make_node, 2)
+    (node, got), (reader, _) = await history_nodes(make_node, 2, "brief")
     node.backend.publish_history("brief", b"1", 10, 0.5)
     node.backend.publish_history("brief", b"2", 10, 0.5)
     await got.count(2)
@@ -174,7 +169,7 @@ async def test_a_room_idle_for_its_ttl_starts_over_with_a_new_epoch(make_node):
 
 
 async def test_a_lost_stream_starts_over_with_a_new_epoch(make_node, server):
-    (node, got), _ = await history_nodes(make_node, 2)
+    (node, got), _ = await history_nodes(make_node, 2, "kept")
     node.backend.publish_history("kept", b"1", 10, 60)
     await got.count(1)
     old = got.got[0][1]
@@ -200,7 +195,7 @@ async def test_a_lost_stream_starts_over_with_a_new_epoch(make_node, server):
 
 
 async def test_while_the_server_is_down_publications_are_counted_and_reads_fail(make_node, server):
-    (node, got), _ = await history_nodes(make_node, 2)
+    (node, got), _ = await history_nodes(make_node, 2, "news")
     server.stop(kill=True)
     await eventually(lambda: not node.backend.stats()["connected"])
     failed = node.backend.stats()["publish_failed"]
@@ -218,3 +213,23 @@ async def test_concurrent_reads_of_an_empty_room_agree_on_its_epoch(make_node):
     )
     assert len({epoch for epoch, _, _ in reads}) == 1
     assert {(last, tuple(entries)) for _, last, entries in reads} == {(0, ())}
+
+
+async def test_a_node_gets_the_publications_of_the_rooms_it_subscribed_to(make_node):
+    (a, a_got), (b, b_got) = await history_nodes(make_node, 2, "news")
+    c = await make_node()
+    c_got = Publications(c)  # subscribed to nothing
+    b.backend.subscribe("sports")
+    await b.backend.wait_subscribed(["sports"])
+    a.backend.publish_history("news", b"n1", 10, 60)
+    a.backend.publish_history("sports", b"s1", 10, 60)
+    a.backend.publish_history("news", b"n2", 10, 60)
+    await b_got.count(3)
+    if not a.backend.routed:  # every node gets every publication
+        await a_got.count(3)
+        await c_got.count(3)
+        return
+    await a_got.count(2)  # its own, in its rooms only
+    assert [f for _, _, f in a_got.got] == [b"n1", b"n2"]
+    # Read after b got the last one: everything a published has been handed out.
+    assert c_got.got == []

@@ -9,7 +9,16 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bocadillo import App, ConfigurationError, InvalidState, LiveServer, configure, create_client
+from bocadillo import (
+    App,
+    ConfigurationError,
+    InvalidState,
+    LiveServer,
+    Recipe,
+    configure,
+    create_client,
+    provider,
+)
 
 
 def test_a_route_parameter_the_view_does_not_take_fails_at_registration():
@@ -125,18 +134,118 @@ def test_a_websocket_route_on_the_default_socket_path_fails_the_startup():
             pass
 
 
+def _register(app: App, kind: str, handler: Any) -> None:
+    if kind == "socket":
+        app.socket("hello")(handler)
+    elif kind == "socket_connect":
+        app.socket_connect()(handler)
+    else:
+        app.socket_disconnect()(handler)
+
+
+HANDLER_KINDS = ["socket", "socket_connect", "socket_disconnect"]
+
+
+@pytest.mark.parametrize("kind", HANDLER_KINDS)
+@pytest.mark.parametrize(
+    ("handler", "typo", "builtin"),
+    [
+        (lambda clientid: None, "clientid", "client_id"),
+        (lambda ws, dat: None, "dat", "data"),
+        (lambda Data: None, "Data", "data"),
+        (lambda messages: None, "messages", "message"),
+    ],
+)
+def test_a_handler_parameter_close_to_a_builtin_fails_at_decoration(kind, handler, typo, builtin):
+    app = App()
+    with pytest.raises(ConfigurationError) as refused:
+        _register(app, kind, handler)
+    message = str(refused.value)
+    assert f"no built-in parameter is named {typo!r}: did you mean {builtin!r}?" in message
+    assert "declare it before this handler (@provider or @app.provider above it" in message
+
+
+@pytest.mark.parametrize("kind", HANDLER_KINDS)
+def test_a_provider_declared_before_the_handler_may_have_a_close_name(kind):
+    app = App()
+    seen: list[Any] = []
+
+    @provider
+    def messages():
+        return ["declared with @provider"]
+
+    @app.provider(name="dat")
+    def dat_provider():
+        return "declared with @app.provider"
+
+    def handler(messages, dat, clientid=None):  # a parameter with a default is taken as meant
+        seen.append((messages, dat, clientid))
+        return "ran"
+
+    _register(app, kind, handler)
+    with create_client(app) as client:
+        with client.websocket_connect("/ws") as ws:
+            if kind == "socket":
+                ws.send_json({"type": "hello", "id": 1})
+                assert ws.receive_json() == {"type": "response", "data": "ran", "id": 1}
+            elif kind == "socket_connect":
+                assert ws.receive_json() == {"type": "welcome", "data": "ran"}
+    assert seen == [(["declared with @provider"], "declared with @app.provider", None)]
+
+
+def test_a_recipe_handler_is_checked_at_decoration_too():
+    recipe = Recipe("chat")
+    with pytest.raises(ConfigurationError, match="did you mean 'client_id'"):
+
+        @recipe.socket("hello")
+        def hello(clientid):
+            pass
+
+
+def test_a_job_parameter_nothing_fills_fails_at_decoration():
+    app = App()
+    with pytest.raises(ConfigurationError, match="cannot fill parameter 'hbu'; did you mean 'hub'"):
+
+        @app.every(1)
+        def status(hbu):
+            pass
+
+    @app.every(1)
+    def counted(hub, app, runs=0):  # app, hub and defaulted parameters are fine
+        pass
+
+
 def test_a_startup_that_cannot_build_the_app_stops_uvicorn(caplog):
     # Before: uvicorn said "lifespan unsupported", then answered 500 to every request.
+    # A name close to no built-in one may still be a provider declared before startup
+    # (configure() imports provider_modules after the views are decorated), so only the
+    # startup can tell that nothing provides it.
     app = App()
 
     @app.socket("broken")
-    def broken(clientid):  # a typo of client_id: nothing provides it
-        return clientid
+    def broken(user):  # no provider named user is ever declared
+        return user
 
     server = LiveServer(app, lifespan="auto")
     with caplog.at_level(logging.ERROR), pytest.raises(InvalidState, match="did not start"):
         server.start()
-    assert "cannot fill parameter 'clientid'" in caplog.text
+    assert "cannot fill parameter 'user'" in caplog.text
+
+
+def test_a_provider_declared_after_the_handler_fills_a_far_name():
+    app = App()
+
+    @app.socket("whoami")
+    def whoami(user):
+        return user
+
+    @provider
+    def user():
+        return "ada"
+
+    with create_client(app) as client, client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "whoami", "id": 1})
+        assert ws.receive_json() == {"type": "response", "data": "ada", "id": 1}
 
 
 def test_iterating_a_websocket_without_async_names_the_fix():

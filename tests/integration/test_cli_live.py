@@ -9,13 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
@@ -26,75 +22,28 @@ from websockets.exceptions import ConnectionClosed
 from bocadillo import App
 from bocadillo.cli import FD_MARGIN, build_parser, uvicorn_options
 from bocadillo.errors import ConfigurationError
+from bocadillo.serving import BULK_READ, FEED_SIZE, http_protocol
 from tests.integration.test_body_limit_live import rss_kib
+from tests.reliability.wsclient import TEXT, encode_frame, open_ws
+from tests.uvicorn_process import BOCADILLO, ROOT, BocadilloRun, bocadillo_run
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 KiB = 1024
-BOCADILLO = Path(sys.executable).with_name("bocadillo")
 
 
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-
-def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> BocadilloRun:
     """``bocadillo run tests.integration.cli_app:app --fd N`` on a socket bound here."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    log = tmp_path / "server.log"
-    environ = {**os.environ, **(env or {})}
-    environ.pop("PYTHONASYNCIODEBUG", None)
-    with sock, open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(BOCADILLO), "run", "tests.integration.cli_app:app"]
-            + ["--fd", str(sock.fileno()), *args],
-            cwd=ROOT,
-            env=environ,
-            pass_fds=[sock.fileno()],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        served = Served(process, sock.getsockname()[1], log)
-    deadline = time.monotonic() + 30
-    while "Application startup complete" not in log.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(served)
-            raise AssertionError(f"bocadillo run did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return served
-
-
-def stop(served: Served) -> None:
-    if served.process.poll() is None:
-        served.process.send_signal(signal.SIGTERM)
-        try:
-            served.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            served.process.kill()
-            served.process.wait(timeout=10)
+    return bocadillo_run("tests.integration.cli_app:app", tmp_path / "server.log", *args, env=env)
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Served]:
+def server(tmp_path) -> Iterator[BocadilloRun]:
     served = serve(tmp_path)
     try:
         yield served
     finally:
-        stop(served)
+        served.stop()
 
 
 @pytest.mark.anyio
@@ -174,6 +123,47 @@ def test_run_stops_reading_a_client_that_sends_pings_and_never_reads(server):
         assert rss_kib(server.process.pid) - baseline < 8 * KiB
 
 
+@pytest.mark.anyio
+async def test_run_parses_a_burst_of_frames_in_order_a_slice_at_a_time(tmp_path):
+    # One write of 20,000 small frames and one of 60 KiB (over FEED_SIZE on its own): the
+    # server reads far more than a slice at a time and parses it slice by slice, frames cut
+    # anywhere; every message arrives whole and in order.
+    served = serve(tmp_path, env={"BOCADILLO_RATE_LIMIT": "100000/1"})
+    sizes = [n % 50 + 1 for n in range(20_000)]
+    sizes.insert(10_000, 60 * KiB)
+    assert 60 * KiB > FEED_SIZE
+    try:
+        client = await open_ws(served.port, "/raw")
+        client.send_raw(b"".join(encode_frame(TEXT, b"x" * size) for size in sizes))
+        replies = [int((await client.next_message(30))[1]) for _ in sizes]
+        client.close()
+        await client.wait_closed(10)
+    finally:
+        served.stop()
+    assert replies == sizes
+
+
+def test_run_serves_bodies_sent_in_bulk_and_keeps_the_connection(tmp_path):
+    # Reads of a body streaming in are far over BULK_READ: each is followed by a turn of
+    # the event loop before the next. Every byte still arrives, and the connection is
+    # kept alive for the next request.
+    served = serve(tmp_path, env={"BOCADILLO_MAX_BODY_SIZE": str(64 * 1024 * KiB)})
+    body = os.urandom(16 * 1024 * KiB)
+    assert len(body) > 100 * BULK_READ
+    try:
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            sized = client.post(
+                "/size", content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)])
+            )
+            again = client.post("/size", content=b"x" * 10)
+            refused = client.post("/size", content=b"y" * (65 * 1024 * KiB))
+    finally:
+        served.stop()
+    assert sized.json() == {"size": len(body)}
+    assert again.json() == {"size": 10}
+    assert refused.status_code == 413
+
+
 def test_run_bounds_request_heads(server):
     baseline = rss_kib(server.process.pid)
     sent = 0
@@ -208,7 +198,7 @@ def test_run_trusts_the_proxies_it_is_told_to(tmp_path):
                 "/client", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
             )
     finally:
-        stop(served)
+        served.stop()
     assert forwarded.json() == {"host": "203.0.113.9", "scheme": "https"}
 
 
@@ -218,7 +208,7 @@ def test_run_serves_with_workers(tmp_path):
         with httpx.Client(base_url=served.url) as client:
             answers = [client.get("/client").json() for _ in range(4)]
     finally:
-        stop(served)
+        served.stop()
     assert answers == [{"host": "127.0.0.1", "scheme": "http"}] * 4
 
 
@@ -241,7 +231,7 @@ def test_run_reports_an_app_it_cannot_load(tmp_path):
             {
                 "ws_max_size": 128 * KiB,
                 "ws_per_message_deflate": False,
-                "http": "h11",
+                "http": http_protocol(),
                 "h11_max_incomplete_event_size": 32 * KiB,
                 "timeout_graceful_shutdown": 6,
             },

@@ -34,6 +34,7 @@ from websockets.sync.client import connect
 
 import bocadillo
 from bocadillo import App, MissingDependency, create_client
+from tests.docs_examples import blocks
 from tests.live import listening_socket
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -284,6 +285,33 @@ def test_fresh_install_serves_an_app_with_bocadillo_run(venv, tmp_path):
     # A graceful stop: uvicorn ran the shutdown, then exited by the signal it was sent.
     assert status in (0, -signal.SIGTERM), server.log
     assert "Application shutdown complete" in server.log
+
+
+def test_fresh_install_serves_the_readme_app(venv, tmp_path):
+    """The README's two-file chat, as a reader saves it, served by the installed package."""
+    files = {path: source for lang, path, source, _ in blocks("README.md", base=ROOT) if path}
+    assert set(files) == {"app.py", "index.html"}
+    for name, source in files.items():
+        (tmp_path / name).write_text(source)
+    server = Server.start(venv, tmp_path)
+    try:
+        page = httpx.get(f"http://127.0.0.1:{server.port}/", timeout=10)
+        assert page.status_code == 200
+        assert page.text == files["index.html"]
+        ws_url = f"ws://127.0.0.1:{server.port}/ws"
+        with connect(ws_url, open_timeout=10) as ann, connect(ws_url, open_timeout=10) as bob:
+            for n, ws in enumerate((ann, bob), start=1):
+                ws.send(json.dumps({"type": "join", "data": "lobby", "id": n}))
+                reply = json.loads(ws.recv(timeout=10))
+                assert reply == {"type": "response", "data": {"members": n}, "id": n}
+            said = {"type": "say", "data": {"room": "lobby", "text": "hello"}}
+            ann.send(json.dumps(said))
+            for ws in (ann, bob):
+                message = json.loads(ws.recv(timeout=10))
+                assert (message["type"], message["data"]) == ("said", {"text": "hello"})
+    finally:
+        status = server.stop()
+    assert status in (0, -signal.SIGTERM), server.log
 
 
 def test_fresh_install_runs_create_client_with_no_extra(venv, tmp_path):

@@ -76,12 +76,6 @@ async def rooms_of(data: str) -> list[str]:
     return sorted(await app.hub.connection_rooms(data))
 
 
-@app.socket("ask")
-async def ask(data: dict[str, Any]) -> Any:
-    """Ask the connection ``data["to"]``, wherever it lives, and return its answer."""
-    return await app.hub.request(data["to"], "question", data["q"], timeout=10)
-
-
 @app.socket("hello")
 def hello(data: Any, ws: WebSocket) -> str:
     ws.user = data
@@ -126,3 +120,9 @@ async def stop(data: str) -> int:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     return count[0]
+
+
+@app.socket("ask")
+async def ask(data: dict[str, Any]) -> Any:
+    """Ask the connection ``data["to"]``, wherever it lives, and return its answer."""
+    return await app.hub.request(data["to"], "question", data["q"], timeout=10)
