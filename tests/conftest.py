@@ -18,6 +18,7 @@ from bocadillo import App, LiveServer
 from bocadillo.config import _PLUGINS
 from bocadillo.injection import _GLOBAL
 from tests.nats_server import NatsServer
+from tests.redis_cluster import LocalRedisCluster
 from tests.redis_server import RedisServer
 
 #: Kept in the environment: it selects the size of the reliability scenarios (``make soak``).
@@ -79,6 +80,20 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster (3 masters, 3 replicas) started once for the session's cluster
+    tests; missing ``redis-server``, it fails them (never skips them). A test that kills a
+    master or moves a slot leaves it healthy again (``restore``), or the next test's
+    ``wait_healthy`` says why not."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture

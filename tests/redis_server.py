@@ -24,10 +24,10 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "ReservedServer"]
+__all__ = ["RedisServer", "ReservedServer", "reserve_port"]
 
 
-def _reserve_port() -> socket.socket:
+def reserve_port() -> socket.socket:
     """A socket bound to a port of 127.0.0.1 chosen by the kernel, never listening (see
     the module docstring)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -53,7 +53,7 @@ class ReservedServer:
     def __init__(self, executable: str, workdir: Path) -> None:
         self.executable = executable
         self.workdir = workdir
-        self._reservation: socket.socket | None = _reserve_port()
+        self._reservation: socket.socket | None = reserve_port()
         self.port: int = self._reservation.getsockname()[1]
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -104,27 +104,30 @@ class RedisServer(ReservedServer):
     def log_path(self) -> Path:
         return self.workdir / "redis.log"
 
+    def arguments(self) -> list[str]:
+        """The command line of ``redis-server`` (after the program)."""
+        return [
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.log_path),
+        ]  # fmt: skip
+
     def start(self, timeout: float = 10.0) -> None:
         """Start the server on its port and wait until it answers."""
         assert self.process is None, "already running"
         assert self._reservation is not None, "closed"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--logfile",
-                str(self.log_path),
-            ],  # fmt: skip
+            [self.executable, *self.arguments()],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -182,8 +182,8 @@ class BocadilloRun:
                 return int(line.split()[1])
         raise AssertionError("no VmRSS line")
 
-    def stop(self) -> None:
-        """SIGTERM, wait (then SIGKILL if it hangs)."""
+    def stop(self) -> int:
+        """SIGTERM, wait (then SIGKILL if it hangs); the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -191,6 +191,7 @@ class BocadilloRun:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        return self.process.returncode
 
 
 def bocadillo_run(
@@ -199,19 +200,24 @@ def bocadillo_run(
     *args: str,
     env: Mapping[str, str] | None = None,
     timeout: float = 30.0,
+    command: Path = BOCADILLO,
+    cwd: Path = ROOT,
+    inherit_env: bool = True,
 ) -> BocadilloRun:
-    """``bocadillo run <app> --fd N <args>`` on a loopback socket bound here, in the
-    project's root, its output in ``log``; wait for "Application startup complete".
+    """``<command> run <app> --fd N <args>`` on a loopback socket bound here, in ``cwd``
+    (the project's root), its output in ``log``; wait for "Application startup complete".
 
-    asyncio's debug mode (on in ``make test``) is left out of its environment.
+    ``command`` is this virtualenv's ``bocadillo`` unless another is given (a fresh
+    install's). The environment is this process's updated with ``env``, or ``env`` alone
+    without ``inherit_env``; asyncio's debug mode (on in ``make test``) is left out.
     """
     listener = listening_socket()
-    environ = {**os.environ, **(env or {})}
+    environ = {**(os.environ if inherit_env else {}), **(env or {})}
     environ.pop("PYTHONASYNCIODEBUG", None)
     with listener, open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(BOCADILLO), "run", app, "--fd", str(listener.fileno()), *args],
-            cwd=ROOT,
+            [str(command), "run", app, "--fd", str(listener.fileno()), *args],
+            cwd=cwd,
             env=environ,
             pass_fds=[listener.fileno()],
             stdout=out,

@@ -1,8 +1,9 @@
 """The backend contract suite runs every test against each backend.
 
 ``backend_url`` is parametrized: ``memory://`` (the in-process default), ``redis://`` (a
-real ``redis-server``, the ``redis_server`` fixture) and ``nats://`` (a real
-``nats-server`` with JetStream, the ``nats_server`` fixture); a prefix per test.
+real ``redis-server``, the ``redis_server`` fixture), ``redis+cluster://`` (a real Redis
+Cluster of six ``redis-server``, the session's ``redis_cluster`` fixture) and ``nats://``
+(a real ``nats-server`` with JetStream, the ``nats_server`` fixture); a prefix per test.
 ``make_node`` and ``make_hub`` start backends and hubs on it; every one is stopped at
 teardown. With Redis or NATS, the backends and hubs made in one test share the server and
 the prefix, as the processes of one app do. ``test_redis.py`` and ``test_nats.py``
@@ -24,11 +25,13 @@ from bocadillo.realtime.history import RoomRules
 from bocadillo.realtime.hub import Hub, HubLimits
 from tests.backends.support import Node
 from tests.nats_server import NatsServer
+from tests.redis_cluster import LocalRedisCluster
 from tests.redis_server import RedisServer
 
 BACKENDS = [
     "memory",
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster", marks=[pytest.mark.redis, pytest.mark.redis_cluster]),
     pytest.param("nats", marks=pytest.mark.nats),
 ]
 
@@ -36,9 +39,14 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> str:
     """The URL of the backend under test; for Redis and NATS, of the ``redis_server`` or
-    ``nats_server`` fixture's."""
+    ``nats_server`` fixture's; for Redis Cluster, of the session's ``redis_cluster``
+    (healthy at the start of the test)."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "redis_cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        cluster.wait_healthy()
+        return cluster.url
     server: RedisServer | NatsServer = request.getfixturevalue(f"{request.param}_server")
     return server.url
 

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from websockets.sync.client import connect
 
 import bocadillo
 from bocadillo import App, MissingDependency, create_client
-from tests.live import listening_socket
+from tests.docs_examples import blocks
+from tests.uvicorn_process import BocadilloRun, bocadillo_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -97,6 +97,18 @@ def clean_env() -> dict[str, str]:
     for name in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONASYNCIODEBUG", "PYTHONHOME"):
         env.pop(name, None)
     return env
+
+
+def serve(venv: Path, cwd: Path) -> BocadilloRun:
+    """``bocadillo run app:app`` of the fresh virtualenv, in ``cwd``."""
+    return bocadillo_run(
+        "app:app",
+        cwd / "server.log",
+        command=venv / "bin/bocadillo",
+        cwd=cwd,
+        env=clean_env(),
+        inherit_env=False,
+    )
 
 
 def run(args: Sequence[str | Path], cwd: Path) -> str:
@@ -258,7 +270,7 @@ def test_fresh_install_serves_an_app_with_bocadillo_run(venv, tmp_path):
         [venv / "bin/python", "-c", "import bocadillo; print(bocadillo.__file__)"], tmp_path
     )
     assert Path(location.strip()).is_relative_to(venv)
-    server = Server.start(venv, tmp_path)
+    server = serve(venv, tmp_path)
     try:
         url = f"http://127.0.0.1:{server.port}"
         response = httpx.get(url + "/items/42?verbose=true", timeout=10)
@@ -282,8 +294,35 @@ def test_fresh_install_serves_an_app_with_bocadillo_run(venv, tmp_path):
     finally:
         status = server.stop()
     # A graceful stop: uvicorn ran the shutdown, then exited by the signal it was sent.
-    assert status in (0, -signal.SIGTERM), server.log
-    assert "Application shutdown complete" in server.log
+    assert status in (0, -signal.SIGTERM), server.log.read_text()
+    assert "Application shutdown complete" in server.log.read_text()
+
+
+def test_fresh_install_serves_the_readme_app(venv, tmp_path):
+    """The README's two-file chat, as a reader saves it, served by the installed package."""
+    files = {path: source for lang, path, source, _ in blocks("README.md", base=ROOT) if path}
+    assert set(files) == {"app.py", "index.html"}
+    for name, source in files.items():
+        (tmp_path / name).write_text(source)
+    server = serve(venv, tmp_path)
+    try:
+        page = httpx.get(f"http://127.0.0.1:{server.port}/", timeout=10)
+        assert page.status_code == 200
+        assert page.text == files["index.html"]
+        ws_url = f"ws://127.0.0.1:{server.port}/ws"
+        with connect(ws_url, open_timeout=10) as ann, connect(ws_url, open_timeout=10) as bob:
+            for n, ws in enumerate((ann, bob), start=1):
+                ws.send(json.dumps({"type": "join", "data": "lobby", "id": n}))
+                reply = json.loads(ws.recv(timeout=10))
+                assert reply == {"type": "response", "data": {"members": n}, "id": n}
+            said = {"type": "say", "data": {"room": "lobby", "text": "hello"}}
+            ann.send(json.dumps(said))
+            for ws in (ann, bob):
+                message = json.loads(ws.recv(timeout=10))
+                assert (message["type"], message["data"]) == ("said", {"text": "hello"})
+    finally:
+        status = server.stop()
+    assert status in (0, -signal.SIGTERM), server.log.read_text()
 
 
 def test_fresh_install_runs_create_client_with_no_extra(venv, tmp_path):
@@ -296,51 +335,3 @@ def test_create_client_without_httpx2_names_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "httpx2", None)  # the import fails
     with pytest.raises(MissingDependency, match=r"pip install httpx2"):
         create_client(App())
-
-
-@dataclass
-class Server:
-    """``bocadillo run app:app`` of a virtualenv, on a socket bound here (``--fd``)."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    @classmethod
-    def start(cls, venv: Path, cwd: Path) -> Server:
-        listener = listening_socket()
-        port = listener.getsockname()[1]
-        log_path = cwd / "server.log"
-        fd = listener.fileno()
-        with listener, open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [str(venv / "bin/bocadillo"), "run", "app:app", "--fd", str(fd)],
-                cwd=cwd,
-                env=clean_env(),
-                pass_fds=[fd],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = cls(process, port, log_path)
-        deadline = time.monotonic() + 30
-        while "Application startup complete" not in server.log:
-            if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                raise AssertionError(f"bocadillo run did not start:\n{server.log}")
-            time.sleep(0.05)
-        return server
-
-    def stop(self) -> int:
-        """SIGTERM (SIGKILL if it hangs); the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode

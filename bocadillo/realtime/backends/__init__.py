@@ -20,7 +20,9 @@ BACKENDS: dict[str, str] = {
     "memory": "bocadillo.realtime.backends.memory:MemoryBackend",
     "nats": "bocadillo.realtime.backends.nats:NatsBackend",
     "redis": "bocadillo.realtime.backends.redis:RedisBackend",
+    "redis+cluster": "bocadillo.realtime.backends.redis_cluster:RedisClusterBackend",
     "rediss": "bocadillo.realtime.backends.redis:RedisBackend",
+    "rediss+cluster": "bocadillo.realtime.backends.redis_cluster:RedisClusterBackend",
 }
 
 

@@ -7,7 +7,7 @@ touches the keys and channels of one hash tag only (see ``_redis_layout.py``).
 
 from __future__ import annotations
 
-__all__ = ["DIRECT", "PUBLISH", "READ", "Direct", "Message", "Publication"]
+__all__ = ["DIRECT", "PUBLISH", "READ", "Direct", "Message", "Publication", "sharded"]
 
 
 class Message:
@@ -93,3 +93,9 @@ for i = 3, #ARGV do
 end
 return sent
 """
+
+
+def sharded(script: str) -> str:
+    """``script`` with its ``PUBLISH`` calls made ``SPUBLISH`` (sharded pub/sub, for Redis
+    Cluster): each publishes to a channel in the slot of the script's keys."""
+    return script.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")

@@ -96,6 +96,11 @@ class HubBackend(ABC):
     #: process receives every frame (and its hub ignores what concerns none of its
     #: connections).
     routed: bool = False
+    #: True when the frames one process publishes reach each other process in the order
+    #: they were published, whatever their routes; False when only the frames of one
+    #: route keep their order (Redis Cluster: each room's, each inbox's and everyone's
+    #: channel lives on the master of its own slot).
+    ordered: bool = True
     #: This process's id among the processes of the app: where replies to its requests
     #: go (``Route(node=...)``). Empty for a ``local_only`` backend.
     node: str = ""

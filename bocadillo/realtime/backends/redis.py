@@ -83,6 +83,9 @@ _CHANNELS_PER_COMMAND = 1000
 _CONFIRM_TIMEOUT = 5.0
 
 _Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
+#: A plain Redis client, or a Redis Cluster client (``redis_cluster.py``): what the writer,
+#: the heartbeat and the queries use is common to both.
+Client = aioredis.Redis | aioredis.RedisCluster
 _Item = _Op | Message | Direct | Publication
 
 
@@ -116,6 +119,8 @@ class RedisBackend(HubBackend):
 
     keeps_history = True
     routed = True
+    #: How frames are published (``SPUBLISH`` on a cluster).
+    publish_command = "PUBLISH"
 
     def __init__(
         self,
@@ -145,7 +150,7 @@ class RedisBackend(HubBackend):
         self._everyone = self.channel.encode()
         self._inboxes = frozenset(c.encode() for c in self.layout.inboxes(self.node))
         self._deliver: Deliver | None = None
-        self._client: aioredis.Redis | None = None
+        self._client: Client | None = None
         self._queue: deque[_Item] = deque()
         self._frames_queued = 0
         self._in_flight = 0
@@ -250,7 +255,7 @@ class RedisBackend(HubBackend):
         self._rooms.clear()
         self._changes.clear()
 
-    def _new_client(self) -> aioredis.Redis:
+    def _new_client(self) -> Client:
         # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
         client = aioredis.Redis.from_url(
             self.url,
@@ -270,12 +275,9 @@ class RedisBackend(HubBackend):
         first = True
         while not self._stopping:
             client = self._new_client()
-            pubsub = client.pubsub()
+            pubsub: Any = None
             try:
-                await client.ping()
-                channels = [self.channel, *self.layout.inboxes(self.node)]
-                for start in range(0, len(channels), _CHANNELS_PER_COMMAND):
-                    await pubsub.subscribe(*channels[start : start + _CHANNELS_PER_COMMAND])
+                pubsub = await self._open_bus(client)
                 await self._serve(client, pubsub, reconnected=not first)
                 first = False
                 delay = self.backoff[0]
@@ -287,9 +289,10 @@ class RedisBackend(HubBackend):
                 self._down()
                 await cancel_and_wait(self._tasks)
                 self._client = None
-                for resource in (pubsub, client):
-                    with contextlib.suppress(Exception):
-                        await resource.aclose()
+                with contextlib.suppress(Exception):
+                    await self._close_bus(pubsub)
+                with contextlib.suppress(Exception):
+                    await client.aclose()
             if self._stopping:
                 break
             assert self._stop_event is not None
@@ -297,7 +300,28 @@ class RedisBackend(HubBackend):
                 await asyncio.wait_for(self._stop_event.wait(), delay * random.uniform(0.5, 1))
             delay = min(delay * 2, self.backoff[1])
 
-    async def _serve(self, client: aioredis.Redis, pubsub: Any, *, reconnected: bool) -> None:
+    async def _open_bus(self, client: Client) -> Any:
+        """Check ``client``'s connection, and subscribe a new pub/sub connection to
+        everyone's channel and this node's inboxes; returned for the writer (room
+        subscriptions) and the reader."""
+        await client.ping()
+        pubsub = client.pubsub()
+        try:
+            channels = [self.channel, *self.layout.inboxes(self.node)]
+            for start in range(0, len(channels), _CHANNELS_PER_COMMAND):
+                await pubsub.subscribe(*channels[start : start + _CHANNELS_PER_COMMAND])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        return pubsub
+
+    async def _close_bus(self, pubsub: Any) -> None:
+        """Close what ``_open_bus`` returned (``None`` if it failed)."""
+        if pubsub is not None:
+            await pubsub.aclose()
+
+    async def _serve(self, client: Client, pubsub: Any, *, reconnected: bool) -> None:
         """Run the loops on a fresh connection until one of them fails."""
         self._client = client
         self._up = True
@@ -363,23 +387,33 @@ class RedisBackend(HubBackend):
         if event is not None:
             event.set()
 
-    async def _write(self, client: aioredis.Redis, pubsub: Any) -> None:
+    async def _write(self, client: Client, pubsub: Any) -> None:
         wakeup = self._wakeup
         assert wakeup is not None
         while not self._stopping:
             await wakeup.wait()
             wakeup.clear()
             # Subscriptions first: a membership is written once its room is subscribed.
-            await self._sync_subscriptions(pubsub)
+            await self._subscribe_first(pubsub)
             if self._resync:
                 self._resync = False
-                await self._write_presence(client)
-            await self._flush(client)
+                await self._write_presence(client, pubsub)
+            await self._flush(client, pubsub)
 
-    async def _flush(self, client: aioredis.Redis) -> None:
-        """Send everything queued, in order, in pipelines."""
+    async def _subscribe_first(self, pubsub: Any) -> None:
+        """Subscribe to every room joined so far (and leave those left). The caller reads
+        the memberships to write right after, with nothing awaited in between: rooms
+        joined while this awaited Redis are subscribed too before it returns."""
+        while self._changes:
+            await self._sync_subscriptions(pubsub)
+
+    async def _flush(self, client: Client, pubsub: Any = None) -> None:
+        """Send everything queued, in order, in pipelines (each batch once the rooms
+        joined so far are subscribed, given ``pubsub``)."""
         layout = self.layout
         while self._queue:
+            if pubsub is not None:
+                await self._subscribe_first(pubsub)
             batch: list[_Item] = []
             while self._queue and len(batch) < 1000:
                 batch.append(self._queue.popleft())
@@ -393,13 +427,15 @@ class RedisBackend(HubBackend):
                     if type(item) is tuple:
                         pipe.execute_command(*item)
                     elif isinstance(item, Message):
-                        pipe.publish(item.channel, item.data)
+                        pipe.execute_command(self.publish_command, item.channel, item.data)
                     elif isinstance(item, Direct):
                         partition = item.partition
                         if partition is None:
                             found = {nodes[c] for c in item.conns if c in nodes}
                             for node in sorted(found):
-                                pipe.publish(layout.home(node), item.data)
+                                pipe.execute_command(
+                                    self.publish_command, layout.home(node), item.data
+                                )
                         else:
                             await self._direct_script(
                                 keys=[layout.conns(partition)],
@@ -428,7 +464,7 @@ class RedisBackend(HubBackend):
                 self._in_flight = 0
             self._counters["published"] += frames
 
-    async def _nodes_of(self, client: aioredis.Redis, batch: list[_Item]) -> dict[str, str]:
+    async def _nodes_of(self, client: Client, batch: list[_Item]) -> dict[str, str]:
         """The node of each connection of ``batch``'s messages to connections of several
         partitions (one ``HMGET`` per partition, in one round trip)."""
         wanted: dict[int, set[str]] = {}
@@ -530,14 +566,15 @@ class RedisBackend(HubBackend):
                 waiter = self._confirmation = loop.create_future()
             await asyncio.wait({waiter}, timeout=remaining)
 
-    async def _write_presence(self, client: aioredis.Redis) -> None:
+    async def _write_presence(self, client: Client, pubsub: Any) -> None:
         """Replace this node's presence in Redis by the mirror, in one transaction."""
         stale = await self._presence_of(client, self.node)
         now = await self._now(client)
+        await self._subscribe_first(pubsub)
         local = {conn_id: set(rooms) for conn_id, rooms in self._local.items()}
         layout = self.layout
         # One transaction on plain Redis; on a cluster, its keys span slots.
-        pipe: Any = client.pipeline(transaction=True)
+        pipe: Any = self._transaction(client)
         self._queue_removal(pipe, stale)
         pipe.zadd(layout.nodes, {self.node: now})
         if local:
@@ -555,6 +592,11 @@ class RedisBackend(HubBackend):
         await pipe.execute()
         self._counters["resyncs"] += 1
 
+    def _transaction(self, client: Client) -> Any:
+        """A pipeline run as one transaction (on a cluster, where the keys of a node's
+        presence span slots, a plain pipeline)."""
+        return client.pipeline(transaction=True)
+
     def _by_partition(self, conn_ids: Iterable[str]) -> dict[int, list[str]]:
         """``conn_ids`` grouped by partition."""
         groups: dict[int, list[str]] = {}
@@ -563,7 +605,7 @@ class RedisBackend(HubBackend):
             groups.setdefault(partition(conn_id), []).append(conn_id)
         return groups
 
-    async def _presence_of(self, client: aioredis.Redis, node: str) -> dict[str, set[str]]:
+    async def _presence_of(self, client: Client, node: str) -> dict[str, set[str]]:
         """The connections of ``node`` in Redis, with their rooms."""
         members = await client.smembers(self.layout.node_conns(node))
         conn_ids = [_text(c) for c in members]
@@ -588,18 +630,17 @@ class RedisBackend(HubBackend):
             pipe.hdel(layout.conns(partition), *conn_ids)
             pipe.hdel(layout.users(partition), *conn_ids)
 
-    async def _remove_node(self, client: aioredis.Redis, node: str) -> None:
+    async def _remove_node(self, client: Client, node: str) -> None:
         """Remove ``node`` and the presence of its connections, in one transaction (on
         plain Redis; on a cluster, its keys span slots)."""
         presence = await self._presence_of(client, node)
-        pipe: Any = client.pipeline(transaction=True)
+        pipe: Any = self._transaction(client)
         self._queue_removal(pipe, presence)
         pipe.delete(self.layout.node_conns(node))
         pipe.zrem(self.layout.nodes, node)
         await pipe.execute()
 
-    @staticmethod
-    async def _now(client: aioredis.Redis) -> float:
+    async def _now(self, client: Client) -> float:
         """The Redis server's clock: one clock for every host."""
         seconds, micros = await client.time()
         return seconds + micros / 1e6
@@ -607,40 +648,40 @@ class RedisBackend(HubBackend):
     # The subscriber and the heartbeat --------------------------------------------------------
 
     async def _read(self, pubsub: Any) -> None:
-        tag = self._tag
-        counters = self._counters
-        everyone, inboxes = self._everyone, self._inboxes
+        received = self._received
         while not self._stopping:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
             kind = message["type"]
-            if kind != "message":
-                if kind == "subscribe" or kind == "unsubscribe":
-                    self._confirmed_by_redis(kind == "subscribe", message["channel"])
-                continue
-            data: bytes = message["data"]
-            channel: bytes = message["channel"]
-            counters["received_frames"] += 1
-            counters["received_bytes"] += len(data)
-            if channel == everyone:
-                counters["received_frames_everyone"] += 1
-            elif channel in inboxes:
-                counters["received_frames_node"] += 1
-            else:
-                counters["received_frames_room"] += 1
-            if data.startswith(b"* "):
-                self._publication(data)
-                continue
-            if data.startswith(tag):
-                continue  # our own frame: delivered locally already
-            _, _, frame = data.partition(b" ")
-            self._counters["received"] += 1
-            assert self._deliver is not None
-            try:
-                self._deliver(frame)
-            except Exception:  # one bad frame must not stop the bus
-                logger.exception("delivering a frame from the bus failed")
+            if kind == "message":
+                received(message["channel"], message["data"])
+            elif kind == "subscribe" or kind == "unsubscribe":
+                self._confirmed_by_redis(kind == "subscribe", message["channel"])
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        """A message from Redis on one of the channels this node subscribes to."""
+        counters = self._counters
+        counters["received_frames"] += 1
+        counters["received_bytes"] += len(data)
+        if channel == self._everyone:
+            counters["received_frames_everyone"] += 1
+        elif channel in self._inboxes:
+            counters["received_frames_node"] += 1
+        else:
+            counters["received_frames_room"] += 1
+        if data.startswith(b"* "):
+            self._publication(data)
+            return
+        if data.startswith(self._tag):
+            return  # our own frame: delivered locally already
+        _, _, frame = data.partition(b" ")
+        counters["received"] += 1
+        assert self._deliver is not None
+        try:
+            self._deliver(frame)
+        except Exception:  # one bad frame must not stop the bus
+            logger.exception("delivering a frame from the bus failed")
 
     def _publication(self, data: bytes) -> None:
         """``* <offset> <epoch> <frame>``: a publication to a room with history."""
@@ -654,7 +695,7 @@ class RedisBackend(HubBackend):
         except Exception:  # one bad frame must not stop the bus
             logger.exception("delivering a publication from the bus failed")
 
-    async def _beat(self, client: aioredis.Redis) -> None:
+    async def _beat(self, client: Client) -> None:
         while not self._stopping:
             now = await self._now(client)
             added = await client.zadd(self.layout.nodes, {self.node: now})
@@ -798,7 +839,7 @@ class RedisBackend(HubBackend):
 
     # Queries ---------------------------------------------------------------------------------
 
-    async def _query(self, command: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
+    async def _query(self, command: Callable[[Client], Awaitable[Any]]) -> Any:
         client = self._client
         if client is None or not self._up:
             raise BackendUnavailable(f"Redis at {self.url} is unreachable")
@@ -814,7 +855,7 @@ class RedisBackend(HubBackend):
     async def connection_count(self) -> int:
         layout = self.layout
 
-        async def count(client: aioredis.Redis) -> int:
+        async def count(client: Client) -> int:
             # The sum of the nodes' connection sets: one per node, however many
             # partitions.
             nodes = await client.zrange(layout.nodes, 0, -1)
@@ -843,7 +884,7 @@ class RedisBackend(HubBackend):
             return []
         groups = list(self._by_partition(dict.fromkeys(conn_ids)).items())
 
-        async def read(client: aioredis.Redis) -> list[list[bytes | None]]:
+        async def read(client: Client) -> list[list[bytes | None]]:
             pipe: Any = client.pipeline(transaction=False)
             for partition, ids in groups:
                 pipe.hmget(self.layout.users(partition), ids)
