@@ -665,7 +665,8 @@ def render_rooms(data: dict[str, Any]) -> list[str]:
     for run in data["runs"]:
         key = (run["pin"], run.get("quota") or 0.0, run.get("broker", "redis"))
         groups.setdefault(key, []).append(run)
-    for (pin, quota, broker), runs in sorted(groups.items(), key=lambda item: item[0]):
+    order = sorted(groups.items(), key=lambda item: (item[0][:2], item[0][2] != "redis"))
+    for (pin, quota, broker), runs in order:
         out += _rooms_group(pin, quota, broker, runs)
     for (pin, quota, broker), runs in groups.items():
         single = groups.get((pin, quota, "redis"))
@@ -676,7 +677,8 @@ def render_rooms(data: dict[str, Any]) -> list[str]:
             on_cluster = _rooms_median(runs, workers)
             on_single = _rooms_median(single, workers)
             if on_cluster is not None and on_single:
-                pairs.append(f"{workers} workers {on_cluster / on_single:.2f}×")
+                label = "1 worker" if workers == 1 else f"{workers} workers"
+                pairs.append(f"{label} {on_cluster / on_single:.2f}×")
         if pairs:
             worst = min(float(pair.split()[-1].rstrip("×")) for pair in pairs)
             status = "met" if worst >= CLUSTER_GOAL else "**missed**"

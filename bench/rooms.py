@@ -1,30 +1,41 @@
-"""Per-room traffic on Redis (issue #19): W workers on one ``redis-server``, R rooms of C
-clients each, every room publishing at a fixed rate.
+"""Per-room traffic on Redis (issue #19): W workers on one ``redis-server`` (or, with
+``--cluster``, a Redis Cluster of 3 masters), R rooms of C clients each, every room
+publishing at a fixed rate, stepped up until the setup cannot keep up.
 
 Each worker is a separate ``bench.serve`` process of ``bench/apps/rooms_app.py`` with the
-hub on one fresh ``redis-server`` (same prefix). The load generator (one uvloop process,
-picows clients, like ``bench/load.py``) connects C clients to each room, each joins its
-room with a ``resume`` message (answered once its worker receives the room), then one
-client per room sends ``say`` at ``--rate`` messages per second; its worker broadcasts it
-to the room. Every client timestamps what it receives against the sender's
+hub on a fresh ``redis-server`` (same prefix), or on a fresh cluster started with
+``tests/redis_cluster.py``'s harness (``redis+cluster://``). The load generator (one uvloop
+process, picows clients, like ``bench/load.py``) connects C clients to each room, each
+joins its room with a ``resume`` message (answered once its worker receives the room),
+then one client per room sends ``say`` at ``--rate`` messages per second; its worker
+broadcasts it to the room. Every client timestamps what it receives against the sender's
 ``time.monotonic()`` (one clock for every process of the machine).
+
+``--rate`` takes several rates: the load generator runs each for ``--warmup`` seconds,
+then measures ``--duration`` seconds, and stops after a step (measured ``--retries`` + 1
+times) delivered less than ``--min-delivery`` of what it offered or had a p99 over
+``--p99-limit`` ms. The last step that passed is the setup's *sustained* rate.
 
 ``--placement room`` (the default) connects all of a room's clients to one worker (room
 ``r`` on worker ``r mod W``): a worker has members in 1/W of the rooms. ``--placement
 spread`` connects the clients of every room to every worker in turn: each worker has
 members in every room.
 
-Measured over ``--duration`` seconds after ``--warmup``: messages delivered per second
-(and what was offered), p50/p99 latency from the ``say`` to each member, and, per worker,
-the frames and bytes it read from Redis (the bytes from ``ss``'s ``bytes_received`` of
-its connections to Redis, which works on any version of the code; the frames from its
-backend counters when it has them) and its CPU use.
+Measured per step: messages delivered per second (and what was offered), p50/p99 latency
+from the ``say`` to each member, per worker the frames and bytes it read from Redis (the
+bytes from ``ss``'s ``bytes_received`` of its connections to Redis, which works on any
+version of the code; the frames from its backend counters when it has them), and the CPU
+of every part: each worker, redis-server (every node of a cluster), the load generator,
+and the rest of the machine.
 
 Pinning (``--pin``): ``split`` (default) puts worker *i* on core *i* mod 2 and
-redis-server and the load generator on core 1; ``server-core`` puts every worker on core
-0 (as ``bench.run``'s ``fanout-redis``) and redis-server and the load generator on core 1.
+redis-server and the load generator on core 1; ``spread`` puts worker *i* on core *i* mod
+2 and lets redis-server and the load generator run on either core; ``server-core`` puts
+every worker on core 0 (as ``bench.run``'s ``fanout-redis``) and redis-server and the
+load generator on core 1. ``--quota F`` holds each worker to F of a core (a cgroup of the
+v1 ``cpu`` controller, applied once every client has joined).
 
-    bench/.venv/bin/python -m bench.rooms --workers 1 2 4 --rooms 1000 --clients 10 --rate 2
+    bench/.venv/bin/python -m bench.rooms --workers 1 2 4 --pin spread --rate 1 1.5 2 3 4
 """
 
 from __future__ import annotations
