@@ -300,7 +300,7 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
                 "≤ 1.5",
             )
         row(
-            f"Hub (#5): broadcast to {size:,} healthy, p50 vs plain Starlette loop",
+            f"Hub: broadcast to {size:,} healthy, p50 vs plain Starlette loop",
             ratio(boc_healthy, get(healthy_key, "starlette", "p50_ms")),
             1.1,
             False,
@@ -308,7 +308,7 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
         )
         if stalled_key:
             row(
-                "Hub (#5): 10% stalled, p50 vs Bocadillo's own healthy p50",
+                "Hub: 10% stalled, p50 vs Bocadillo's own healthy p50",
                 ratio(get(stalled_key, "bocadillo", "p50_ms"), boc_healthy),
                 1.5,
                 False,
@@ -318,7 +318,7 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
     if redis_key in table:
         for metric in ("p50_ms", "p99_ms"):
             row(
-                f"Two workers on Redis (#6): broadcast to {REDIS_GOAL_CLIENTS:,}, "
+                f"Two workers on Redis: broadcast to {REDIS_GOAL_CLIENTS:,}, "
                 f"{metric[:3]} vs one process",
                 ratio(
                     get(redis_key, "bocadillo-redis", metric), get(redis_key, "bocadillo", metric)
@@ -333,7 +333,7 @@ def goals(table: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str, s
             if plain not in table[history_key]:
                 continue
             row(
-                f"History (#17): publish to {HISTORY_GOAL_CLIENTS:,} in a room with history, "
+                f"History: publish to {HISTORY_GOAL_CLIENTS:,} in a room with history, "
                 f"p50 vs without ({label})",
                 ratio(get(history_key, kept, "p50_ms"), get(history_key, plain, "p50_ms")),
                 HISTORY_GOAL,
@@ -832,7 +832,7 @@ def render_many(data: dict[str, Any]) -> list[str]:
     out = [MANY_START, "## 100,000 idle connections", ""]
     add = out.append
     add(
-        "Issue #19's benchmark, from `bench/many.py` (run separately from `make bench`: "
+        "From `bench/many.py` (run separately from `make bench`: "
         "`bench/README.md` says how). W workers, each a `bocadillo run` of the bench app "
         "on its own loopback port, with their hub on one `redis-server`; load generators "
         "(picows, each a process under the open-file limit) open idle WebSockets to "
@@ -1063,7 +1063,7 @@ def render_redis(
     out = ["## Broadcast fan-out on two workers and Redis", ""]
     add = out.append
     add(
-        "Issue #6: the same fan-out (healthy clients only, no stalled ones), on one Bocadillo "
+        "The same fan-out (healthy clients only, no stalled ones), on one Bocadillo "
         "process with its in-memory hub, and on two Bocadillo workers of the same app whose "
         "hub is on one `redis-server` (`BOCADILLO_HUB_URL`, the same `BOCADILLO_HUB_PREFIX`). "
         "The clients are split half and half between the workers; the `POST /broadcast` "
@@ -1171,7 +1171,7 @@ def render_history(
     out = ["## Publishing to a room with history", ""]
     add = out.append
     add(
-        "Issue #17: the fan-out to clients of the message-type endpoint (`/ws`), each of "
+        "The fan-out to clients of the message-type endpoint (`/ws`), each of "
         "which joined the room with a `resume` message; `POST /publish` broadcasts "
         '`{"seq": N, "pad": ...}` to the room, and every client gets it in an envelope. In a '
         'room with history (`room_options("history:*", history_size=1000)`) the '
@@ -1259,7 +1259,7 @@ def render_resume(
     out = ["## Resuming after a disconnection", ""]
     add = out.append
     add(
-        "Issue #17: the clients of `/ws` in one room with history see a few publications, "
+        "The clients of `/ws` in one room with history see a few publications, "
         "then all drop their TCP connections (no close frame); once the servers have seen "
         "them go, the gap is published to the room (`POST /publish`). Then they all connect "
         "again and, once every one is connected, each sends its `resume` with the last "
