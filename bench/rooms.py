@@ -49,8 +49,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .run import ROOT, RedisServer, log, server_env
+from .run import ROOT, RedisServer, Server, log
 
 APP = "bench.apps.rooms_app:app"
 STATS_PATH = "/hub-stats"
@@ -72,57 +70,11 @@ ROOMS_RESULTS = report.ROOMS_RESULTS
 # The harness --------------------------------------------------------------------------------
 
 
-class Worker:
-    """One worker process on ``core``, on a pre-bound loopback port."""
-
-    def __init__(self, core: str, env: dict[str, str], log_path: Path) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4096)
-        self.port: int = listener.getsockname()[1]
-        self.core = core
-        command = ["taskset", "-c", core, sys.executable, "-m", "bench.serve", APP]
-        command += ["--fd", str(listener.fileno())]
-        self._log = open(log_path, "ab")  # closed in stop()
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            pass_fds=(listener.fileno(),),
-            env=server_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
-        listener.close()
-        self.pid = self.process.pid
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"a worker exited with {self.process.returncode}")
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                connection.request("GET", "/json")
-                if connection.getresponse().status == 200:
-                    connection.close()
-                    return
-                connection.close()
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"a worker was not ready after {timeout} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
+def start_worker(core: str, env: dict[str, str]) -> Server:
+    """One worker process (``bench.serve`` of the rooms app) on ``core``, on a pre-bound
+    loopback port."""
+    command = [sys.executable, "-m", "bench.serve"]
+    return Server(APP, command=command, core=core, env=env, log_path=RAW / "servers-rooms.log")
 
 
 class Broker:
@@ -218,7 +170,7 @@ def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     redis = Broker(args.cluster)
     for pid in redis.pids:
         subprocess.run(["taskset", "-pc", load_core, str(pid)], capture_output=True, check=True)
-    started: list[Worker] = []
+    started: list[Server] = []
     quotas: list[Quota] = []
     try:
         env = {
@@ -227,7 +179,7 @@ def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             "BOCADILLO_STATS_ENDPOINT": STATS_PATH,
         }
         for core in worker_cores:
-            started.append(Worker(core, env, RAW / "servers-rooms.log"))
+            started.append(start_worker(core, env))
         for worker in started:
             worker.wait_ready()
         command = ["taskset", "-c", load_core, sys.executable, "-m", "bench.rooms", "load"]
