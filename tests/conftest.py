@@ -105,3 +105,16 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ]
+)
+def broker(request: pytest.FixtureRequest) -> RedisServer | NatsServer:
+    """A running server of each backend that crosses processes and keeps history (Redis,
+    then NATS): a test using it runs on each."""
+    server: RedisServer | NatsServer = request.getfixturevalue(f"{request.param}_server")
+    return server

@@ -28,21 +28,9 @@ pytestmark = pytest.mark.anyio
 BEYOND = 2**53
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("nats", marks=pytest.mark.nats),
-    ]
-)
-def server(request: pytest.FixtureRequest) -> RedisServer | NatsServer:
-    """The running server of the backend under test."""
-    found: RedisServer | NatsServer = request.getfixturevalue(f"{request.param}_server")
-    return found
-
-
 @pytest.fixture
-def backend_url(server: RedisServer | NatsServer) -> str:
-    return server.url
+def backend_url(broker: RedisServer | NatsServer) -> str:
+    return broker.url
 
 
 class Publications:
@@ -168,15 +156,15 @@ async def test_a_room_idle_for_its_ttl_starts_over_with_a_new_epoch(make_node):
     assert (offset, epoch != old) == (1, True)
 
 
-async def test_a_lost_stream_starts_over_with_a_new_epoch(make_node, server):
+async def test_a_lost_stream_starts_over_with_a_new_epoch(make_node, broker):
     (node, got), _ = await history_nodes(make_node, 2, "kept")
     node.backend.publish_history("kept", b"1", 10, 60)
     await got.count(1)
     old = got.got[0][1]
 
-    server.stop(kill=True)  # both keep everything in memory only
+    broker.stop(kill=True)  # both keep everything in memory only
     await eventually(lambda: not node.backend.stats()["connected"])
-    server.start()
+    broker.start()
     await eventually(lambda: node.backend.stats()["connected"], timeout=15.0)
 
     async def read() -> tuple[str, int, list[tuple[int, float, bytes]]] | None:
@@ -194,9 +182,9 @@ async def test_a_lost_stream_starts_over_with_a_new_epoch(make_node, server):
     assert got.got[1] == (1, epoch, b"again")
 
 
-async def test_while_the_server_is_down_publications_are_counted_and_reads_fail(make_node, server):
+async def test_while_the_server_is_down_publications_are_counted_and_reads_fail(make_node, broker):
     (node, got), _ = await history_nodes(make_node, 2, "news")
-    server.stop(kill=True)
+    broker.stop(kill=True)
     await eventually(lambda: not node.backend.stats()["connected"])
     failed = node.backend.stats()["publish_failed"]
     node.backend.publish_history("news", b"lost", 10, 60)
