@@ -105,28 +105,32 @@ class StreamedResponse(httpx2.Response):
         """Yield the body in pieces of ``chunk_size`` bytes (the last may be shorter).
 
         Args:
-            chunk_size: The size of each piece; ``None`` yields the pieces as the app sends
-                them. The default, 1 byte, is requests' default.
+            chunk_size: The size of each piece: 1 byte by default, as in requests. With
+                ``None``, each piece is what the app sent in one message, as soon as it
+                is sent; a larger size waits until that many bytes have come, or the end.
         """
         return self.iter_bytes(chunk_size)
 
-    def iter_lines(self, chunk_size: int | None = 512) -> Iterator[bytes]:  # type: ignore[override]
+    def iter_lines(self, chunk_size: int | None = None) -> Iterator[bytes]:  # type: ignore[override]
         """Yield the body's lines as bytes, without their line endings (``\\n``, ``\\r\\n``
-        or ``\\r``); an empty line is an empty ``bytes``.
+        or ``\\r``); an empty line is ``b""``. Each line comes once it has ended, so
+        an endless event stream can be read line by line.
 
-        Unlike ``httpx2.Response.iter_lines()``, which decodes them to ``str``; a line that
-        a chunk boundary splits, even between ``\\r`` and ``\\n``, is yielded once.
+        ``httpx2.Response.iter_lines()`` yields ``str``. A line split across chunks, even
+        between its ``\\r`` and ``\\n``, is yielded once.
 
         Args:
-            chunk_size: How many bytes to read at a time (``None``: as the app sends them).
+            chunk_size: Read the body in pieces of this size (requests' keyword). ``None``,
+                the default, reads each message of the app as it comes.
         """
         pending = b""
         for chunk in self.iter_bytes(chunk_size):
             lines = (pending + chunk).splitlines(keepends=True)
-            # The last piece waits for the next chunk when its line has not ended yet, or
-            # ends with a "\r" that the next chunk may continue with "\n".
-            last = lines[-1] if lines else b""
-            pending = lines.pop() if last.endswith(b"\r") or not last.endswith(b"\n") else b""
+            pending = b""
+            # The last piece waits for the next chunk unless it ends with "\n": its line
+            # has not ended yet, or it ends with a "\r" that a "\n" may follow.
+            if lines and not lines[-1].endswith(b"\n"):
+                pending = lines.pop()
             for line in lines:
                 yield line.rstrip(b"\r\n")
         if pending:
@@ -164,7 +168,8 @@ class TestClient(StarletteTestClient):
         Args:
             method: The HTTP method.
             url: A path (``"/items"``) or a full URL.
-            content: The raw body: text, bytes, or an iterable of bytes (streamed).
+            content: The raw body: text, bytes, or an iterable of bytes (which the app
+                receives joined, in one message).
             data: A mapping, sent as a form (multipart with ``files=``); or, as requests
                 took it, the body: text or bytes, sent as ``content=`` is; or an iterable
                 (a generator...) of bytes or text (sent as UTF-8), streamed in chunks.
@@ -181,8 +186,8 @@ class TestClient(StarletteTestClient):
             allow_redirects: requests' name for ``follow_redirects``.
             stream: Return the response before its body is read (a
                 ``StreamedResponse``), as requests does; the request ends once the body
-                is read to the end, or when the client closes. Without it the body is
-                read before this returns.
+                is read to the end, or the response or the client is closed. Without it,
+                the body is read before this returns.
 
         Returns:
             An ``httpx2.Response``; a ``StreamedResponse`` with ``stream=True``.
