@@ -15,6 +15,7 @@ broadcast stream.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -563,3 +564,42 @@ async def test_a_master_killed_during_a_broadcast_stream(cluster, make_hub):
             "sends_until_one_arrived": run["sends"],
         },
     )
+
+
+# The whole cluster down ---------------------------------------------------------------
+
+
+async def test_a_cluster_unreachable_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
+    # No node answers: the cluster client raises RedisClusterUnreachableError, which is no
+    # RedisError. The writer and the sharded subscriber keep trying all the same, and
+    # connect once the cluster is back.
+    caplog.set_level(logging.WARNING, logger="bocadillo.hub.redis")
+    late = LocalRedisCluster(tmp_path / "late")
+    try:
+        await asyncio.to_thread(late.start)
+        late.kill_all()  # nothing listens; the nodes keep their nodes.conf
+        first = await make_hub(url=late.url)
+        assert not first.backend.connected
+        assert "unreachable; retrying in the background" in caplog.text
+        local = HubClient(first, "x1")
+        first.join("x1", "lobby")  # subscribed once the cluster is back
+        first.broadcast("local")
+        assert local.received == ["local"]
+
+        await asyncio.to_thread(late.restart_all)
+        await eventually(lambda: first.backend.connected, timeout=30.0)
+        await first.wait_subscribed(["lobby"])
+        second = await make_hub(url=late.url)
+        assert second.backend.connected
+        await eventually(lambda: _equals(second.room_members("lobby"), {"x1"}), timeout=10.0)
+        second.broadcast("across", room="lobby")
+        await eventually(lambda: local.received == ["local", "across"])
+        assert "the sharded subscriber failed" not in caplog.text  # no bug, no traceback
+        await second.shutdown(timeout=1.0)
+        await first.shutdown(timeout=1.0)
+    finally:
+        late.close()
+
+
+async def _equals(awaitable: Any, expected: Any) -> bool:
+    return bool(await awaitable == expected)

@@ -16,6 +16,7 @@ keep their order per route only (``ordered`` is False).
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,7 +24,7 @@ from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
 from ._redis_scripts import DIRECT, PUBLISH, READ, sharded
 from ._redis_shards import ShardedSubscriber
 from .base import Deliver
-from .redis import _CONFIRM_TIMEOUT, Client, RedisBackend, logger
+from .redis import _CONFIRM_TIMEOUT, _START_TIMEOUT, Client, RedisBackend, logger
 
 try:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -123,6 +124,13 @@ class RedisClusterBackend(RedisBackend):
     # Lifecycle -------------------------------------------------------------------------
 
     async def start(self, deliver: Deliver) -> None:
+        """Subscribe to everyone's channel and this node's inboxes, then connect the
+        writer, waiting up to 5 seconds in all.
+
+        If no node of the cluster answers now, the app starts anyway: local delivery
+        works, the failure is logged, and both keep trying in the background.
+        """
+        deadline = time.monotonic() + _START_TIMEOUT
         self._shards_client = self._cluster_client()
         self._shards = ShardedSubscriber(
             self._shards_client,
@@ -135,10 +143,12 @@ class RedisClusterBackend(RedisBackend):
             self._shards.add(channel)
         await self._shards.start()
         # As on plain Redis, the app starts once it receives what is sent to everyone and
-        # to this node (or after a few seconds, when the cluster cannot be reached).
+        # to this node, and its presence is written after that (the writer starts
+        # next); or after a few seconds in all, when the cluster cannot be reached.
         with contextlib.suppress(BackendUnavailable):
-            await self._shards.wait_subscribed(channels, _CONFIRM_TIMEOUT)
-        await super().start(deliver)
+            await self._shards.wait_subscribed(channels, _START_TIMEOUT)
+        self._launch(deliver)
+        await self._wait_started(max(deadline - time.monotonic(), 0.0))
 
     async def stop(self) -> None:
         await super().stop()
