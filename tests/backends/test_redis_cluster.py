@@ -601,5 +601,33 @@ async def test_a_cluster_unreachable_at_startup_does_not_stop_the_app(make_hub, 
         late.close()
 
 
+async def test_a_hub_whose_url_names_one_node_outlives_that_node(cluster, make_hub, caplog):
+    # The writer starts each reconnection from the URL's nodes and from those of the
+    # cluster it learnt while connected: with one node in the URL, killed, it reconnects
+    # through the others once a replica took over.
+    caplog.set_level(logging.WARNING, logger="bocadillo.hub.redis")
+    second = await make_hub()
+    channel = second.backend.layout.room_channel("lobby").encode()
+    seed = cluster.owner(key_slot(channel))
+    first = await make_hub(url=f"redis+cluster://{seed.address}")
+    listener = HubClient(second, "b1")
+    second.join("b1", "lobby")
+    await second.wait_subscribed(["lobby"])
+
+    killed, _ = await asyncio.to_thread(cluster.kill_master, key_slot(channel))
+    try:
+
+        def reached() -> bool:
+            if listener.received:
+                return True
+            first.broadcast("after", room="lobby")  # to the seed's slot, so it notices
+            return False
+
+        await eventually(reached, timeout=30.0, interval=0.2)
+        assert first.backend.stats()["reconnects"] >= 1
+    finally:
+        await asyncio.to_thread(cluster.restore, killed)
+
+
 async def _equals(awaitable: Any, expected: Any) -> bool:
     return bool(await awaitable == expected)

@@ -209,6 +209,11 @@ async def test_a_broker_restart_mid_stream_is_survived_and_what_was_lost_is_coun
         lost = total - len(got)
         unreceived = published - received
         assert lost == failed + unreceived and failed > 0 and unreceived >= 0
+        if broker.name == "redis_cluster":
+            # Every loss counted by the publisher: its writer cannot publish before every
+            # master says cluster_state:ok (at least 2 s after it starts), while the
+            # masters serve SSUBSCRIBE at once, and the subscribers retry within 0.5 s.
+            assert unreceived == 0
         # All of it between the kill and the reconnection.
         missing = sorted(set(range(total)) - set(got))
         assert got[: seen[room]] == list(range(seen[room]))

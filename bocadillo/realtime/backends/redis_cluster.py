@@ -64,6 +64,8 @@ class RedisClusterBackend(RedisBackend):
         options.setdefault("backoff", (0.05, 1.0))
         super().__init__(url, **options)
         self.nodes, self._client_options = _parse_url(url)
+        #: The nodes of the cluster as last learnt (``host``, ``port``): seeds too.
+        self._learnt: list[tuple[str, int]] = []
         if not check_interval > 0:
             raise ConfigurationError("check_interval must be a positive number of seconds")
         self.check_interval = float(check_interval)
@@ -81,8 +83,11 @@ class RedisClusterBackend(RedisBackend):
     def _cluster_client(self) -> RedisCluster:
         # No retries of failed connections inside redis-py (a failure surfaces and the
         # backend reconnects itself); MOVED and ASK redirections are still followed.
+        # Seeded with the URL's nodes and those learnt since: a reconnection must not
+        # depend on the URL's nodes alone (one of them may be the master that died).
+        seeds = list(dict.fromkeys([*self.nodes, *self._learnt]))
         return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in self.nodes],
+            startup_nodes=[ClusterNode(host, port) for host, port in seeds],
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
@@ -97,13 +102,14 @@ class RedisClusterBackend(RedisBackend):
         return client
 
     async def _open_bus(self, client: Client) -> Any:
-        """Learn the cluster's slots and load the scripts on every master: a cluster
-        pipeline does not load a script on ``NOSCRIPT``, it fails (on a replica just
-        promoted, say), and the writer reconnects, which loads them there. The
-        subscriptions are the sharded subscriber's, which outlives the writer's
-        connections."""
+        """Learn the cluster's nodes (the next reconnection's seeds too) and slots, and
+        load the scripts on every master: a cluster pipeline does not load a script on
+        ``NOSCRIPT``, it fails (on a replica just promoted, say), and the writer
+        reconnects, which loads them there. The subscriptions are the sharded
+        subscriber's, which outlives the writer's connections."""
         assert isinstance(client, RedisCluster)
         _ = await client.initialize()
+        self._learnt = [(node.host, int(node.port)) for node in client.get_nodes()]
         for script in (self._publish_script, self._read_script, self._direct_script):
             await client.script_load(script.script)
         return None
