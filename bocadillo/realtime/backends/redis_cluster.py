@@ -30,6 +30,7 @@ try:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import ClusterDownError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the Redis Cluster hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
@@ -102,16 +103,30 @@ class RedisClusterBackend(RedisBackend):
         return client
 
     async def _open_bus(self, client: Client) -> Any:
-        """Learn the cluster's nodes (the next reconnection's seeds too) and slots, and
-        load the scripts on every master: a cluster pipeline does not load a script on
-        ``NOSCRIPT``, it fails (on a replica just promoted, say), and the writer
-        reconnects, which loads them there. The subscriptions are the sharded
-        subscriber's, which outlives the writer's connections."""
+        """Learn the cluster's nodes (the next reconnection's seeds too) and slots, load
+        the scripts on every master, and check that every master serves: a cluster
+        pipeline does not load a script on ``NOSCRIPT``, it fails (on a replica just
+        promoted, say), and the writer reconnects, which loads them there. The
+        subscriptions are the sharded subscriber's, which outlives the writer's
+        connections.
+
+        Raises:
+            ClusterDownError: if a master does not say ``cluster_state:ok`` (yet).
+        """
         assert isinstance(client, RedisCluster)
         _ = await client.initialize()
         self._learnt = [(node.host, int(node.port)) for node in client.get_nodes()]
         for script in (self._publish_script, self._read_script, self._direct_script):
             await client.script_load(script.script)
+        # Connected means able to write: a master started with the rest of the cluster
+        # answers at once, but serves keys (no CLUSTERDOWN) only once it says
+        # cluster_state:ok, 2 s or more later. Until then, try again later.
+        for node in client.get_primaries():
+            info = await client.cluster_info(target_nodes=node)
+            if info.get("cluster_state") != "ok":
+                raise ClusterDownError(
+                    f"{node.name} says cluster_state:{info.get('cluster_state')}"
+                )
         return None
 
     async def _close_bus(self, pubsub: Any) -> None:
