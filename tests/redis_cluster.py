@@ -8,9 +8,10 @@ working directory, so a node killed and started again rejoins the cluster as the
 of whoever took over its slots.
 
 ``LocalRedisCluster`` starts the nodes (by default 3 masters with one replica each),
-waits until every node agrees on a healthy cluster, and moves a slot or kills a master
-for the failover tests. The node timeout is low (1 s by default) so that a failover takes
-a few seconds, not the 15 s of Redis's default. With ``flavor="valkey"`` the nodes are
+waits until every node agrees on a healthy cluster, moves a slot or kills a master for
+the failover tests, and kills every node then starts them all again for the outage
+tests. The node timeout is low (1 s by default) so that a failover takes a few seconds,
+not the 15 s of Redis's default. With ``flavor="valkey"`` the nodes are
 ``valkey-server`` processes (``tests/redis_server.py``), still joined by ``redis-cli``.
 """
 
@@ -406,3 +407,26 @@ class LocalRedisCluster:
         """Start a killed node again: it rejoins as a replica; wait until it is in sync."""
         node.start()
         self.wait_healthy(timeout)
+
+    def kill_all(self) -> None:
+        """SIGKILL every node (the whole cluster goes down at once); ``restart_all``
+        brings it back."""
+        for node in self.nodes:
+            node.stop(kill=True)
+
+    def restart_all(self, timeout: float = 30.0) -> float:
+        """Start every stopped node again on its ports, with its ``nodes.conf``: the
+        nodes find each other on their bus ports and the cluster forms again, as it was
+        (its slots on the same masters, unless a replica took over while its master was
+        still starting), and empty (the nodes keep no data on disk). Wait until it is
+        healthy (``cluster_state:ok`` on every node, replicas in sync).
+
+        Returns:
+            The seconds from the first start until the cluster was healthy.
+        """
+        started = time.monotonic()
+        for node in self.nodes:
+            if not node.running:
+                node.start()
+        self.wait_healthy(timeout)
+        return time.monotonic() - started

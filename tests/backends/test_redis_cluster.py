@@ -19,6 +19,7 @@ run on Redis only.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -601,3 +602,70 @@ async def test_a_master_killed_during_a_broadcast_stream(cluster, make_hub):
             "sends_until_one_arrived": run["sends"],
         },
     )
+
+
+# The whole cluster down ---------------------------------------------------------------
+
+
+async def test_a_cluster_unreachable_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
+    # No node answers: the cluster client raises RedisClusterUnreachableError, which is no
+    # RedisError. The writer and the sharded subscriber keep trying all the same, and
+    # connect once the cluster is back.
+    caplog.set_level(logging.WARNING, logger="bocadillo.hub.redis")
+    late = LocalRedisCluster(tmp_path / "late")
+    try:
+        await asyncio.to_thread(late.start)
+        late.kill_all()  # nothing listens; the nodes keep their nodes.conf
+        first = await make_hub(url=late.url)
+        assert not first.backend.connected
+        assert "unreachable; retrying in the background" in caplog.text
+        local = HubClient(first, "x1")
+        first.join("x1", "lobby")  # subscribed once the cluster is back
+        first.broadcast("local")
+        assert local.received == ["local"]
+
+        await asyncio.to_thread(late.restart_all)
+        await eventually(lambda: first.backend.connected, timeout=30.0)
+        await first.wait_subscribed(["lobby"])
+        second = await make_hub(url=late.url)
+        assert second.backend.connected
+        await eventually(lambda: _equals(second.room_members("lobby"), {"x1"}), timeout=10.0)
+        second.broadcast("across", room="lobby")
+        await eventually(lambda: local.received == ["local", "across"])
+        assert "the sharded subscriber failed" not in caplog.text  # no bug, no traceback
+        await second.shutdown(timeout=1.0)
+        await first.shutdown(timeout=1.0)
+    finally:
+        late.close()
+
+
+async def test_a_hub_whose_url_names_one_node_outlives_that_node(cluster, make_hub, caplog):
+    # The writer starts each reconnection from the URL's nodes and from those of the
+    # cluster it learnt while connected: with one node in the URL, killed, it reconnects
+    # through the others once a replica took over.
+    caplog.set_level(logging.WARNING, logger="bocadillo.hub.redis")
+    second = await make_hub()
+    channel = second.backend.layout.room_channel("lobby").encode()
+    seed = cluster.owner(key_slot(channel))
+    first = await make_hub(url=f"redis+cluster://{seed.address}")
+    listener = HubClient(second, "b1")
+    second.join("b1", "lobby")
+    await second.wait_subscribed(["lobby"])
+
+    killed, _ = await asyncio.to_thread(cluster.kill_master, key_slot(channel))
+    try:
+
+        def reached() -> bool:
+            if listener.received:
+                return True
+            first.broadcast("after", room="lobby")  # to the seed's slot, so it notices
+            return False
+
+        await eventually(reached, timeout=30.0, interval=0.2)
+        assert first.backend.stats()["reconnects"] >= 1
+    finally:
+        await asyncio.to_thread(cluster.restore, killed)
+
+
+async def _equals(awaitable: Any, expected: Any) -> bool:
+    return bool(await awaitable == expected)
