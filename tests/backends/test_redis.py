@@ -422,6 +422,35 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
     assert c1.received == ["back"]
 
 
+async def test_the_backoff_starts_again_after_a_connection_that_came_up(make_hub, redis_server):
+    # The delays the supervisor asks for between attempts are recorded (it still waits
+    # them): after a first outage has doubled them to the maximum, a second outage,
+    # after a connection that came up, must start again at the first delay.
+    hub = await make_hub(backoff=(0.01, 0.04))
+    backend = hub.backend
+    assert isinstance(backend, RedisBackend)
+    asked: list[float] = []
+    pause = backend._pause
+
+    async def recorded(delay: float) -> None:
+        asked.append(delay)
+        await pause(delay)
+
+    backend._pause = recorded  # type: ignore[method-assign]
+    redis_server.stop(kill=True)
+    await eventually(lambda: asked.count(0.04) >= 2)
+    assert asked[:3] == [0.01, 0.02, 0.04]
+    redis_server.start()
+    await eventually(lambda: backend.connected)
+    first_outage = len(asked)
+
+    redis_server.stop(kill=True)
+    await eventually(lambda: len(asked) >= first_outage + 2)
+    assert asked[first_outage : first_outage + 2] == [0.01, 0.02]
+    redis_server.start()
+    await eventually(lambda: backend.connected)
+
+
 async def test_an_unreachable_redis_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):
     caplog.set_level(logging.ERROR, logger="bocadillo.hub.redis")
     late = RedisServer(tmp_path / "late")  # its port is reserved, nothing listens yet

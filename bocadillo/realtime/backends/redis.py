@@ -302,6 +302,9 @@ class RedisBackend(HubBackend):
                 logger.exception("the Redis backend failed; reconnecting")
                 first = False
             finally:
+                # A connection that came up and then failed starts the backoff again.
+                if self._up:
+                    delay = self.backoff[0]
                 self._down()
                 await cancel_and_wait(self._tasks)
                 self._client = None
@@ -311,10 +314,15 @@ class RedisBackend(HubBackend):
                     await client.aclose()
             if self._stopping:
                 break
-            assert self._stop_event is not None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop_event.wait(), delay * random.uniform(0.5, 1))
+            await self._pause(delay)
             delay = min(delay * 2, self.backoff[1])
+
+    async def _pause(self, delay: float) -> None:
+        """Wait between ``delay / 2`` and ``delay`` seconds (jittered, so that the
+        processes of an app do not all reconnect at once), or until the backend stops."""
+        assert self._stop_event is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), delay * random.uniform(0.5, 1))
 
     async def _open_bus(self, client: Client) -> Any:
         """Check ``client``'s connection, and subscribe a new pub/sub connection to
