@@ -23,6 +23,7 @@ PURE_MODULES = [
     "_wire.py",
     "history.py",
     "backends/_redis_layout.py",
+    "backends/_redis_presence.py",
     "backends/_redis_scripts.py",
 ]
 #: PURE modules at the top of the package, importable from every layer.
@@ -41,6 +42,7 @@ BACKEND_ALLOWED = {
     "bocadillo.realtime.backends._wire",
     "bocadillo.realtime.backends._redis_scripts",
     "bocadillo.realtime.backends._redis_layout",
+    "bocadillo.realtime.backends._redis_presence",
     "bocadillo.realtime.backends._nats_history",
     "bocadillo.errors",
     "bocadillo.types",

@@ -54,6 +54,7 @@ from typing import Any
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
 from ._redis_layout import DEFAULT_PARTITIONS, Layout
+from ._redis_presence import Change, Presence, removal
 from ._redis_scripts import DIRECT, PUBLISH, READ, Direct, Message, Publication
 from .base import Deliver, HistoryRead, HubBackend, Route, cancel_and_wait
 
@@ -86,11 +87,10 @@ _CONFIRM_TIMEOUT = 5.0
 #: Seconds ``start`` waits for Redis before the app starts without it.
 _START_TIMEOUT = 5.0
 
-_Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
 #: A plain Redis client, or a Redis Cluster client (``redis_cluster.py``): what the writer,
 #: the heartbeat and the queries use is common to both.
 Client = aioredis.Redis | aioredis.RedisCluster
-_Item = _Op | Message | Direct | Publication
+_Item = Change | Message | Direct | Publication
 
 
 def new_epoch() -> str:
@@ -167,10 +167,8 @@ class RedisBackend(HubBackend):
         self._stop_event: asyncio.Event | None = None
         self._queries: asyncio.Semaphore | None = None
         self._connected: asyncio.Event | None = None
-        #: Connection id -> rooms, for the connections of this process.
-        self._local: dict[str, set[str]] = {}
-        #: Connection id -> JSON user, for the connections of this process that set one.
-        self._users: dict[str, bytes] = {}
+        #: The mirror of this process's presence (``_redis_presence.py``).
+        self._presence = Presence(self.layout, self.node)
         # Room subscriptions: the rooms the hub subscribed to; those changed since the
         # writer last looked; those subscribed on the current pub/sub connection; and
         # Redis's confirmations: channels with (un)subscriptions not yet confirmed, by
@@ -259,12 +257,13 @@ class RedisBackend(HubBackend):
             client = self._new_client()
             try:
                 with contextlib.suppress(*_FAILURES):
-                    await asyncio.wait_for(self._remove_node(client, self.node), 2.0)
+                    await asyncio.wait_for(
+                        self._remove_node(client, self.node, self._presence), 2.0
+                    )
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-        self._local.clear()
-        self._users.clear()
+        self._presence.clear()
         self._rooms.clear()
         self._changes.clear()
 
@@ -435,6 +434,7 @@ class RedisBackend(HubBackend):
         """Send everything queued, in order, in pipelines (each batch once the rooms
         joined so far are subscribed, given ``pubsub``)."""
         layout = self.layout
+        presence_commands = self._presence.commands
         while self._queue:
             if pubsub is not None:
                 await self._subscribe_first(pubsub)
@@ -449,7 +449,8 @@ class RedisBackend(HubBackend):
                 pipe: Any = client.pipeline(transaction=False)
                 for item in batch:
                     if type(item) is tuple:
-                        pipe.execute_command(*item)
+                        for command in presence_commands(item):
+                            pipe.execute_command(*command)
                     elif isinstance(item, Message):
                         pipe.execute_command(self.publish_command, item.channel, item.data)
                     elif isinstance(item, Direct):
@@ -481,8 +482,10 @@ class RedisBackend(HubBackend):
                 await pipe.execute()
             except BaseException:
                 # Failed, or cancelled because another loop failed: either way these
-                # frames may not have reached Redis. Counted as lost (at most once).
+                # frames may not have reached Redis. Counted as lost (at most once). The
+                # presence changes may have run, in part or not at all.
                 self._lose(frames)
+                self._presence.doubt(item for item in batch if type(item) is tuple)
                 raise
             finally:
                 self._in_flight = 0
@@ -591,29 +594,18 @@ class RedisBackend(HubBackend):
             await asyncio.wait({waiter}, timeout=remaining)
 
     async def _write_presence(self, client: Client, pubsub: Any) -> None:
-        """Replace this node's presence in Redis by the mirror, in one transaction."""
-        stale = await self._presence_of(client, self.node)
+        """Replace this node's presence in Redis by the mirror, in one transaction: what
+        the node's index lists, and what failed writes may have left, is removed unless
+        the mirror holds it (``_redis_presence.py``)."""
+        indexed = await self._presence_of(client, self.node)
         now = await self._now(client)
         await self._subscribe_first(pubsub)
-        local = {conn_id: set(rooms) for conn_id, rooms in self._local.items()}
-        layout = self.layout
         # One transaction on plain Redis; on a cluster, its keys span slots.
         pipe: Any = self._transaction(client)
-        self._queue_removal(pipe, stale)
-        pipe.zadd(layout.nodes, {self.node: now})
-        if local:
-            for partition, conn_ids in self._by_partition(local).items():
-                pipe.hset(layout.conns(partition), mapping=dict.fromkeys(conn_ids, self.node))
-            pipe.sadd(layout.node_conns(self.node), *local)
-        for conn_id, rooms in local.items():
-            if rooms:
-                pipe.sadd(layout.conn_rooms(conn_id), *rooms)
-            for room in rooms:
-                pipe.sadd(layout.room_members(room), conn_id)
-        users = {conn_id: user for conn_id, user in self._users.items() if conn_id in local}
-        for partition, conn_ids in self._by_partition(users).items():
-            pipe.hset(layout.users(partition), mapping={c: users[c] for c in conn_ids})
+        for command in self._presence.replacement(indexed, now):
+            pipe.execute_command(*command)
         await pipe.execute()
+        self._presence.replaced()
         self._counters["resyncs"] += 1
 
     def _transaction(self, client: Client) -> Any:
@@ -644,24 +636,16 @@ class RedisBackend(HubBackend):
             for conn_id, rooms in zip(conn_ids, rooms_of, strict=True)
         }
 
-    def _queue_removal(self, pipe: Any, presence: dict[str, set[str]]) -> None:
-        layout = self.layout
-        for conn_id, rooms in presence.items():
-            for room in rooms:
-                pipe.srem(layout.room_members(room), conn_id)
-            pipe.delete(layout.conn_rooms(conn_id))
-        for partition, conn_ids in self._by_partition(presence).items():
-            pipe.hdel(layout.conns(partition), *conn_ids)
-            pipe.hdel(layout.users(partition), *conn_ids)
-
-    async def _remove_node(self, client: Client, node: str) -> None:
-        """Remove ``node`` and the presence of its connections, in one transaction (on
-        plain Redis; on a cluster, its keys span slots)."""
+    async def _remove_node(self, client: Client, node: str, mirror: Presence | None = None) -> None:
+        """Remove ``node`` and the presence of its connections (with ``mirror``, also
+        what it holds or doubts of), in one transaction (on plain Redis; on a cluster,
+        its keys span slots)."""
         presence = await self._presence_of(client, node)
+        if mirror is not None:
+            presence = mirror.everything(presence)
         pipe: Any = self._transaction(client)
-        self._queue_removal(pipe, presence)
-        pipe.delete(self.layout.node_conns(node))
-        pipe.zrem(self.layout.nodes, node)
+        for command in removal(self.layout, node, presence):
+            pipe.execute_command(*command)
         await pipe.execute()
 
     async def _now(self, client: Client) -> float:
@@ -817,49 +801,25 @@ class RedisBackend(HubBackend):
         return _text(epoch), int(offset), kept
 
     def connection_added(self, conn_id: str) -> None:
-        self._local[conn_id] = set()
-        layout = self.layout
-        self._enqueue(("HSET", layout.conns(layout.partition(conn_id)), conn_id, self.node))
-        self._enqueue(("SADD", layout.node_conns(self.node), conn_id))
+        self._enqueue(self._presence.added(conn_id))
 
     def connection_removed(self, conn_id: str) -> None:
-        rooms = self._local.pop(conn_id, set())
-        layout = self.layout
-        for room in rooms:
-            self._enqueue(("SREM", layout.room_members(room), conn_id))
-        self._enqueue(("DEL", layout.conn_rooms(conn_id)))
-        self._enqueue(("SREM", layout.node_conns(self.node), conn_id))
-        partition = layout.partition(conn_id)
-        self._enqueue(("HDEL", layout.conns(partition), conn_id))
-        if self._users.pop(conn_id, None) is not None:
-            self._enqueue(("HDEL", layout.users(partition), conn_id))
+        self._enqueue(self._presence.removed(conn_id))
 
     def user_set(self, conn_id: str, user: bytes | None) -> None:
-        if conn_id not in self._local:
-            return
-        key = self.layout.users(self.layout.partition(conn_id))
-        if user is None:
-            if self._users.pop(conn_id, None) is not None:
-                self._enqueue(("HDEL", key, conn_id))
-            return
-        self._users[conn_id] = user
-        self._enqueue(("HSET", key, conn_id, user))
+        change = self._presence.user_set(conn_id, user)
+        if change is not None:
+            self._enqueue(change)
 
     def room_joined(self, conn_id: str, room: str) -> None:
-        rooms = self._local.get(conn_id)
-        if rooms is None or room in rooms:
-            return
-        rooms.add(room)
-        self._enqueue(("SADD", self.layout.room_members(room), conn_id))
-        self._enqueue(("SADD", self.layout.conn_rooms(conn_id), room))
+        change = self._presence.joined(conn_id, room)
+        if change is not None:
+            self._enqueue(change)
 
     def room_left(self, conn_id: str, room: str) -> None:
-        rooms = self._local.get(conn_id)
-        if rooms is None or room not in rooms:
-            return
-        rooms.discard(room)
-        self._enqueue(("SREM", self.layout.room_members(room), conn_id))
-        self._enqueue(("SREM", self.layout.conn_rooms(conn_id), room))
+        change = self._presence.left(conn_id, room)
+        if change is not None:
+            self._enqueue(change)
 
     # Queries ---------------------------------------------------------------------------------
 
