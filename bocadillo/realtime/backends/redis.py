@@ -62,7 +62,7 @@ try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisClusterException, RedisError
+    from redis.exceptions import RedisClusterException, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the Redis hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
@@ -180,6 +180,13 @@ class RedisBackend(HubBackend):
         self._confirmed: set[bytes] = set()
         self._confirmation: asyncio.Future[None] | None = None
         self._lost_in_outage = 0
+        # The connections of this node's client (named ``bocadillo:<node>:<generation>``
+        # in Redis), as ``(host, port, Redis's id)``, and of its earlier clients, which
+        # ``_fence`` ends.
+        self._generation = 0
+        self._connections: set[tuple[str, int, int]] = set()
+        self._earlier: set[tuple[str, int, int]] = set()
+        self._fence_refused = False
         self._counters = {
             "published": 0,
             "publish_failed": 0,
@@ -194,6 +201,9 @@ class RedisBackend(HubBackend):
             "reconnects": 0,
             "resyncs": 0,
             "dead_nodes_removed": 0,
+            # Connections of this node's earlier clients that Redis still held when the
+            # node rewrote its presence, ended first (``_fence``).
+            "stale_connections_ended": 0,
         }
 
     @classmethod
@@ -267,19 +277,106 @@ class RedisBackend(HubBackend):
         self._rooms.clear()
         self._changes.clear()
 
+    def _client_name(self) -> str:
+        """The name of the connections of this node's current client in Redis."""
+        return f"bocadillo:{self.node}:{self._generation}"
+
     def _new_client(self) -> Client:
         # No retries inside redis-py: a failure surfaces here and we reconnect ourselves.
+        self._generation += 1
         client = aioredis.Redis.from_url(
             self.url,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
+            redis_connect_func=self._connect,
         )
         # Loaded on first use (and again after Redis lost them, on NOSCRIPT).
         self._publish_script = client.register_script(PUBLISH)
         self._read_script = client.register_script(READ)
         self._direct_script = client.register_script(DIRECT)
         return client
+
+    async def _connect(self, connection: Any) -> None:
+        """Set up a new connection of the client (redis-py's handshake), and note it."""
+        await connection.on_connect()
+        await self._note(connection)
+
+    async def _note(self, connection: Any) -> None:
+        """Name ``connection`` after this node's current client, and note the id Redis
+        gave it (in the handshake, or asked), for the fence of the next client. A
+        refusal leaves it unnamed and unnoted (nothing to fence then)."""
+        ident: Any = None
+        handshake = getattr(connection, "handshake_metadata", None)
+        if isinstance(handshake, dict):
+            ident = handshake.get(b"id", handshake.get("id"))
+        asked = ident is None
+        await connection.send_command("CLIENT", "SETNAME", self._client_name())
+        if asked:
+            await connection.send_command("CLIENT", "ID")
+        refused: ResponseError | None = None
+        for reply in range(1 + asked):  # every reply read, refused or not
+            try:
+                answer = await connection.read_response()
+            except ResponseError as exc:
+                refused = exc
+            else:
+                if reply == 1:
+                    ident = answer
+        if refused is not None:
+            self._cannot_fence(refused)
+            return
+        host, port = getattr(connection, "host", ""), getattr(connection, "port", 0)
+        self._connections.add((str(host), int(port), int(ident)))
+
+    async def _fence(self, client: Client) -> None:
+        """End the connections of this node's earlier clients that Redis still holds.
+
+        A write sent on one of them and never acknowledged may still run: Redis runs
+        what it reads from a connection until it sees it closed, and a network may
+        deliver the write, and the close, seconds later. Once Redis has ended the
+        connection, nothing more of it runs, so what the rewrite of the presence reads
+        next is what the failed writes did, for good.
+
+        Redis numbers connections anew when it restarts, so an id is ended only if Redis
+        lists it under the name of an earlier client of this node.
+        """
+        if self._fence_refused:
+            self._earlier.clear()
+            return
+        servers: dict[tuple[str, int], list[int]] = {}
+        for host, port, ident in self._earlier:
+            servers.setdefault((host, port), []).append(ident)
+        earlier = f"bocadillo:{self.node}:"
+        current = self._client_name()
+        try:
+            for (host, port), ids in servers.items():
+                listed = await self._on_server(client, host, port, "CLIENT LIST", "ID", *ids)
+                for entry in listed or ():
+                    name = entry.get("name", "")
+                    if name.startswith(earlier) and name != current:
+                        ended = await self._on_server(
+                            client, host, port, "CLIENT", "KILL", "ID", entry["id"]
+                        )
+                        self._counters["stale_connections_ended"] += int(ended or 0)
+        except ResponseError as exc:  # refused (ACL), or too old a Redis (< 6.2)
+            self._cannot_fence(exc)
+        self._earlier.clear()
+
+    async def _on_server(self, client: Client, host: str, port: int, *command: Any) -> Any:
+        """Run ``command`` on the server at ``host:port`` (the lone server here)."""
+        return await client.execute_command(*command)
+
+    def _cannot_fence(self, exc: Exception) -> None:
+        if not self._fence_refused:
+            self._fence_refused = True
+            logger.warning(
+                "Redis at %s refused CLIENT SETNAME, ID, LIST or KILL (%r): after a failure, a "
+                "presence write that reaches Redis late is not undone until the next "
+                "reconnection",
+                self.url,
+                exc,
+            )
 
     async def _supervise(self) -> None:
         """Connect, run the writer/subscriber/heartbeat, and reconnect when they fail."""
@@ -311,6 +408,9 @@ class RedisBackend(HubBackend):
                     await self._close_bus(pubsub)
                 with contextlib.suppress(Exception):
                     await client.aclose()
+                # Closed here, but Redis may hold them open still (``_fence``).
+                self._earlier |= self._connections
+                self._connections = set()
             if self._stopping:
                 break
             await self._pause(delay)
@@ -524,9 +624,15 @@ class RedisBackend(HubBackend):
         Raises:
             asyncio.TimeoutError: if Redis does not confirm in time (the connection is
                 then deemed lost).
+            ConnectionError: if the pub/sub connection is lost: redis-py would open it
+                again here, while the reader may be opening it too (two sockets, one
+                left unclosed); the backend reconnects instead.
         """
         if not self._changes:
             return
+        connection = getattr(pubsub, "connection", None)
+        if connection is None or not connection.is_connected:
+            raise ConnectionError("the pub/sub connection to Redis is lost")
         changed, self._changes = self._changes, set()
         rooms, sent = self._rooms, self._sent
         gone = [room for room in changed if room not in rooms and room in sent]
@@ -596,7 +702,9 @@ class RedisBackend(HubBackend):
     async def _write_presence(self, client: Client, pubsub: Any) -> None:
         """Replace this node's presence in Redis by the mirror, in one transaction: what
         the node's index lists, and what failed writes may have left, is removed unless
-        the mirror holds it (``_redis_presence.py``)."""
+        the mirror holds it (``_redis_presence.py``), once none of those writes can run
+        any more (``_fence``)."""
+        await self._fence(client)
         indexed = await self._presence_of(client, self.node)
         now = await self._now(client)
         await self._subscribe_first(pubsub)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -81,22 +82,31 @@ class RedisClusterBackend(RedisBackend):
 
     # Clients ---------------------------------------------------------------------------
 
-    def _cluster_client(self) -> RedisCluster:
-        # No retries of failed connections inside redis-py (a failure surfaces and the
-        # backend reconnects itself); MOVED and ASK redirections are still followed.
-        # Seeded with the URL's nodes and those learnt since: a reconnection must not
-        # depend on the URL's nodes alone (one of them may be the master that died).
+    def _cluster_client(self, noted: Noted | None = None) -> RedisCluster:
+        """A cluster client; with ``noted``, one that tells it of each connection made.
+
+        No retries of failed connections inside redis-py (a failure surfaces and the
+        backend reconnects itself); MOVED and ASK redirections are still followed. Seeded
+        with the URL's nodes and those learnt since: a reconnection must not depend on
+        the URL's nodes alone (one of them may be the master that died).
+        """
         seeds = list(dict.fromkeys([*self.nodes, *self._learnt]))
-        return RedisCluster(
+        options: dict[str, Any] = dict(
             startup_nodes=[ClusterNode(host, port) for host, port in seeds],
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
             **self._client_options,
         )
+        if noted is None:
+            return RedisCluster(**options)
+        return _NotingCluster(noted, **options)
 
     def _new_client(self) -> RedisCluster:
-        client = self._cluster_client()
+        # The writer's client: its connections are noted, for the fence of the next one
+        # (not those of the sharded subscriber, which outlives it).
+        self._generation += 1
+        client = self._cluster_client(self._note)
         self._publish_script = client.register_script(sharded(PUBLISH))
         self._read_script = client.register_script(READ)
         self._direct_script = client.register_script(sharded(DIRECT))
@@ -131,6 +141,15 @@ class RedisClusterBackend(RedisBackend):
 
     async def _close_bus(self, pubsub: Any) -> None:
         return None
+
+    async def _on_server(self, client: Client, host: str, port: int, *command: Any) -> Any:
+        """Run ``command`` on the node at ``host:port`` if it is a master (``None`` if
+        not: a node that is not, or no longer, a master runs no writes)."""
+        assert isinstance(client, RedisCluster)
+        node = client.get_node(host=host, port=port)
+        if node is None or node not in client.get_primaries():
+            return None
+        return await client.execute_command(*command, target_nodes=node)
 
     def _transaction(self, client: Client) -> Any:
         return client.pipeline(transaction=False)
@@ -255,3 +274,19 @@ def _parse_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
             )
         nodes.append((host, int(port)))
     return nodes, options
+
+
+#: Told of each connection a client makes, once it is set up.
+Noted = Callable[[Any], Awaitable[None]]
+
+
+class _NotingCluster(RedisCluster):
+    """A cluster client that tells ``noted`` of each connection it makes."""
+
+    def __init__(self, noted: Noted, **options: Any) -> None:
+        self._noted = noted
+        super().__init__(**options)
+
+    async def on_connect(self, connection: Any) -> None:
+        await super().on_connect(connection)
+        await self._noted(connection)
