@@ -221,3 +221,35 @@ def test_whatever_failed_writes_ran_the_rewrite_leaves_exactly_the_mirror(seed):
     model.run([c for change in batch for c in presence.commands(change)] + commands)
     presence.replaced()
     assert model.keys == expected(other, presence)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_process_killed_mid_write_is_removed_entirely(seed):
+    # Whatever part of its writes a dying process got through (on one connection: the
+    # first ones, in order), its index lists everything it has in Redis, so its removal
+    # by the others (after its heartbeat expired) leaves nothing behind.
+    rng = random.Random(seed)
+    presence = Presence(LAYOUT, NODE)
+    commands: list[Command] = []
+    for serial in range(30):
+        local = sorted(presence.local)
+        roll = rng.random()
+        change: Change | None
+        if roll < 0.3 or not local:
+            change = presence.added(f"c{serial}")
+        elif roll < 0.45:
+            change = presence.removed(rng.choice(local))
+        elif roll < 0.75:
+            change = presence.joined(rng.choice(local), rng.choice(["lobby", "r1"]))
+        elif roll < 0.9:
+            change = presence.left(rng.choice(local), rng.choice(["lobby", "r1"]))
+        else:
+            change = presence.user_set(rng.choice(local), b'"u"')
+        if change is not None:
+            commands += presence.commands(change)
+    for cut in range(len(commands) + 1):
+        model = Model()
+        model.apply(("ZADD", LAYOUT.nodes, 1.0, NODE))
+        model.run(commands[:cut])
+        model.run(removal(LAYOUT, NODE, model.indexed(NODE)))
+        assert model.keys == {}, f"after {cut} commands"

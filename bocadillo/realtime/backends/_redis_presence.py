@@ -105,13 +105,16 @@ class Presence:
     # Writing ---------------------------------------------------------------------------
 
     def commands(self, change: Change) -> list[Command]:
-        """The Redis commands that write ``change``."""
+        """The Redis commands that write ``change``: the index is written first and
+        erased last, so that whatever part of them runs (a pipeline cut short by a
+        dying process), the index lists all that the node has in Redis, and the removal
+        of a dead node (``removal``) leaves nothing behind on plain Redis."""
         kind, conn_id, argument = change
         layout = self.layout
         if kind == "join":
             return [
-                ("SADD", layout.room_members(argument), conn_id),
                 ("SADD", layout.conn_rooms(conn_id), argument),
+                ("SADD", layout.room_members(argument), conn_id),
             ]
         if kind == "leave":
             return [
@@ -121,8 +124,8 @@ class Presence:
         partition = layout.partition(conn_id)
         if kind == "add":
             return [
-                ("HSET", layout.conns(partition), conn_id, self.node),
                 ("SADD", layout.node_conns(self.node), conn_id),
+                ("HSET", layout.conns(partition), conn_id, self.node),
             ]
         if kind == "user":
             if argument is None:
@@ -130,11 +133,11 @@ class Presence:
             return [("HSET", layout.users(partition), conn_id, argument)]
         rooms, had_user = argument
         commands: list[Command] = [("SREM", layout.room_members(r), conn_id) for r in rooms]
-        commands.append(("DEL", layout.conn_rooms(conn_id)))
-        commands.append(("SREM", layout.node_conns(self.node), conn_id))
         commands.append(("HDEL", layout.conns(partition), conn_id))
         if had_user:
             commands.append(("HDEL", layout.users(partition), conn_id))
+        commands.append(("DEL", layout.conn_rooms(conn_id)))
+        commands.append(("SREM", layout.node_conns(self.node), conn_id))
         return commands
 
     def doubt(self, changes: Iterable[Change]) -> None:
