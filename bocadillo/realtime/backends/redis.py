@@ -22,9 +22,12 @@ ids, each connection's node, rooms and user, and each room's members.
 
 Every node beats every ``min(heartbeat_ttl / 3, 1)`` seconds and removes the presence of
 nodes whose last beat is older than ``heartbeat_ttl`` (a worker killed without
-cleaning up). A node keeps a mirror of its own presence; whenever it finds itself
+cleaning up). A node keeps a mirror of its own presence (``_redis_presence.py``), which
+replaces its presence in Redis on every reconnection and whenever it finds itself
 missing from ``nodes`` (Redis restarted empty, or it was presumed dead after a long
-pause) it writes the mirror again.
+pause). A presence write that failed may have run in part, or may still run: before the
+replacement, the node ends its earlier connections that Redis still holds
+(``_fence``), and the replacement removes whatever such writes may have left.
 
 Room history lives in three keys per room, all expiring together after the room's TTL:
 a stream whose entry ids are the offsets (``<offset>-1``, bounded with MAXLEN), the last
@@ -36,7 +39,7 @@ the room's publications in the order Redis gave them offsets.
 All writes go through one queue drained by one writer task, in order, batched into
 pipelines, so the hub's calls (``publish``, ``connection_added``...) never wait for
 Redis. When Redis is unreachable, frames are dropped and counted (``publish_failed``)
-and logged, presence writes are skipped (the mirror is written again on reconnection),
+and logged, presence writes are skipped (the mirror replaces them on reconnection),
 and the backend reconnects with exponential backoff, subscribing again to everything
 it needs: everyone's channel, its inboxes and the room of each local member.
 """
@@ -62,7 +65,12 @@ try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisClusterException, RedisError, ResponseError
+    from redis.exceptions import (
+        ConnectionError as RedisConnectionError,
+        RedisClusterException,
+        RedisError,
+        ResponseError,
+    )
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the Redis hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
@@ -624,15 +632,15 @@ class RedisBackend(HubBackend):
         Raises:
             asyncio.TimeoutError: if Redis does not confirm in time (the connection is
                 then deemed lost).
-            ConnectionError: if the pub/sub connection is lost: redis-py would open it
-                again here, while the reader may be opening it too (two sockets, one
-                left unclosed); the backend reconnects instead.
+            redis.exceptions.ConnectionError: if the pub/sub connection is lost: redis-py
+                would open it again here, while the reader may be opening it too (two
+                sockets, one left unclosed); the backend reconnects instead.
         """
         if not self._changes:
             return
         connection = getattr(pubsub, "connection", None)
         if connection is None or not connection.is_connected:
-            raise ConnectionError("the pub/sub connection to Redis is lost")
+            raise RedisConnectionError("the pub/sub connection to Redis is lost")
         changed, self._changes = self._changes, set()
         rooms, sent = self._rooms, self._sent
         gone = [room for room in changed if room not in rooms and room in sent]
