@@ -4,12 +4,17 @@ publishing at a fixed rate, stepped up until the setup cannot keep up.
 
 Each worker is a separate ``bench.serve`` process of ``bench/apps/rooms_app.py`` with the
 hub on a fresh ``redis-server`` (same prefix), or on a fresh cluster started with
-``tests/redis_cluster.py``'s harness (``redis+cluster://``). The load generator (one uvloop
-process, picows clients, like ``bench/load.py``) connects C clients to each room, each
-joins its room with a ``resume`` message (answered once its worker receives the room),
-then one client per room sends ``say`` at ``--rate`` messages per second; its worker
-broadcasts it to the room. Every client timestamps what it receives against the sender's
-``time.monotonic()`` (one clock for every process of the machine).
+``tests/redis_cluster.py``'s harness (``redis+cluster://``). The load generator connects
+C clients to each room, each joins its room with a ``resume`` message (answered once its
+worker receives the room), then one client per room sends ``say`` at ``--rate`` messages
+per second; its worker broadcasts it to the room. Every client timestamps what it
+receives against the sender's ``time.monotonic()`` (one clock for every process of the
+machine). ``--generator`` picks the load generator (``bench/rooms_load.py``): ``c``,
+``bench/loadgen/rooms-load`` (one epoll process in C, built here by ``make`` with gcc; a
+few µs of CPU per delivery), or ``picows`` (one uvloop process with picows clients, like
+``bench/load.py``; about 12 µs); ``auto`` (the default) takes ``c`` when it builds. Either
+way the load process, ``python -m bench.rooms load``, does the stepping and the
+measurements; with ``c`` it drives the C process over a pipe.
 
 ``--rate`` takes several rates: the load generator runs each for ``--warmup`` seconds,
 then measures ``--duration`` seconds, and stops after a step (measured ``--retries`` + 1
@@ -36,6 +41,7 @@ load generator on core 1. ``--quota F`` holds each worker to F of a core (a cgro
 v1 ``cpu`` controller, applied once every client has joined).
 
     bench/.venv/bin/python -m bench.rooms --workers 1 2 4 --pin spread --rate 1 1.5 2 3 4
+    make bench-rooms ROOMS_ARGS="--workers 1 4 --pin spread --rate 1 2 3 4"
 """
 
 from __future__ import annotations
