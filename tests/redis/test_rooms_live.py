@@ -2,7 +2,8 @@
 receives a room's frames only while it has a member in the room, and frames for a
 connection go to the process holding it, read from each process's own counters
 (``/stats``, ``backend``); broadcasts to everyone, sends, disconnects and requests by id
-still reach their clients."""
+still reach their clients. The per-room subscriptions are checked on a ``valkey-server``
+too (``redis_flavor``)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,9 @@ async def clients(servers: list[UvicornProcess]) -> AsyncIterator[list[Client]]:
         await client.ws.close()
 
 
+@pytest.mark.parametrize(
+    "redis_flavor", ["redis", pytest.param("valkey", marks=pytest.mark.valkey)]
+)
 async def test_a_process_without_members_in_a_room_receives_none_of_its_frames(servers, clients):
     one, two = servers
     a1, a2, b1, b2 = clients
