@@ -304,6 +304,8 @@ async def test_a_history_stream_deleted_by_hand_is_made_again_with_a_new_epoch(
     node = await make_node()
     got: list[tuple[int, str, bytes]] = []
     node.backend.publication_sink = lambda *publication: got.append(publication)
+    node.backend.subscribe("news")  # the room's publications reach this node
+    await node.backend.wait_subscribed(["news"])
     node.backend.publish_history("news", b"1", 10, 60)
     await eventually(lambda: len(got) == 1)
     backend = node.backend
