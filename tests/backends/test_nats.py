@@ -551,3 +551,19 @@ async def test_publish_on_every_route_is_counted_once_per_frame(make_node):
     assert b.delivered == [b"room", b"both", b"node", b"end"]
     await settled(a.backend)
     assert a.backend.stats()["published"] - published == 5
+
+
+async def test_a_flush_given_up_leaves_the_connection_up(make_node):
+    # A flush cancelled (the writer is, when the backend stops) or timed out leaves its
+    # future to nats-py, which would fail to resolve it when the PONG comes back.
+    node = await make_node()
+    backend = node.backend
+    assert isinstance(backend, NatsBackend)
+    client = backend._nc
+    assert client is not None
+    flush = asyncio.ensure_future(client.flush(timeout=5))
+    await asyncio.sleep(0)  # its PING is on its way
+    flush.cancel()
+    await client.flush_written(5)  # a round trip after the first one's PONG
+    assert client.is_connected and backend.connected
+    assert backend.stats()["reconnects"] == 0

@@ -124,7 +124,7 @@ class BusClient(Client):
     the order it keeps). A bus subscription is marked by a future that is never resolved:
     nats-py starts no task and no iterator for a subscription with a future, and its
     reconnection subscribes it again like any other. ``flush_written`` is the flush that
-    the subscriptions need (see there).
+    the subscriptions need (see there), and ``_process_pong`` survives a flush given up.
 
     Args:
         on_message: Called with each message of a bus subscription; it must not raise.
@@ -156,6 +156,16 @@ class BusClient(Client):
         """
         await asyncio.wait_for(self._flush_pending(force_flush=True), timeout)
         await self.flush(timeout=max(int(timeout), 1))
+
+    async def _process_pong(self) -> None:
+        # nats-py answers each PONG with the future of the oldest PING, and leaves in
+        # place the future of a flush that timed out or was cancelled (the writer is, when
+        # the connection drops or the backend stops): resolving it again would raise in
+        # the reader, and nats-py would drop the connection. A fresh stand-in takes it.
+        pongs = self._pongs
+        if pongs and pongs[0].done():
+            pongs[0] = asyncio.get_running_loop().create_future()
+        await super()._process_pong()
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
