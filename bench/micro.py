@@ -16,9 +16,10 @@ publish only ``bench.run`` figures.
 - ``nats``: the NATS hub backend's own cost (``bocadillo/realtime/backends/nats.py``), on a
   real ``nats-server -js`` on loopback (``tests/nats_server.py``'s): one backend publishes
   ``frames`` frames of 100 bytes on one route (``everyone``, a ``room`` the other backend
-  subscribes to, or a ``conn``ection the other holds), in chunks of 1,000 as a busy hub
-  would, and a second backend in the same process receives and delivers them. Printed:
-  microseconds per ``publish()`` call (what the hub's ``broadcast``/``send`` pays), and
+  subscribes to, a ``conn``ection the other holds, or ``conns``: each frame to the next of
+  1,000 connections the other holds), in chunks of 1,000 as a busy hub would, and a
+  second backend in the same process receives and delivers them. Printed: microseconds
+  per ``publish()`` call (what the hub's ``broadcast``/``send`` pays), and
   per frame the CPU time of this process (both backends: queueing, writing, reading,
   delivering; the server's own CPU is not in it) and the wall time until the last frame
   is delivered.
@@ -47,7 +48,9 @@ TEXT = '{"type":"echo","seq":12345,"payload":"' + "x" * 60 + '"}'
 #: The targets whose ``POST /broadcast`` this module knows how to call directly.
 FANOUT_TARGETS = ("raw", "starlette", "bocadillo")
 #: The routes ``--scenario nats`` publishes on.
-NATS_ROUTES = ("everyone", "room", "conn")
+NATS_ROUTES = ("everyone", "room", "conn", "conns")
+#: The connections the ``conns`` route cycles through (one frame to each in turn).
+NATS_CONNS = 1000
 
 
 def _scope(path: str) -> dict[str, Any]:
@@ -284,23 +287,31 @@ async def nats_cost(url: str, route_name: str, frames: int) -> tuple[float, floa
     await sender.start(lambda frame: None)
     await receiver.start(deliver)
     try:
-        receiver.connection_added("c1")
+        conn_ids = [f"c{n}" for n in range(NATS_CONNS)]
+        for conn_id in conn_ids:
+            receiver.connection_added(conn_id)
         receiver.subscribe("r")
         await receiver.wait_subscribed(["r"])
-        for _ in range(10_000):  # until the holder of "c1" is written (10 s at most)
+        for _ in range(10_000):  # until the holders are written (10 s at most)
             if not receiver.stats()["queued"]:
                 break
             await asyncio.sleep(0.001)
-        route = {"everyone": EVERYONE, "room": Route(room="r"), "conn": Route(conns=("c1",))}
-        chosen = route[route_name]
+        route = {"everyone": EVERYONE, "room": Route(room="r"), "conn": Route(conns=("c0",))}
+        # ``conns``: each frame to another connection, as many sends to many clients.
+        routes = [Route(conns=(c,)) for c in conn_ids] if route_name == "conns" else []
+        chosen = route.get(route_name, EVERYONE)
         frame = b"x" * 100
         gc.collect()
         calls = 0.0
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(frames // chunk):
             started = time.perf_counter()
-            for _ in range(chunk):
-                sender.publish(frame, chosen)
+            if routes:
+                for n in range(chunk):
+                    sender.publish(frame, routes[n % NATS_CONNS])
+            else:
+                for _ in range(chunk):
+                    sender.publish(frame, chosen)
             calls += time.perf_counter() - started
             await asyncio.sleep(0)  # the writer and the reader run between chunks
         await asyncio.wait_for(done.wait(), 120)

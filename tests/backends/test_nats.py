@@ -567,3 +567,32 @@ async def test_a_flush_given_up_leaves_the_connection_up(make_node):
     await client.flush_written(5)  # a round trip after the first one's PONG
     assert client.is_connected and backend.connected
     assert backend.stats()["reconnects"] == 0
+
+
+async def test_the_holder_of_a_connection_is_looked_up_once(make_hub):
+    first, second = await make_hub(), await make_hub()
+    b1 = HubClient(second, "b1")
+    await settled(second)
+    first.send("nobody", "lost")  # no holder: looked up again next time
+    for n in range(3):
+        first.send("b1", n)
+    first.broadcast("to", to=["b1", "nobody"])
+    await eventually(lambda: b1.received == [0, 1, 2, "to"])
+    await settled(first)
+    first.send("nobody", "lost")
+    await settled(first)
+    assert first.backend.stats()["holder_lookups"] == 3  # nobody, b1, nobody
+
+
+async def test_stopping_writes_what_was_queued_and_counts_nothing_lost(make_node):
+    publisher, receiver = await make_node(), await make_node()
+    receiver.backend.subscribe("lobby")
+    await receiver.backend.wait_subscribed(["lobby"])
+    for n in range(3000):
+        publisher.backend.publish(str(n).encode(), Route(room="lobby"))
+    # Stopped while the writer waits for the server's acknowledgement of a batch.
+    await eventually(lambda: publisher.backend.stats()["published"] >= 1000)
+    await publisher.stop()
+    assert publisher.backend.stats()["publish_failed"] == 0
+    await eventually(lambda: len(receiver.delivered) == 3000)
+    assert receiver.delivered == [str(n).encode() for n in range(3000)]

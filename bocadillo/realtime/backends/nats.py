@@ -11,7 +11,10 @@ Frames travel on core NATS and go where they are needed, on subjects named in
 - a frame for some connections goes to the subject of the process holding each of them,
   ``<prefix>.node.<node>``, once per process: the writer looks the holders up in the
   presence bucket (``n.<conn>`` below, one JetStream read per connection, all of a batch's
-  at once) before it publishes the batch.
+  at once) before it publishes the batch, and remembers them (``_HOLDERS_KEPT``): an id
+  names one connection in an app, for good (the id generator's contract), so its holder
+  never changes, and a frame for a connection that has ended reaches the process that
+  held it, which delivers it to nobody.
 
 Each frame is prefixed with the publishing node's id. The connection is made with
 ``no_echo``: the server never sends a node its own frames back (it delivered them locally
@@ -75,6 +78,7 @@ import contextlib
 import json
 import logging
 import secrets
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -110,6 +114,9 @@ _CONCURRENT_WRITES = 256
 MAX_CONCURRENT_QUERIES = 64
 #: Seconds the server may take to confirm room subscriptions (``wait_subscribed``).
 _CONFIRM_TIMEOUT = 5.0
+#: The holders of connections remembered by the writer (the oldest forgotten first):
+#: about 6 MB at most, and a lookup saved for each frame to a connection found before.
+_HOLDERS_KEPT = 65_536
 
 T = TypeVar("T")
 
@@ -194,6 +201,8 @@ class NatsBackend(HubBackend):
         self._frames: deque[_Frame] = deque()
         #: The rooms this process subscribes to.
         self._rooms = RoomSubscriptions(self.subjects)
+        #: Connection id -> the node holding it, as found in presence (oldest first).
+        self._holders_found: dict[str, str] = {}
         #: Publications to rooms with history, waiting for the writer.
         self._publications: deque[QueuedPublication] = deque()
         self._history = RoomStreams(prefix, self._api, self._client, timeout)
@@ -206,6 +215,8 @@ class NatsBackend(HubBackend):
         self._up = False
         self._stopping = False
         self._wakeup: asyncio.Event | None = None
+        #: Set by the writer each time it is done with what it was woken for.
+        self._written: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
         #: Set while NATS is unreachable: the writer's and the beat's requests are abandoned.
         self._down: asyncio.Event | None = None
@@ -228,6 +239,8 @@ class NatsBackend(HubBackend):
             "received_frames_room": 0,
             "received_frames_node": 0,
             "received_bytes": 0,
+            # Holders of connections read from presence (those remembered are not).
+            "holder_lookups": 0,
             "reconnects": 0,
             "resyncs": 0,
             "dead_nodes_removed": 0,
@@ -256,6 +269,7 @@ class NatsBackend(HubBackend):
         self._stopping = False
         self._resync = True
         self._wakeup = asyncio.Event()
+        self._written = asyncio.Event()
         self._connected = asyncio.Event()
         self._down = asyncio.Event()
         self._down.set()
@@ -299,8 +313,8 @@ class NatsBackend(HubBackend):
         """Flush queued frames, remove this node's presence and disconnect."""
         nc, was_up = self._nc, self._up
         if was_up:
-            with contextlib.suppress(*_FAILURES):
-                await asyncio.wait_for(self._flush(), self.timeout)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drain(), self.timeout)
         self._stopping = True
         if self._stop_event is not None:
             self._stop_event.set()
@@ -322,6 +336,7 @@ class NatsBackend(HubBackend):
         self._local.clear()
         self._users.clear()
         self._rooms.clear()
+        self._holders_found.clear()
 
     # Connection state ------------------------------------------------------------------------
 
@@ -472,6 +487,30 @@ class NatsBackend(HubBackend):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop_event.wait(), self.reconnect_wait)
                 wakeup.set()
+            self._signal(self._written)
+
+    async def _drain(self) -> None:
+        """Wake the writer until it has written everything queued, or NATS is down. (The
+        writer may be waiting for the server's acknowledgement of its last batch: another
+        flush beside it would find nothing to send, and the writer, cancelled, would count
+        that batch as lost.)"""
+        written = self._written
+        assert written is not None
+        while self._up and self._backlog():
+            written.clear()
+            self._signal(self._wakeup)
+            await written.wait()
+
+    def _backlog(self) -> int:
+        """Frames, presence writes and room subscriptions not yet acknowledged by NATS."""
+        return (
+            len(self._frames)
+            + len(self._publications)
+            + len(self._dirty)
+            + self._in_flight
+            + int(self._resync and self._up)
+            + (self._rooms.pending if self._up else 0)
+        )
 
     async def _write_once(self) -> None:
         # Subscriptions first: a membership is written once its room is subscribed.
@@ -546,18 +585,29 @@ class NatsBackend(HubBackend):
 
     async def _holders(self, frames: list[_Frame]) -> dict[str, str]:
         """The node holding each connection that ``frames`` are for (those no node holds
-        are left out): each one's ``n.<conn>`` key, read concurrently."""
+        are left out): remembered, or its ``n.<conn>`` key, read concurrently."""
         wanted = {c for frame in frames if isinstance(frame, _Direct) for c in frame.conns}
         if not wanted:
             return {}
-        conns = sorted(wanted)
-        found = await self._gather([self._holder(conn_id) for conn_id in conns])
-        return {c: node for c, node in zip(conns, found, strict=True) if node is not None}
+        known = self._holders_found
+        holders = {c: known[c] for c in wanted if c in known}
+        missing = sorted(wanted.difference(holders))
+        if missing:
+            self._counters["holder_lookups"] += len(missing)
+            found = await self._gather([self._holder(conn_id) for conn_id in missing])
+            for conn_id, node in zip(missing, found, strict=True):
+                if node is not None:  # not found yet: looked up again next time
+                    holders[conn_id] = node
+                    if len(known) >= _HOLDERS_KEPT:
+                        del known[next(iter(known))]
+                    known[conn_id] = node
+        return holders
 
     def _holder(self, conn_id: str) -> Callable[[], Awaitable[str | None]]:
         async def read() -> str | None:
             value = await self._last_value(f"n.{token(conn_id)}")
-            return None if value is None else value.decode("ascii", "replace")
+            # One string per node, however many of its connections are remembered.
+            return None if value is None else sys.intern(value.decode("ascii", "replace"))
 
         return read
 
@@ -873,13 +923,7 @@ class NatsBackend(HubBackend):
         return {
             **self._counters,
             "connected": int(self._up),
-            # Frames, presence writes and room subscriptions not yet acknowledged by NATS.
-            "queued": len(self._frames)
-            + len(self._publications)
-            + len(self._dirty)
-            + self._in_flight
-            + int(self._resync and self._up)
-            + (self._rooms.pending if self._up else 0),
+            "queued": self._backlog(),
             # Rooms whose subjects this process subscribes to.
             "rooms_subscribed": len(self._rooms),
         }
