@@ -126,18 +126,11 @@ def _ms(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
 
 
-class _Direct:
-    """A frame for connections, waiting for the writer to look up their nodes."""
-
-    __slots__ = ("conns", "data")
-
-    def __init__(self, conns: tuple[str, ...], data: bytes) -> None:
-        self.conns = conns
-        self.data = data
-
-
-#: What waits for the writer: ``(subject, data)``, or a frame for connections.
-_Frame = tuple[str, bytes] | _Direct
+#: What waits for the writer: ``(subject, data)``, or ``(connection ids, data)`` for a frame
+#: whose subjects are those of the connections' holders (looked up by the writer).
+_Frame = tuple[str | tuple[str, ...], bytes]
+#: Subjects of rooms published to, kept (the oldest forgotten first).
+_ROOM_SUBJECTS_KEPT = 4096
 
 
 class NatsBackend(HubBackend):
@@ -203,6 +196,8 @@ class NatsBackend(HubBackend):
         self._rooms = RoomSubscriptions(self.subjects)
         #: Connection id -> the node holding it, as found in presence (oldest first).
         self._holders_found: dict[str, str] = {}
+        #: Room -> the subject of its frames (made once per room: ``publish`` is hot).
+        self._room_subjects: dict[str, str] = {}
         #: Publications to rooms with history, waiting for the writer.
         self._publications: deque[QueuedPublication] = deque()
         self._history = RoomStreams(prefix, self._api, self._client, timeout)
@@ -553,20 +548,18 @@ class NatsBackend(HubBackend):
             try:
                 holders = await self._holders(frames)
                 sent = 0
-                for frame in frames:
-                    if isinstance(frame, _Direct):
-                        nodes = {holders[c] for c in frame.conns if c in holders}
-                        messages = [(self.subjects.node(n), frame.data) for n in sorted(nodes)]
+                for target, data in frames:
+                    if isinstance(target, str):
+                        subjects = [target]
                     else:
-                        messages = [frame]
+                        nodes = {holders[c] for c in target if c in holders}
+                        subjects = [self.subjects.node(node) for node in sorted(nodes)]
                     try:
-                        for subject, data in messages:
+                        for subject in subjects:
                             await nc.publish(subject, data)
                     except nats.errors.MaxPayloadError:
                         self._lose(1)
-                        logger.error(
-                            "a frame of %d bytes exceeds NATS's max_payload", len(messages[0][1])
-                        )
+                        logger.error("a frame of %d bytes exceeds NATS's max_payload", len(data))
                     else:
                         sent += 1
                 await self._gather([self._change(key, value) for key, value in changes.items()])
@@ -586,7 +579,7 @@ class NatsBackend(HubBackend):
     async def _holders(self, frames: list[_Frame]) -> dict[str, str]:
         """The node holding each connection that ``frames`` are for (those no node holds
         are left out): remembered, or its ``n.<conn>`` key, read concurrently."""
-        wanted = {c for frame in frames if isinstance(frame, _Direct) for c in frame.conns}
+        wanted = {c for target, _ in frames if not isinstance(target, str) for c in target}
         if not wanted:
             return {}
         known = self._holders_found
@@ -771,23 +764,33 @@ class NatsBackend(HubBackend):
         return len(self._frames) + len(self._publications) >= self.publish_queue
 
     def publish(self, frame: bytes, route: Route) -> None:
-        if not self._up or self._queue_full():
+        frames = self._frames
+        if not self._up or len(frames) + len(self._publications) >= self.publish_queue:
             self._lose(1)
             return
-        data = self._tag + frame
-        item: _Frame
-        if route.conns is not None:
+        target: str | tuple[str, ...]
+        room = route.room
+        if room is not None:
+            target = self._room_subjects.get(room) or self._room_subject(room)
+        elif route.conns is not None:
             if not route.conns:
                 return
-            item = _Direct(route.conns, data)
-        elif route.room is not None:
-            item = (self.subjects.room(route.room), data)
+            target = route.conns  # the writer looks up their holders
         elif route.node is not None:
-            item = (self.subjects.node(route.node), data)
+            target = self.subjects.node(route.node)
         else:
-            item = (self.subject, data)
-        self._frames.append(item)
-        self._signal(self._wakeup)
+            target = self.subject
+        frames.append((target, self._tag + frame))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.set()
+
+    def _room_subject(self, room: str) -> str:
+        kept = self._room_subjects
+        if len(kept) >= _ROOM_SUBJECTS_KEPT:
+            del kept[next(iter(kept))]
+        subject = kept[room] = self.subjects.room(room)
+        return subject
 
     def subscribe(self, room: str) -> None:
         if self._rooms.want(room):
