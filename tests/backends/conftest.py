@@ -1,9 +1,10 @@
 """The backend contract suite runs every test against each backend.
 
 ``backend_url`` is parametrized: ``memory://`` (the in-process default), ``redis://`` (a
-real ``redis-server``, the ``redis_server`` fixture), ``redis+cluster://`` (a real Redis
-Cluster of six ``redis-server``, the session's ``redis_cluster`` fixture) and ``nats://``
-(a real ``nats-server`` with JetStream, the ``nats_server`` fixture); a prefix per test.
+real ``redis-server``, then a real ``valkey-server``: the ``start_redis`` fixture),
+``redis+cluster://`` (a real cluster of six ``redis-server``, then of six
+``valkey-server``: the session's ``redis_clusters``) and ``nats://`` (a real
+``nats-server`` with JetStream, the ``nats_server`` fixture); a prefix per test.
 ``make_node`` and ``make_hub`` start backends and hubs on it; every one is stopped at
 teardown. With Redis or NATS, the backends and hubs made in one test share the server and
 the prefix, as the processes of one app do. ``test_redis.py`` and ``test_nats.py``
@@ -26,29 +27,36 @@ from bocadillo.realtime.hub import Hub, HubLimits
 from tests.backends.support import Node
 from tests.nats_server import NatsServer
 from tests.redis_cluster import LocalRedisCluster
-from tests.redis_server import RedisServer
+from tests.redis_server import Flavor, RedisServer
 
 BACKENDS = [
     "memory",
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("valkey", marks=pytest.mark.valkey),
     pytest.param("redis_cluster", marks=[pytest.mark.redis, pytest.mark.redis_cluster]),
+    pytest.param("valkey_cluster", marks=[pytest.mark.valkey, pytest.mark.redis_cluster]),
     pytest.param("nats", marks=pytest.mark.nats),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> str:
-    """The URL of the backend under test; for Redis and NATS, of the ``redis_server`` or
-    ``nats_server`` fixture's; for Redis Cluster, of the session's ``redis_cluster``
-    (healthy at the start of the test)."""
+    """The URL of the backend under test: of a server of ``start_redis`` or of the
+    ``nats_server`` fixture; for a cluster, of the session's (healthy at the start of the
+    test)."""
     if request.param == "memory":
         return "memory://"
-    if request.param == "redis_cluster":
-        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+    if request.param == "nats":
+        nats: NatsServer = request.getfixturevalue("nats_server")
+        return nats.url
+    flavor: Flavor = "valkey" if request.param.startswith("valkey") else "redis"
+    if request.param.endswith("_cluster"):
+        clusters: Callable[[Flavor], LocalRedisCluster] = request.getfixturevalue("redis_clusters")
+        cluster = clusters(flavor)
         cluster.wait_healthy()
         return cluster.url
-    server: RedisServer | NatsServer = request.getfixturevalue(f"{request.param}_server")
-    return server.url
+    start: Callable[[Flavor], RedisServer] = request.getfixturevalue("start_redis")
+    return start(flavor).url
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ subscribed to the room (``subscribe``, ``wait_subscribed``), as a hub does when 
 connection joins.
 
 Each test runs once per such backend (``backend_url`` below overrides ``conftest.py``'s:
-the memory backend keeps no history of its own, the hub does). Several nodes of one app
-share one server, as worker processes do.
+the memory backend keeps no history of its own, the hub does), and on Valkey too (the
+``broker`` fixture parametrized here). Several nodes of one app share one server, as
+worker processes do.
 """
 
 from __future__ import annotations
@@ -22,7 +23,19 @@ from tests.live import eventually
 from tests.nats_server import NatsServer
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # The ``broker`` fixture's servers (tests/conftest.py), with Valkey between.
+    pytest.mark.parametrize(
+        "broker",
+        [
+            pytest.param("redis", marks=pytest.mark.redis),
+            pytest.param("valkey", marks=pytest.mark.valkey),
+            pytest.param("nats", marks=pytest.mark.nats),
+        ],
+        indirect=True,
+    ),
+]
 
 #: A ``since`` after every real offset: the read gives the position only.
 BEYOND = 2**53

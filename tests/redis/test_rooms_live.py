@@ -3,7 +3,7 @@ that crosses processes (Redis and NATS: the ``broker`` fixture): a process recei
 room's frames only while it has a member in the room, and frames for a connection go to
 the process holding it, read from each process's own counters (``/stats``, ``backend``);
 broadcasts to everyone, sends, disconnects and requests by id still reach their
-clients."""
+clients. The per-room subscriptions are checked on a ``valkey-server`` too."""
 
 from __future__ import annotations
 
@@ -79,6 +79,15 @@ async def clients(servers: list[UvicornProcess]) -> AsyncIterator[list[Client]]:
         await client.ws.close()
 
 
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("valkey", marks=pytest.mark.valkey),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+    indirect=True,
+)
 async def test_a_process_without_members_in_a_room_receives_none_of_its_frames(servers, clients):
     one, two = servers
     a1, a2, b1, b2 = clients

@@ -56,6 +56,9 @@ BUILTIN_RAISES: dict[tuple[str, str], str] = {
     ("routing/http.py", "TypeError"): "a view returned a value that is not a response",
     ("codecs.py", "TypeError"): "send() of a value the send type cannot carry",
     ("websockets.py", "TypeError"): "`for` over a WebSocket (iterate with `async for`)",
+    # One keyword given twice, under requests' name and httpx2's, as Python's own
+    # "got multiple values for argument" is.
+    ("testing/testclient.py", "TypeError"): "allow_redirects= with follow_redirects=",
     # Optional backend capabilities: the hub asks only backends that declare them.
     ("realtime/backends/base.py", "NotImplementedError"): "history or users not kept",
     ("realtime/directory.py", "TypeError"): "leave() of a room name that is not a str",

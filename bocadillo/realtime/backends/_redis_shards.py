@@ -62,7 +62,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.crc import key_slot
-    from redis.exceptions import MovedError, RedisError, ResponseError
+    from redis.exceptions import MovedError, RedisClusterException, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the Redis Cluster hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
@@ -72,8 +72,9 @@ __all__ = ["ShardDeliver", "ShardedSubscriber"]
 
 logger = logging.getLogger("bocadillo.hub.redis")
 
-#: Errors that mean "this node is unreachable or misbehaving".
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+#: Errors that mean "this node is unreachable or misbehaving" (``RedisClusterException``,
+#: not a ``RedisError``: no node of the cluster answered).
+_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 #: ``(channel, data)`` of each message on a subscribed channel.
 ShardDeliver = Callable[[bytes, bytes], None]

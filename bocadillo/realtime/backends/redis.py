@@ -61,7 +61,7 @@ try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the Redis hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
@@ -71,8 +71,10 @@ __all__ = ["RedisBackend"]
 
 logger = logging.getLogger("bocadillo.hub.redis")
 
-#: Errors that mean "Redis is unreachable or misbehaving": reconnect and carry on.
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+#: Errors that mean "Redis is unreachable or misbehaving": reconnect and carry on. A
+#: cluster client raises ``RedisClusterException``, which is not a ``RedisError``, when no
+#: node it knows answers (every node of the cluster restarting, say).
+_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 #: Queries (history reads, counts, members...) in flight at once; the others wait for
 #: one to finish. redis-py's pool holds 100 connections and fails a command beyond them,
 #: and the bus, the writer and the heartbeat need theirs.
@@ -81,6 +83,8 @@ MAX_CONCURRENT_QUERIES = 64
 _CHANNELS_PER_COMMAND = 1000
 #: Seconds Redis may take to confirm subscriptions before the connection is deemed lost.
 _CONFIRM_TIMEOUT = 5.0
+#: Seconds ``start`` waits for Redis before the app starts without it.
+_START_TIMEOUT = 5.0
 
 _Op = tuple[str | bytes, ...]  # a presence command, e.g. ("SADD", key, member)
 #: A plain Redis client, or a Redis Cluster client (``redis_cluster.py``): what the writer,
@@ -207,11 +211,16 @@ class RedisBackend(HubBackend):
         return self._up
 
     async def start(self, deliver: Deliver) -> None:
-        """Connect (waiting up to a few seconds) and keep the connection alive.
+        """Connect (waiting up to 5 seconds) and keep the connection alive.
 
         If Redis cannot be reached now, the app starts anyway: local delivery works,
         the failure is logged, and the backend keeps trying in the background.
         """
+        self._launch(deliver)
+        await self._wait_started(_START_TIMEOUT)
+
+    def _launch(self, deliver: Deliver) -> None:
+        """Start the supervisor, which connects and reconnects."""
         self._deliver = deliver
         self._stopping = False
         # Made here, on the loop that runs the app (an app may be started more than once).
@@ -220,8 +229,12 @@ class RedisBackend(HubBackend):
         self._stop_event = asyncio.Event()
         self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _wait_started(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the first connection; log if none."""
+        assert self._connected is not None
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), 5.0)
+            await asyncio.wait_for(self._connected.wait(), timeout)
         if not self._up:
             logger.error("Redis at %s is unreachable; retrying in the background", self.url)
 
@@ -285,7 +298,13 @@ class RedisBackend(HubBackend):
                 if self._up or first:
                     logger.warning("Redis at %s failed: %r; reconnecting", self.url, exc)
                 first = False
+            except Exception:  # a bug here must not end the connection for good
+                logger.exception("the Redis backend failed; reconnecting")
+                first = False
             finally:
+                # A connection that came up and then failed starts the backoff again.
+                if self._up:
+                    delay = self.backoff[0]
                 self._down()
                 await cancel_and_wait(self._tasks)
                 self._client = None
@@ -295,10 +314,15 @@ class RedisBackend(HubBackend):
                     await client.aclose()
             if self._stopping:
                 break
-            assert self._stop_event is not None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop_event.wait(), delay * random.uniform(0.5, 1))
+            await self._pause(delay)
             delay = min(delay * 2, self.backoff[1])
+
+    async def _pause(self, delay: float) -> None:
+        """Wait between ``delay / 2`` and ``delay`` seconds (jittered, so that the
+        processes of an app do not all reconnect at once), or until the backend stops."""
+        assert self._stop_event is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), delay * random.uniform(0.5, 1))
 
     async def _open_bus(self, client: Client) -> Any:
         """Check ``client``'s connection, and subscribe a new pub/sub connection to

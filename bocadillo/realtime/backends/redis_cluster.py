@@ -16,6 +16,7 @@ keep their order per route only (``ordered`` is False).
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,12 +24,13 @@ from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
 from ._redis_scripts import DIRECT, PUBLISH, READ, sharded
 from ._redis_shards import ShardedSubscriber
 from .base import Deliver
-from .redis import _CONFIRM_TIMEOUT, Client, RedisBackend, logger
+from .redis import _CONFIRM_TIMEOUT, _START_TIMEOUT, Client, RedisBackend, logger
 
 try:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import ClusterDownError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency(
         "the Redis Cluster hub backend needs the 'redis' package: pip install 'bocadillo[redis]'"
@@ -63,6 +65,8 @@ class RedisClusterBackend(RedisBackend):
         options.setdefault("backoff", (0.05, 1.0))
         super().__init__(url, **options)
         self.nodes, self._client_options = _parse_url(url)
+        #: The nodes of the cluster as last learnt (``host``, ``port``): seeds too.
+        self._learnt: list[tuple[str, int]] = []
         if not check_interval > 0:
             raise ConfigurationError("check_interval must be a positive number of seconds")
         self.check_interval = float(check_interval)
@@ -80,8 +84,11 @@ class RedisClusterBackend(RedisBackend):
     def _cluster_client(self) -> RedisCluster:
         # No retries of failed connections inside redis-py (a failure surfaces and the
         # backend reconnects itself); MOVED and ASK redirections are still followed.
+        # Seeded with the URL's nodes and those learnt since: a reconnection must not
+        # depend on the URL's nodes alone (one of them may be the master that died).
+        seeds = list(dict.fromkeys([*self.nodes, *self._learnt]))
         return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in self.nodes],
+            startup_nodes=[ClusterNode(host, port) for host, port in seeds],
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
@@ -96,15 +103,30 @@ class RedisClusterBackend(RedisBackend):
         return client
 
     async def _open_bus(self, client: Client) -> Any:
-        """Learn the cluster's slots and load the scripts on every master: a cluster
+        """Learn the cluster's nodes (the next reconnection's seeds too) and slots, load
+        the scripts on every master, and check that every master serves: a cluster
         pipeline does not load a script on ``NOSCRIPT``, it fails (on a replica just
         promoted, say), and the writer reconnects, which loads them there. The
         subscriptions are the sharded subscriber's, which outlives the writer's
-        connections."""
+        connections.
+
+        Raises:
+            ClusterDownError: if a master does not say ``cluster_state:ok`` (yet).
+        """
         assert isinstance(client, RedisCluster)
         _ = await client.initialize()
+        self._learnt = [(node.host, int(node.port)) for node in client.get_nodes()]
         for script in (self._publish_script, self._read_script, self._direct_script):
             await client.script_load(script.script)
+        # Connected means able to write: a master started with the rest of the cluster
+        # answers at once, but serves keys (no CLUSTERDOWN) only once it says
+        # cluster_state:ok, 2 s or more later. Until then, try again later.
+        for node in client.get_primaries():
+            info = await client.cluster_info(target_nodes=node)
+            if info.get("cluster_state") != "ok":
+                raise ClusterDownError(
+                    f"{node.name} says cluster_state:{info.get('cluster_state')}"
+                )
         return None
 
     async def _close_bus(self, pubsub: Any) -> None:
@@ -123,6 +145,13 @@ class RedisClusterBackend(RedisBackend):
     # Lifecycle -------------------------------------------------------------------------
 
     async def start(self, deliver: Deliver) -> None:
+        """Subscribe to everyone's channel and this node's inboxes, then connect the
+        writer, waiting up to 5 seconds in all.
+
+        If no node of the cluster answers now, the app starts anyway: local delivery
+        works, the failure is logged, and both keep trying in the background.
+        """
+        deadline = time.monotonic() + _START_TIMEOUT
         self._shards_client = self._cluster_client()
         self._shards = ShardedSubscriber(
             self._shards_client,
@@ -135,10 +164,12 @@ class RedisClusterBackend(RedisBackend):
             self._shards.add(channel)
         await self._shards.start()
         # As on plain Redis, the app starts once it receives what is sent to everyone and
-        # to this node (or after a few seconds, when the cluster cannot be reached).
+        # to this node, and its presence is written after that (the writer starts
+        # next); or after a few seconds in all, when the cluster cannot be reached.
         with contextlib.suppress(BackendUnavailable):
-            await self._shards.wait_subscribed(channels, _CONFIRM_TIMEOUT)
-        await super().start(deliver)
+            await self._shards.wait_subscribed(channels, _START_TIMEOUT)
+        self._launch(deliver)
+        await self._wait_started(max(deadline - time.monotonic(), 0.0))
 
     async def stop(self) -> None:
         await super().stop()
