@@ -60,6 +60,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 __all__ = ["PLAIN", "BusClient", "OnMessage", "RoomSubscriptions", "Subjects", "name_of", "token"]
 
+#: The NATS protocol's PING.
+_PING = b"PING\r\n"
 #: Names kept as they are in keys and subjects (any other is encoded: ``token``), and what
 #: a prefix may hold (it names buckets, ``[A-Za-z0-9_-]``, and a subject token).
 PLAIN = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -124,8 +126,9 @@ class BusClient(Client):
     (the same signature from nats-py 2.2 to 2.16; ``tests/backends/test_nats.py`` checks
     the order it keeps). A bus subscription is marked by a future that is never resolved:
     nats-py starts no task and no iterator for a subscription with a future, and its
-    reconnection subscribes it again like any other. ``flush_written`` is the flush that
-    the subscriptions need (see there), and ``_process_pong`` survives a flush given up.
+    reconnection subscribes it again like any other. Three more of nats-py's internals are
+    adjusted for the bus: ``_send_ping`` (a flush that follows what was sent before it),
+    ``_process_pong`` (a flush given up) and ``forget_pending`` (nothing sent late).
 
     Args:
         on_message: Called with each message of a bus subscription; it must not raise.
@@ -141,22 +144,24 @@ class BusClient(Client):
         write; ``flush`` waits until the server has it)."""
         return await self.subscribe(subject, future=self._bus_mark)
 
-    async def flush_written(self, timeout: float) -> None:
-        """Wait until the server has processed everything written so far.
+    async def _send_ping(self, future: asyncio.Future[bool] | None = None) -> None:
+        # nats-py writes its PING to the socket at once, while the commands made before it
+        # (``subscribe``, ``publish``) wait in a buffer for its flusher task: the PONG of a
+        # ``flush`` could come back before the server has read them, and a subscription
+        # made just before a flush then missed the messages published right after it
+        # (measured on loopback). The PING goes in the buffer, behind them.
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._pongs.append(future)
+        await self._send_command(_PING)
+        await self._flush_pending()
 
-        nats-py's ``flush`` writes its PING to the socket at once, while the commands
-        made before it (``subscribe``, ``publish``) wait in a buffer for its flusher task:
-        its PONG may come back before the server has read them (a subscription made just
-        before a flush then misses the messages published right after it, measured on
-        loopback). So the buffer is written first (``_flush_pending(force_flush=True)``
-        returns once the flusher has written it), then the PING follows it.
-
-        Raises:
-            nats.errors.Error, asyncio.TimeoutError: if the server does not answer in
-                ``timeout`` seconds.
-        """
-        await asyncio.wait_for(self._flush_pending(force_flush=True), timeout)
-        await self.flush(timeout=max(int(timeout), 1))
+    def forget_pending(self) -> None:
+        """Drop what waits in the buffer (the connection was lost): nats-py would write it
+        after reconnecting, and a frame the backend counted as lost would arrive late.
+        (Subscriptions are made again from nats-py's own table; presence is rewritten.)"""
+        self._pending = []
+        self._pending_data_size = 0
 
     async def _process_pong(self) -> None:
         # nats-py answers each PONG with the future of the oldest PING, and leaves in
@@ -245,7 +250,7 @@ class RoomSubscriptions:
                     self._changes.add(room)
                     raise
             if len(self._confirmed) < len(self._subs):
-                await client.flush_written(timeout)
+                await client.flush(timeout=max(int(timeout), 1))
                 # The server reads a connection in order: every subscription sent
                 # before the flush is in place.
                 self.confirm_all()

@@ -299,7 +299,7 @@ class NatsBackend(HubBackend):
         )
         await nc.subscribe_bus(self.subject)
         await nc.subscribe_bus(self.subjects.inbox)
-        await nc.flush_written(self.timeout)
+        await nc.flush(timeout=int(max(self.timeout, 1)))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._write()), loop.create_task(self._beat())]
         self._set_up(reconnected=False)
@@ -362,6 +362,8 @@ class NatsBackend(HubBackend):
         self._up = False
         self._signal(self._down)
         self._rooms.lost()
+        if self._nc is not None:
+            self._nc.forget_pending()
         if self._connected is not None:
             self._connected.clear()
         lost = len(self._frames) + len(self._publications)
@@ -564,7 +566,7 @@ class NatsBackend(HubBackend):
                         sent += 1
                 await self._gather([self._change(key, value) for key, value in changes.items()])
                 if frames:
-                    await nc.flush_written(self.timeout)
+                    await nc.flush(timeout=int(max(self.timeout, 1)))
             except BaseException:
                 # Failed, or cancelled: these frames may not have reached NATS. Counted
                 # as lost (at most once); presence is rewritten from the mirror.
