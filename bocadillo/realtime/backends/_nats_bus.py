@@ -123,8 +123,8 @@ class BusClient(Client):
     history reads) are served as nats-py serves them.
 
     It overrides ``Client._process_msg``, where nats-py's parser hands over every message
-    (the same signature from nats-py 2.2 to 2.16; ``tests/backends/test_nats.py`` checks
-    the order it keeps). A bus subscription is marked by a future that is never resolved:
+    (the internals used here are the same from nats-py 2.2 to 2.16;
+    ``tests/backends/test_nats.py`` checks each adjustment). A bus subscription is marked by a future that is never resolved:
     nats-py starts no task and no iterator for a subscription with a future, and its
     reconnection subscribes it again like any other. Three more of nats-py's internals are
     adjusted for the bus: ``_send_ping`` (a flush that follows what was sent before it),
