@@ -124,11 +124,12 @@ class BusClient(Client):
 
     It overrides ``Client._process_msg``, where nats-py's parser hands over every message
     (the internals used here are the same from nats-py 2.2 to 2.16;
-    ``tests/backends/test_nats.py`` checks each adjustment). A bus subscription is marked by a future that is never resolved:
-    nats-py starts no task and no iterator for a subscription with a future, and its
-    reconnection subscribes it again like any other. Three more of nats-py's internals are
-    adjusted for the bus: ``_send_ping`` (a flush that follows what was sent before it),
-    ``_process_pong`` (a flush given up) and ``forget_pending`` (nothing sent late).
+    ``tests/backends/test_nats.py`` checks each adjustment). A bus subscription is marked
+    by a future that is never resolved: nats-py starts no task and no iterator for a
+    subscription with a future, and its reconnection subscribes it again like any other.
+    Three more of nats-py's internals are adjusted for the bus: ``_send_ping`` (a flush
+    that follows what was sent before it), ``_process_pong`` (a flush given up) and
+    ``forget_pending`` (nothing sent late).
 
     Args:
         on_message: Called with each message of a bus subscription; it must not raise.
