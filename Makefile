@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DOCS_PORT ?= 8001
 
-.PHONY: run test lint typecheck pytest jstest docs docs-build bench soak clean
+.PHONY: run test lint typecheck pytest jstest docs docs-build bench bench-rooms loadgen soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -96,5 +96,23 @@ $(BENCH_VENV)/.installed: bench/requirements.txt setup.cfg pyproject.toml
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
+# bench/rooms.py's load generator in C (bench/loadgen/): benchmarks only, not `make test`.
+# `python -m bench.rooms` runs this rule itself, and falls back to its picows generator
+# when it fails (no gcc).
+LOADGEN := bench/loadgen/rooms-load
+LOADGEN_CC ?= gcc
+LOADGEN_CFLAGS ?= -O2 -Wall -Wextra -std=gnu11
+
+$(LOADGEN): bench/loadgen/rooms_load.c
+	$(LOADGEN_CC) $(LOADGEN_CFLAGS) -o $@ $<
+
+loadgen: $(LOADGEN)
+
+# Per-room fan-out on 1, 2 and 4 workers (bench/README.md gives the published arguments).
+ROOMS_ARGS ?=
+
+bench-rooms: $(BENCH_VENV)/.installed $(LOADGEN)
+	$(BENCH_VENV)/bin/python -m bench.rooms $(ROOMS_ARGS)
+
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache site artifacts
+	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache site artifacts $(LOADGEN)

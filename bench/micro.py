@@ -13,8 +13,18 @@ publish only ``bench.run`` figures.
   timed from the trigger (the body of the target's ``POST /broadcast``: Bocadillo's
   ``app.hub.broadcast(text, room="fanout")``, the peers' loops) until every client's
   ``send`` has run: microseconds per recipient, the median over the broadcasts.
+- ``nats``: the NATS hub backend's own cost (``bocadillo/realtime/backends/nats.py``), on a
+  real ``nats-server -js`` on loopback (``tests/nats_server.py``'s): one backend publishes
+  ``frames`` frames of 100 bytes on one route (``everyone``, a ``room`` the other backend
+  subscribes to, a ``conn``ection the other holds, or ``conns``: each frame to the next of
+  1,000 connections the other holds), in chunks of 1,000 as a busy hub would, and a
+  second backend in the same process receives and delivers them. Printed: microseconds
+  per ``publish()`` call (what the hub's ``broadcast``/``send`` pays), and
+  per frame the CPU time of this process (both backends: queueing, writing, reading,
+  delivering; the server's own CPU is not in it) and the wall time until the last frame
+  is delivered.
 
-    bench/.venv/bin/python -m bench.micro [--scenario echo|fanout] [--reps R] [--targets ...]
+    bench/.venv/bin/python -m bench.micro [--scenario echo|fanout|nats] [--reps R] [--targets ...]
 """
 
 from __future__ import annotations
@@ -26,17 +36,21 @@ import importlib
 import inspect
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from .apps.common import broadcast_text
-from .run import TARGETS
 
-__all__ = ["echo_rate", "fanout_cost"]
+__all__ = ["echo_rate", "fanout_cost", "nats_cost"]
 
 TEXT = '{"type":"echo","seq":12345,"payload":"' + "x" * 60 + '"}'
 #: The targets whose ``POST /broadcast`` this module knows how to call directly.
 FANOUT_TARGETS = ("raw", "starlette", "bocadillo")
+#: The routes ``--scenario nats`` publishes on.
+NATS_ROUTES = ("everyone", "room", "conn", "conns")
+#: The connections the ``conns`` route cycles through (one frame to each in turn).
+NATS_CONNS = 1000
 
 
 def _scope(path: str) -> dict[str, Any]:
@@ -216,8 +230,16 @@ async def fanout_cost(app: Any, target: str, clients: int, broadcasts: int) -> f
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
 
 
+def _targets() -> dict[str, str]:
+    # Imported when used: ``bench.run`` needs the bench's own virtualenv (psutil,
+    # picows), which ``--scenario nats`` does not.
+    from .run import TARGETS
+
+    return TARGETS
+
+
 def _app(target: str) -> Any:
-    module, _, name = TARGETS[target].partition(":")
+    module, _, name = _targets()[target].partition(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -241,6 +263,90 @@ async def _measure_fanout(target: str, clients: int, broadcasts: int) -> float:
         await stop()
 
 
+async def nats_cost(url: str, route_name: str, frames: int) -> tuple[float, float, float]:
+    """Publish ``frames`` frames on ``route_name`` from one NATS backend to another, both
+    in this process: microseconds per ``publish()`` call, and CPU and wall microseconds
+    per frame until the last one is delivered."""
+    from bocadillo.realtime.backends import EVERYONE, Route
+    from bocadillo.realtime.backends.nats import NatsBackend
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    chunk = 1000
+    # A queue that never drops: every frame is measured.
+    sender = NatsBackend(url, prefix=prefix, publish_queue=frames + chunk)
+    receiver = NatsBackend(url, prefix=prefix)
+    delivered = 0
+    done = asyncio.Event()
+
+    def deliver(frame: bytes) -> None:
+        nonlocal delivered
+        delivered += 1
+        if delivered == frames:
+            done.set()
+
+    await sender.start(lambda frame: None)
+    await receiver.start(deliver)
+    try:
+        conn_ids = [f"c{n}" for n in range(NATS_CONNS)]
+        for conn_id in conn_ids:
+            receiver.connection_added(conn_id)
+        receiver.subscribe("r")
+        await receiver.wait_subscribed(["r"])
+        for _ in range(10_000):  # until the holders are written (10 s at most)
+            if not receiver.stats()["queued"]:
+                break
+            await asyncio.sleep(0.001)
+        route = {"everyone": EVERYONE, "room": Route(room="r"), "conn": Route(conns=("c0",))}
+        # ``conns``: each frame to another connection, as many sends to many clients.
+        routes = [Route(conns=(c,)) for c in conn_ids] if route_name == "conns" else []
+        chosen = route.get(route_name, EVERYONE)
+        frame = b"x" * 100
+        gc.collect()
+        calls = 0.0
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(frames // chunk):
+            started = time.perf_counter()
+            if routes:
+                for n in range(chunk):
+                    sender.publish(frame, routes[n % NATS_CONNS])
+            else:
+                for _ in range(chunk):
+                    sender.publish(frame, chosen)
+            calls += time.perf_counter() - started
+            await asyncio.sleep(0)  # the writer and the reader run between chunks
+        await asyncio.wait_for(done.wait(), 120)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return calls * 1e6 / frames, cpu * 1e6 / frames, wall * 1e6 / frames
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+def _nats(routes: list[str], frames: int, reps: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from tests.nats_server import NatsServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-nats-") as workdir:
+        server = NatsServer(Path(workdir))
+        server.start()
+        try:
+            asyncio.run(nats_cost(server.url, "everyone", frames // 10))  # warm-up
+            costs: dict[str, list[tuple[float, float, float]]] = {r: [] for r in routes}
+            for rep in range(reps):
+                for route in routes if rep % 2 == 0 else routes[::-1]:
+                    costs[route].append(asyncio.run(nats_cost(server.url, route, frames)))
+        finally:
+            server.close()
+    for route, values in costs.items():
+        call, cpu, wall = (statistics.median(column) for column in zip(*values, strict=True))
+        print(
+            f"nats {route:8} publish() {call:5.2f} us/call  cpu {cpu:6.2f} us/frame  "
+            f"wall {wall:6.2f} us/frame  (cpu {_spread([v[1] for v in values], digits=2)})"
+        )
+
+
 def _spread(values: list[float], digits: int) -> str:
     return ", ".join(f"{value:.{digits}f}" for value in values)
 
@@ -249,17 +355,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.micro", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--scenario", choices=["echo", "fanout"], default="echo")
+    parser.add_argument("--scenario", choices=["echo", "fanout", "nats"], default="echo")
     parser.add_argument("--count", type=int, default=200_000, help="echo: messages per run")
     parser.add_argument(
         "--clients", type=int, nargs="+", default=[1000, 5000], help="fanout: connections"
     )
     parser.add_argument("--broadcasts", type=int, default=20, help="fanout: per measurement")
     parser.add_argument("--reps", type=int, default=5, help="alternated repetitions")
+    parser.add_argument("--targets", nargs="+", default=["raw", "starlette", "bocadillo"])
+    parser.add_argument("--frames", type=int, default=50_000, help="nats: frames per run")
     parser.add_argument(
-        "--targets", nargs="+", choices=list(TARGETS), default=["raw", "starlette", "bocadillo"]
+        "--routes", nargs="+", choices=NATS_ROUTES, default=list(NATS_ROUTES), help="nats"
     )
     args = parser.parse_args()
+    if args.scenario == "nats":
+        _nats(args.routes, args.frames, args.reps)
+        return
+    unknown = sorted(set(args.targets) - set(_targets()))
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(unknown)}")
     if args.scenario == "fanout":
         targets = [target for target in args.targets if target in FANOUT_TARGETS]
         for clients in args.clients:

@@ -648,7 +648,8 @@ def render_rooms(data: dict[str, Any]) -> list[str]:
         "The fan-out of many small rooms, from `bench/rooms.py` (run separately from `make "
         "bench`: `bench/README.md` says how). W workers (`bench.serve` processes of the "
         "bench's rooms app) with their hub on one `redis-server`; 1,000 rooms of 10 "
-        "clients (10,000 WebSockets from one picows process), all of a room's clients on "
+        "clients (10,000 WebSockets from one load generator process, named for each "
+        "setup below), all of a room's clients on "
         "one worker (room *r* on worker *r* mod W), so a worker has members in 1,000/W "
         "rooms. One client per room sends a `say` at a fixed rate; its worker broadcasts it "
         "to the room (10 deliveries) and publishes it on the room's Redis channel. "
@@ -707,6 +708,20 @@ def _rooms_median(runs: list[dict[str, Any]], workers: int) -> float | None:
     return rates[(len(rates) - 1) // 2] if rates else None
 
 
+def _rooms_generator(runs: list[dict[str, Any]]) -> str:
+    """Which load generator measured ``runs`` (before there was a choice: picows)."""
+    names = []
+    for run in runs:
+        if run.get("generator", "picows") == "c":
+            name = "load generator in C (`bench/loadgen/`"
+            name += f", reads {run['batch_us']} µs apart)" if run.get("batch_us") else ")"
+        else:
+            name = "load generator in Python (picows)"
+        if name not in names:
+            names.append(name)
+    return " and ".join(names)
+
+
 def _rooms_group(pin: str, quota: float, broker: str, runs: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     add = out.append
@@ -726,7 +741,8 @@ def _rooms_group(pin: str, quota: float, broker: str, runs: list[dict[str, Any]]
         else "On one redis-server; "
     )
     add(
-        f"**{where}{_PIN_TEXT.get(pin, pin)}{held}.** A step fails at {limit}. "
+        f"**{where}{_PIN_TEXT.get(pin, pin)}{held}; {_rooms_generator(runs)}.** "
+        f"A step fails at {limit}. "
         f"{len(runs)} runs, {dates[0]} to {dates[-1]}, commit {first['commit']}, load "
         f"average {min(loads):g} to {max(loads):g}. Delivered: the median over the "
         "repetitions of each worker count (of two, the lower), each run's in brackets; the "

@@ -4,12 +4,17 @@ publishing at a fixed rate, stepped up until the setup cannot keep up.
 
 Each worker is a separate ``bench.serve`` process of ``bench/apps/rooms_app.py`` with the
 hub on a fresh ``redis-server`` (same prefix), or on a fresh cluster started with
-``tests/redis_cluster.py``'s harness (``redis+cluster://``). The load generator (one uvloop
-process, picows clients, like ``bench/load.py``) connects C clients to each room, each
-joins its room with a ``resume`` message (answered once its worker receives the room),
-then one client per room sends ``say`` at ``--rate`` messages per second; its worker
-broadcasts it to the room. Every client timestamps what it receives against the sender's
-``time.monotonic()`` (one clock for every process of the machine).
+``tests/redis_cluster.py``'s harness (``redis+cluster://``). The load generator connects
+C clients to each room, each joins its room with a ``resume`` message (answered once its
+worker receives the room), then one client per room sends ``say`` at ``--rate`` messages
+per second; its worker broadcasts it to the room. Every client timestamps what it
+receives against the sender's ``time.monotonic()`` (one clock for every process of the
+machine). ``--generator`` picks the load generator (``bench/rooms_load.py``): ``c``,
+``bench/loadgen/rooms-load`` (one epoll process in C, built here by ``make`` with gcc; a
+few µs of CPU per delivery), or ``picows`` (one uvloop process with picows clients, like
+``bench/load.py``; about 12 µs); ``auto`` (the default) takes ``c`` when it builds. Either
+way the load process, ``python -m bench.rooms load``, does the stepping and the
+measurements; with ``c`` it drives the C process over a pipe.
 
 ``--rate`` takes several rates: the load generator runs each for ``--warmup`` seconds,
 then measures ``--duration`` seconds, and stops after a step (measured ``--retries`` + 1
@@ -36,18 +41,19 @@ load generator on core 1. ``--quota F`` holds each worker to F of a core (a cgro
 v1 ``cpu`` controller, applied once every client has joined).
 
     bench/.venv/bin/python -m bench.rooms --workers 1 2 4 --pin spread --rate 1 1.5 2 3 4
+    make bench-rooms ROOMS_ARGS="--workers 1 4 --pin spread --rate 1 2 3 4"
 """
 
 from __future__ import annotations
 
 import argparse
-import array
 import asyncio
 import datetime
 import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -58,7 +64,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import report, rooms_load
+from .rooms_load import schedstat_seconds
 from .run import ROOT, RedisServer, Server, log
 
 APP = "bench.apps.rooms_app:app"
@@ -183,6 +190,8 @@ def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         for worker in started:
             worker.wait_ready()
         command = ["taskset", "-c", load_core, sys.executable, "-m", "bench.rooms", "load"]
+        command += ["--generator", args.generator, "--max-seconds", str(args.timeout)]
+        command += ["--batch-us", str(args.batch_us)]
         command += ["--ports", *(str(w.port) for w in started)]
         command += ["--pids", *(str(w.pid) for w in started)]
         command += ["--redis-ports", *(str(port) for port in redis.ports)]
@@ -223,6 +232,8 @@ def measure_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         result["pin"] = args.pin
         result["quota"] = args.quota
         result["broker"] = "cluster" if args.cluster else "redis"
+        if args.generator == "c":
+            result["batch_us"] = args.batch_us
         result["commit"] = commit()
         return result
     finally:
@@ -279,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         help="hold each worker to this share of a core (a cgroup CPU quota; 0: none)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="per measurement")
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "c", "picows"),
+        default="auto",
+        help="the load generator: c (bench/loadgen/, built here with make and gcc), "
+        "picows (Python), auto: c if it builds, else picows",
+    )
     parser.add_argument("--json", type=Path, help="also write every result to this file")
     parser.add_argument(
         "--publish",
@@ -286,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the runs in bench/results/rooms.json and docs/benchmarks.md",
     )
     args = parser.parse_args(argv)
+    if args.generator != "picows":
+        why = rooms_load.build_c()
+        if why is not None and args.generator == "c":
+            parser.error(f"the C load generator did not build: {why}")
+        if why is not None:
+            log(f"rooms: the C load generator did not build ({why}): using picows")
+        args.generator = "picows" if why is not None else "c"
+    log(f"rooms: load generator {args.generator}")
     results = []
     for rep in range(args.reps):
         order = args.workers if rep % 2 == 0 else list(reversed(args.workers))
@@ -360,30 +386,16 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--placement", choices=("room", "spread"), default="room")
+    parser.add_argument(
+        "--batch-us",
+        type=int,
+        default=1000,
+        help="the C generator naps this long between reads while publishing, so that one "
+        "wakeup serves many frames (frames are timed up to this late); 0: no nap",
+    )
 
 
 # The load generator -------------------------------------------------------------------------
-
-_SAID = b'{"type":"said"'
-_T = b'"t":'
-_RESPONSE = b'{"type":"response"'
-
-
-def percentile(values: array.array[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return round(ordered[rank - 1] * 1000, 2)
-
-
-def schedstat_seconds(pid: int) -> float:
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with open(task / "schedstat") as stat:
-            total += int(stat.read().split()[0])
-    return total / 1e9
-
 
 _SS_LINE = re.compile(r"pid=(\d+),")
 _SS_BYTES = re.compile(r"bytes_received:(\d+)")
@@ -424,16 +436,6 @@ def hub_stats(port: int) -> dict[str, Any]:
         connection.close()
 
 
-class Run:
-    def __init__(self) -> None:
-        self.recording = False
-        self.delivered = 0
-        self.latencies: array.array[float] = array.array("d")
-        self.joined = 0
-        self.bad = 0
-        self.sent = 0
-
-
 def load_main(argv: list[str]) -> int:
     import uvloop
 
@@ -442,6 +444,8 @@ def load_main(argv: list[str]) -> int:
     parser.add_argument("--pids", type=int, nargs="+", required=True)
     parser.add_argument("--redis-ports", type=int, nargs="+", required=True)
     parser.add_argument("--redis-pids", type=int, nargs="+", required=True)
+    parser.add_argument("--generator", choices=("c", "picows"), default="picows")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="the whole run")
     add_load_options(parser)
     args = parser.parse_args(argv)
     result = uvloop.run(load(args))
@@ -450,94 +454,19 @@ def load_main(argv: list[str]) -> int:
 
 
 async def load(args: argparse.Namespace) -> dict[str, Any]:
-    import resource
-
-    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    run = Run()
-    monotonic = time.monotonic
-
-    class Client(WSListener):  # type: ignore[misc]
-        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-            if frame.msg_type is not WSMsgType.TEXT:
-                return
-            payload = frame.get_payload_as_bytes()
-            if payload.startswith(_SAID):
-                if run.recording:
-                    at = payload.find(_T) + len(_T)
-                    end = payload.find(b",", at)
-                    run.latencies.append(monotonic() - float(payload[at:end]))
-                    run.delivered += 1
-            elif payload.startswith(_RESPONSE):
-                run.joined += 1
-            else:
-                run.bad += 1
-
-    workers = len(args.ports)
-    gate = asyncio.Semaphore(200)
-
-    async def connect(port: int) -> tuple[WSTransport, Any]:
-        async with gate:
-            return await ws_connect(Client, f"ws://127.0.0.1:{port}/ws")
-
-    placement: list[int] = []  # the worker of each client, room by room
-    for room in range(args.rooms):
-        for member in range(args.clients):
-            if args.placement == "room":
-                placement.append(room % workers)
-            else:
-                placement.append((room * args.clients + member) % workers)
-    connections = await asyncio.wait_for(
-        asyncio.gather(*(connect(args.ports[w]) for w in placement)), 120
-    )
-    # Welcome envelopes are not sent by this app; join every room with a resume.
-    for index, (transport, _) in enumerate(connections):
-        room = f"r{index // args.clients}"
-        body = {"type": "resume", "id": 1, "data": {"rooms": {room: None}}}
-        transport.send(WSMsgType.TEXT, json.dumps(body, separators=(",", ":")).encode())
-    deadline = monotonic() + 120
-    while run.joined < len(connections):
-        if monotonic() > deadline:
-            raise RuntimeError(f"only {run.joined} of {len(connections)} clients joined")
-        await asyncio.sleep(0.05)
-    print("joined", flush=True)
-
-    # The sender of each room: its members in turn, so that with ``spread`` the senders
-    # are on every worker.
-    senders = [
-        connections[room * args.clients + room % args.clients][0] for room in range(args.rooms)
-    ]
-    pad = "x" * 40
-    stop = asyncio.Event()
-    rate = [args.rate[0]]  # the current step's publications per room per second
-
-    async def publish() -> None:
-        """Every room ``rate`` times a second, spread over 10 ms ticks."""
-        owed = 0.0
-        room = 0
-        tick = monotonic()
-        while not stop.is_set():
-            owed += rate[0] * args.rooms / 100
-            while owed >= 1:
-                owed -= 1
-                data = f'{{"type":"say","data":{{"r":"r{room}","t":{monotonic()!r},"p":"{pad}"}}}}'
-                senders[room].send(WSMsgType.TEXT, data.encode())
-                run.sent += 1
-                room = (room + 1) % args.rooms
-            tick += 0.01
-            await asyncio.sleep(max(0.0, tick - monotonic()))
-
-    publisher = asyncio.get_running_loop().create_task(publish())
+    generator = rooms_load.create(args.generator, args)
     steps = []
     try:
+        await generator.open()
+        print("joined", flush=True)
         for step_rate in args.rate:
-            rate[0] = step_rate
+            generator.set_rate(step_rate)
             for attempt in range(1 + args.retries):
                 await asyncio.sleep(args.warmup)
-                step = await measure(args, run, step_rate)
+                step = await measure(args, generator, step_rate)
                 step["attempt"] = attempt + 1
                 steps.append(step)
                 if step["ok"]:
@@ -545,10 +474,7 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
             if not step["ok"]:
                 break
     finally:
-        stop.set()
-        await publisher
-        for transport, _ in connections:
-            transport.disconnect()
+        await generator.close()
     passed = [step for step in steps if step["ok"]]
     return {
         "rooms": args.rooms,
@@ -556,6 +482,7 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
         "placement": args.placement,
         "p99_limit_ms": args.p99_limit,
         "min_delivery": args.min_delivery,
+        "generator": generator.name,
         "steps": steps,
         "sustained": passed[-1] if passed else None,
     }
@@ -569,11 +496,11 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, Any]:
+async def measure(
+    args: argparse.Namespace, generator: rooms_load.Generator, rate: float
+) -> dict[str, Any]:
     """One window of ``--duration`` seconds at ``rate``: deliveries, latency, and what
-    each part (workers, redis-server, this process, everything else) spent."""
-    import resource
-
+    each part (workers, redis-server, the load generator, everything else) spent."""
     monotonic = time.monotonic
 
     def probe() -> tuple[list[dict[str, Any]], dict[int, int], float, list[float], float]:
@@ -586,19 +513,14 @@ async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, 
         return stats, received, at, cpu, sum(map(schedstat_seconds, args.redis_pids))
 
     before_stats, before_bytes, before_at, before_cpu, before_redis = await asyncio.to_thread(probe)
-    before_usage = resource.getrusage(resource.RUSAGE_SELF)
+    before_own = generator.cpu_seconds()
     before_busy = machine_busy_seconds()
-    run.latencies = array.array("d")
-    run.delivered = 0
-    sent = run.sent
-    started = monotonic()
-    run.recording = True
+    await generator.start()
     await asyncio.sleep(args.duration)
-    run.recording = False
-    wall = monotonic() - started
-    sent = run.sent - sent
+    window = await generator.stop()
     after_busy = machine_busy_seconds()
-    after_usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = generator.cpu_seconds() - before_own
+    wall = window["seconds"]
     after_stats, after_bytes, after_at, after_cpu, after_redis = await asyncio.to_thread(probe)
     probed = after_at - before_at  # the window of the byte counts and CPU times
 
@@ -626,9 +548,6 @@ async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, 
                 "connections": after_stats[index].get("connections"),
             }
         )
-    own = (after_usage.ru_utime + after_usage.ru_stime) - (
-        before_usage.ru_utime + before_usage.ru_stime
-    )
     # CPU as cores busy: the workers' and redis-server's over the probes' window, this
     # process's and the machine's over the measured one (the same seconds, give or take
     # the probes' own time).
@@ -636,9 +555,9 @@ async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, 
     redis_cpu = (after_redis - before_redis) / probed
     load_cpu = own / wall
     others = (after_busy - before_busy) / wall - workers_cpu - redis_cpu - load_cpu
-    offered = sent * args.clients / wall
-    delivered = run.delivered / wall
-    p99 = percentile(run.latencies, 99)
+    offered = window["sent"] * args.clients / wall
+    delivered = window["delivered"] / wall
+    p99 = window["p99_ms"]
     ok = delivered >= args.min_delivery * offered and p99 is not None and p99 <= args.p99_limit
     per_delivery = 1e6 / max(1.0, delivered)
     return {
@@ -647,10 +566,11 @@ async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, 
         "seconds": round(wall, 2),
         "offered_per_s": round(offered),
         "delivered_per_s": round(delivered),
-        "p50_ms": percentile(run.latencies, 50),
+        "p50_ms": window["p50_ms"],
         "p99_ms": p99,
-        "max_ms": percentile(run.latencies, 100),
-        "bad_frames": run.bad,
+        "max_ms": window["max_ms"],
+        "bad_frames": window["bad"],
+        "lost_connections": window.get("lost", 0),
         "per_worker": per_worker,
         "workers_cpu_pct": round(100 * workers_cpu, 1),
         "redis_cpu_pct": round(100 * redis_cpu, 1),
@@ -661,6 +581,12 @@ async def measure(args: argparse.Namespace, run: Run, rate: float) -> dict[str, 
             "redis": round(redis_cpu * per_delivery, 1),
             "load": round(load_cpu * per_delivery, 1),
         },
+        # The C generator's own process; load_cpu_pct adds this (Python) process's.
+        **(
+            {"generator_cpu_pct": round(100 * window["cpu_s"] / wall, 1)}
+            if "cpu_s" in window
+            else {}
+        ),
     }
 
 

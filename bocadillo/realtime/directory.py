@@ -224,12 +224,12 @@ class Directory:
         """Wait until this process receives what other processes publish to ``rooms``
         (those it has members in).
 
-        On Redis, a process subscribes to a room's channel when its first connection
-        joins the room, about one round trip to Redis after ``join`` returns; a message
-        published meanwhile by another process does not reach it. Replies of
-        message-type handlers and of ``resume`` already wait for this; a plain view that
-        needs it awaits this method after ``ws.join(room)``. Returns at once on other
-        backends.
+        On Redis and NATS, a process subscribes to a room's channel (subjects) when its
+        first connection joins the room, about one round trip to the server after
+        ``join`` returns; a message published meanwhile by another process does not
+        reach it. Replies of message-type handlers and of ``resume`` already wait for
+        this; a plain view that needs it awaits this method after ``ws.join(room)``.
+        Returns at once on the memory backend.
 
         Raises:
             BackendUnavailable: if the backend cannot be reached.

@@ -47,7 +47,6 @@ from tests.backends.test_redis import (
     test_a_broadcast_to_local_ids_only_is_not_published,
     test_a_dead_node_leaves_no_ghosts_after_its_heartbeat_expires,
     test_a_dead_nodes_users_leave_presence_after_its_heartbeat_expires,
-    test_a_process_receives_only_the_rooms_it_has_members_in,
     test_a_reply_goes_to_the_asking_process_only,
     test_a_request_reaches_a_connection_of_another_process,
     test_apps_with_different_prefixes_do_not_hear_each_other,
@@ -61,6 +60,7 @@ from tests.backends.test_redis import (
     test_send_and_disconnect_by_id_reach_the_owning_process,
     test_shutdown_removes_the_presence_of_the_process,
 )
+from tests.backends.test_routing import test_a_process_receives_only_the_rooms_it_has_members_in
 from tests.hub_client import HubClient
 from tests.live import eventually
 from tests.redis_cluster import SLOTS, LocalRedisCluster

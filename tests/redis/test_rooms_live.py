@@ -1,9 +1,9 @@
-"""Per-room traffic across two real uvicorn processes on one ``redis-server``: a process
-receives a room's frames only while it has a member in the room, and frames for a
-connection go to the process holding it, read from each process's own counters
-(``/stats``, ``backend``); broadcasts to everyone, sends, disconnects and requests by id
-still reach their clients. The per-room subscriptions are checked on a ``valkey-server``
-too (``redis_flavor``)."""
+"""Per-room traffic across two real uvicorn processes on one server, for every backend
+that crosses processes (Redis and NATS: the ``broker`` fixture): a process receives a
+room's frames only while it has a member in the room, and frames for a connection go to
+the process holding it, read from each process's own counters (``/stats``, ``backend``);
+broadcasts to everyone, sends, disconnects and requests by id still reach their
+clients. The per-room subscriptions are checked on a ``valkey-server`` too."""
 
 from __future__ import annotations
 
@@ -18,22 +18,21 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.live import eventually
+from tests.nats_server import NatsServer
 from tests.redis.processes import TIMEOUT, call, hub_env, processes, recv
 from tests.redis_server import RedisServer
 from tests.uvicorn_process import UvicornProcess
 
-pytestmark = [pytest.mark.redis, pytest.mark.integration, pytest.mark.anyio]
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 #: Publications to room A while the second process has no member in it.
 PUBLICATIONS = 50
 
 
 @pytest.fixture
-def servers(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[UvicornProcess]]:
-    with processes(
-        "tests.redis.cluster_app:app", tmp_path, hub_env(redis_server.url, "rooms")
-    ) as started:
-        yield started
+def servers(tmp_path: Path, broker: RedisServer | NatsServer) -> Iterator[list[UvicornProcess]]:
+    with processes("tests.redis.cluster_app:app", tmp_path, hub_env(broker.url, "rooms")) as up:
+        yield up
 
 
 async def backend_stats(server: UvicornProcess) -> dict[str, int]:
@@ -81,7 +80,13 @@ async def clients(servers: list[UvicornProcess]) -> AsyncIterator[list[Client]]:
 
 
 @pytest.mark.parametrize(
-    "redis_flavor", ["redis", pytest.param("valkey", marks=pytest.mark.valkey)]
+    "broker",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("valkey", marks=pytest.mark.valkey),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+    indirect=True,
 )
 async def test_a_process_without_members_in_a_room_receives_none_of_its_frames(servers, clients):
     one, two = servers

@@ -44,6 +44,7 @@ BACKEND_ALLOWED = {
     "bocadillo.realtime.backends._redis_layout",
     "bocadillo.realtime.backends._redis_presence",
     "bocadillo.realtime.backends._nats_history",
+    "bocadillo.realtime.backends._nats_bus",
     "bocadillo.errors",
     "bocadillo.types",
 }

@@ -17,10 +17,10 @@ remembered longer could, after the stream was lost and made again, match another
 message's.
 
 Delivery. The stream republishes every message it stores to ``<prefix>.hpub.<size>_<ttl>.
-<room>``, in the stream's order (``republish``); each process subscribes to
-``<prefix>.hpub.>`` once. A message the server refused (a lost race) is never republished,
-so every process sees each room's publications once, in offset order, the publisher's own
-included.
+<room>``, in the stream's order (``republish``); a process subscribes to the room's
+subjects while it has a member in the room, or reads its history (``_nats_bus.py``). A
+message the server refused (a lost race) is never republished, so every process subscribed
+to a room sees its publications once, in offset order, the publisher's own included.
 
 Epochs. A room's epoch is made at random when its subject is empty: on its first
 publication or read, after its messages expired (nothing published for ``ttl``), or when
@@ -55,7 +55,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
         "the NATS hub backend needs the 'nats-py' package: pip install 'bocadillo[nats]'"
     ) from exc
 
-__all__ = ["EPOCH", "OFFSET", "Entry", "QueuedPublication", "RoomStreams", "publication_of"]
+__all__ = [
+    "EPOCH",
+    "OFFSET",
+    "Entry",
+    "QueuedPublication",
+    "RoomStreams",
+    "parse_headers",
+    "publication_of",
+]
 
 logger = logging.getLogger("bocadillo.hub.nats")
 
@@ -129,7 +137,7 @@ def publication_of(headers: dict[str, str] | None) -> tuple[int, str] | None:
     return offset, epoch
 
 
-def _parse_headers(raw: bytes) -> dict[str, str]:
+def parse_headers(raw: bytes) -> dict[str, str]:
     """``NATS/1.0\\r\\nName: value\\r\\n...`` as a dict."""
     found: dict[str, str] = {}
     for line in raw.decode("utf-8", "replace").split("\r\n")[1:]:
@@ -175,7 +183,6 @@ class RoomStreams:
         timeout: float,
     ) -> None:
         self.prefix = prefix
-        self.delivery_subject = f"{prefix}.hpub.>"
         self._api = api
         self._client = client
         self.timeout = timeout
@@ -207,6 +214,7 @@ class RoomStreams:
             "max_msgs_per_subject": size,
             "max_age": ttl_ms * 1_000_000,  # nanoseconds
             "num_replicas": 1,
+            # Never changed: see ``_nats_bus.py`` (a stream's republish is fixed for life).
             "republish": {"src": f"{group}.>", "dest": f"{self.prefix}.hpub.{size}_{ttl_ms}.>"},
         }
         try:
@@ -229,7 +237,7 @@ class RoomStreams:
                 raise
             return None  # no such message (expired, or never stored)
         message = answer["message"]
-        headers = _parse_headers(base64.b64decode(message.get("hdrs") or ""))
+        headers = parse_headers(base64.b64decode(message.get("hdrs") or ""))
         frame = base64.b64decode(message.get("data") or "")
         return _entry(int(message["seq"]), headers, _unix_time(message["time"]), frame)
 

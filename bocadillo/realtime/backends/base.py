@@ -6,9 +6,10 @@ opaque ``bytes`` (see ``_wire.py``); a backend never looks inside.
 
 Each frame is published with a ``Route`` that says which processes need it, so that a
 backend may carry it to those only (Redis does: a channel per room, per process and one
-for everyone); a backend that hands every frame to every process (``routed`` false) is
-correct too, only slower, because each hub delivers a frame to its own matching
-connections and ignores the rest. The hub names the routes as follows:
+for everyone; NATS does the same with subjects); a backend that hands every frame to
+every process (``routed`` false) is correct too, only slower, because each hub delivers a
+frame to its own matching connections and ignores the rest. The hub names the routes as
+follows:
 
 ======================================================  ==========================
 what the hub publishes                                   route

@@ -1,10 +1,27 @@
 """The NATS backend: one hub across many processes and hosts, on a NATS server with
 JetStream.
 
-Frames travel on core NATS: every process publishes its frames on one subject,
-``<prefix>.bus``, and subscribes to it once, so a frame reaches each process once however
-many connections it has. Each frame is prefixed with the publishing node's id, and a node
-ignores its own frames (it has delivered them locally already).
+Frames travel on core NATS and go where they are needed, on subjects named in
+``_nats_bus.py``:
+
+- a frame for everyone goes on ``<prefix>.bus``, which every process subscribes to;
+- a frame for a room goes on the room's subject, which a process subscribes to while it
+  has a member in the room (the hub says when: ``subscribe``/``unsubscribe``); one
+  subscription per room also brings the room's history publications;
+- a frame for some connections goes to the subject of the process holding each of them,
+  ``<prefix>.node.<node>``, once per process: the writer looks the holders up in the
+  presence bucket (``n.<conn>`` below, one JetStream read per connection, all of a batch's
+  at once) before it publishes the batch, and remembers them (``_HOLDERS_KEPT``): an id
+  names one connection in an app, for good (the id generator's contract), so its holder
+  never changes, and a frame for a connection that has ended reaches the process that
+  held it, which delivers it to nobody.
+
+Each frame is prefixed with the publishing node's id. The connection is made with
+``no_echo``: the server never sends a node its own frames back (it delivered them locally
+already; the prefix is checked anyway). Subscribing to a room waits for the server (a
+flush) before this node's membership of the room is written: once a member shows in
+presence, its process receives the room's frames. nats-py subscribes again to every
+subscription of the connection when it reconnects, before it reports the reconnection.
 
 Presence lives in two JetStream key-value buckets, kept in memory by the server (presence
 is rebuilt by the nodes, never read from disk):
@@ -13,14 +30,18 @@ is rebuilt by the nodes, never read from disk):
 
   - ``o.<node>``: the node has presence (it owns the keys below);
   - ``c.<node>.<conn>``: a connection of the node;
+  - ``n.<conn>``: the node holding a connection (its value), read by the writer to route
+    frames for the connection (a literal key: one lookup in the stream's subject index,
+    where ``c.*.<conn>`` would be a scan of every key);
   - ``m.<room>.<node>.<conn>``: a connection in a room;
   - ``u.<conn>``: the JSON ``user`` a connection set (for presence).
 
 - ``<prefix>_nodes``: ``<node>`` -> heartbeat, in a bucket whose entries expire after
   ``heartbeat_ttl`` seconds (the server's clock: one clock for every host).
 
-Room names and connection ids are key tokens as they are when made of letters, digits,
-``-`` and ``_``; any other name becomes ``=`` and its URL-safe base64. A removal purges the
+Room names and connection ids are key tokens (``_nats_bus.token``): as they are when made
+of letters, digits, ``-`` and ``_``; any other name becomes ``=`` and its URL-safe base64.
+A removal purges the
 key's subject from the bucket's stream (no delete marker is left behind), so the subjects
 of the stream are exactly the live facts: the queries list them with the stream's
 ``subjects_filter`` (``m.<room>.*.*`` for a room's members, ``m.*.*.<conn>`` for a
@@ -33,17 +54,19 @@ whenever it finds its ``o.<node>`` key missing (the server restarted, or it was 
 dead after a long pause), it purges what the server holds of it and writes the mirror
 again.
 
-All writes go through one writer task: frames are published in order and confirmed with a
-round trip (``flush``); presence changes are coalesced per key (only the last state of a
-key is written) and sent concurrently, so the hub's calls never wait for NATS. While NATS is
-unreachable, frames are dropped and counted (``publish_failed``) and logged, presence
-changes are kept in the mirror only, and nats-py reconnects (and subscribes again) by
-itself.
+All writes go through one writer task: room subscriptions first, then frames, published in
+order and confirmed with a round trip (``flush``); presence changes are coalesced per key
+(only the last state of a key is written) and sent concurrently, so the hub's calls never
+wait for NATS. While NATS is unreachable, frames are dropped and counted
+(``publish_failed``) and logged, presence changes are kept in the mirror only, room
+subscriptions wait, and nats-py reconnects and subscribes again by itself (the rooms
+subscribed to before the outage included; those joined or left meanwhile are done after).
 
 Room history lives in JetStream streams, one per history size and TTL, with a subject per
 room (see ``_nats_history.py``): a publication is stored with the room's next offset only if
-no other reached the room first, and the stream republishes what it stores to every node,
-the publisher included, in the stream's order. Publications are queued and written by the
+no other reached the room first, and the stream republishes what it stores to the room's
+subjects, for every node subscribed to the room, the publisher included, in the stream's
+order. Publications are queued and written by the
 writer task like frames (one room's in order, rooms concurrently), and counted the same way.
 """
 
@@ -54,21 +77,20 @@ import base64
 import contextlib
 import json
 import logging
-import re
 import secrets
+import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ...errors import BackendUnavailable, ConfigurationError, MissingDependency
-from ._nats_history import QueuedPublication, RoomStreams, publication_of
+from ._nats_bus import PLAIN, BusClient, RoomSubscriptions, Subjects, name_of, token
+from ._nats_history import QueuedPublication, RoomStreams, parse_headers, publication_of
 from .base import Deliver, HistoryRead, HubBackend, Route, cancel_and_wait
 
 try:
     import nats
     import nats.errors
-    from nats.aio.client import Client
-    from nats.aio.msg import Msg
     from nats.js import api as js_api
     from nats.js.errors import APIError, BadRequestError, NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
@@ -82,24 +104,21 @@ logger = logging.getLogger("bocadillo.hub.nats")
 
 #: Errors that mean "NATS is unreachable or misbehaving": carry on, rewrite presence later.
 _FAILURES = (nats.errors.Error, OSError, asyncio.TimeoutError)
-#: Names kept as they are in keys (any other is encoded: ``_token``), and what a prefix
-#: may hold (it names buckets, ``[A-Za-z0-9_-]``, and a subject token).
-_PLAIN = re.compile(r"[A-Za-z0-9_-]+\Z")
-#: A JetStream API error: the stream (a bucket not made yet) does not exist.
+#: JetStream API errors: the stream (a bucket not made yet) does not exist; no such
+#: message (no such key).
 _STREAM_NOT_FOUND = 10059
+_NO_MESSAGE = 10037
 #: Presence writes sent at once (each is a request answered by the server).
 _CONCURRENT_WRITES = 256
 #: Queries (history reads, counts, members...) in flight at once; the others wait.
 MAX_CONCURRENT_QUERIES = 64
+#: Seconds the server may take to confirm room subscriptions (``wait_subscribed``).
+_CONFIRM_TIMEOUT = 5.0
+#: The holders of connections remembered by the writer (the oldest forgotten first):
+#: about 6 MB at most, and a lookup saved for each frame to a connection found before.
+_HOLDERS_KEPT = 65_536
 
 T = TypeVar("T")
-
-
-def _token(name: str) -> str:
-    """``name`` as one key token (see the module docstring)."""
-    if _PLAIN.match(name):
-        return name
-    return "=" + base64.urlsafe_b64encode(name.encode()).decode("ascii").rstrip("=")
 
 
 def _ms(seconds: float) -> int:
@@ -107,12 +126,11 @@ def _ms(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
 
 
-def _name(token: str) -> str:
-    """The name a ``_token`` stands for."""
-    if not token.startswith("="):
-        return token
-    encoded = token[1:]
-    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+#: What waits for the writer: ``(subject, data)``, or ``(connection ids, data)`` for a frame
+#: whose subjects are those of the connections' holders (looked up by the writer).
+_Frame = tuple[str | tuple[str, ...], bytes]
+#: Subjects of rooms published to, kept (the oldest forgotten first).
+_ROOM_SUBJECTS_KEPT = 4096
 
 
 class NatsBackend(HubBackend):
@@ -122,7 +140,7 @@ class NatsBackend(HubBackend):
     Args:
         url: ``nats://[user:password@]host:port``; several servers of one cluster
             separated by commas (``nats://a:4222,nats://b:4222``).
-        prefix: Prefix of the subject and of the buckets, letters, digits, ``-`` and
+        prefix: Prefix of the subjects and of the buckets, letters, digits, ``-`` and
             ``_``; apps sharing one NATS must use different prefixes.
         heartbeat_ttl: Seconds after which a silent node is presumed dead and its
             connections and room memberships are removed.
@@ -132,6 +150,7 @@ class NatsBackend(HubBackend):
     """
 
     keeps_history = True
+    routed = True
 
     def __init__(
         self,
@@ -145,7 +164,7 @@ class NatsBackend(HubBackend):
     ) -> None:
         if heartbeat_ttl <= 0:
             raise ConfigurationError("hub_heartbeat_ttl must be a positive number of seconds")
-        if not _PLAIN.match(prefix):
+        if not PLAIN.match(prefix):
             raise ConfigurationError(
                 "hub_prefix must not be empty and, on NATS, holds only letters, digits, "
                 f"'-' and '_' (got {prefix!r})"
@@ -160,13 +179,25 @@ class NatsBackend(HubBackend):
         self.timeout = timeout
         #: This process's id on the bus and in the presence keys.
         self.node = secrets.token_hex(8)
-        self.subject = f"{prefix}.bus"
+        #: The subjects of the app and of this node (``_nats_bus.py``).
+        self.subjects = Subjects(prefix, self.node)
+        #: The subject of the frames for every process.
+        self.subject = self.subjects.everyone
         self.presence_bucket = f"{prefix}_presence"
         self.nodes_bucket = f"{prefix}_nodes"
         self._tag = self.node.encode("ascii") + b" "
+        self._everyone = self.subject.encode()
+        self._inbox = self.subjects.inbox.encode()
+        self._node_value = self.node.encode("ascii")
         self._deliver: Deliver | None = None
-        self._nc: Client | None = None
-        self._frames: deque[bytes] = deque()
+        self._nc: BusClient | None = None
+        self._frames: deque[_Frame] = deque()
+        #: The rooms this process subscribes to.
+        self._rooms = RoomSubscriptions(self.subjects)
+        #: Connection id -> the node holding it, as found in presence (oldest first).
+        self._holders_found: dict[str, str] = {}
+        #: Room -> the subject of its frames (made once per room: ``publish`` is hot).
+        self._room_subjects: dict[str, str] = {}
         #: Publications to rooms with history, waiting for the writer.
         self._publications: deque[QueuedPublication] = deque()
         self._history = RoomStreams(prefix, self._api, self._client, timeout)
@@ -179,6 +210,8 @@ class NatsBackend(HubBackend):
         self._up = False
         self._stopping = False
         self._wakeup: asyncio.Event | None = None
+        #: Set by the writer each time it is done with what it was woken for.
+        self._written: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
         #: Set while NATS is unreachable: the writer's and the beat's requests are abandoned.
         self._down: asyncio.Event | None = None
@@ -194,6 +227,15 @@ class NatsBackend(HubBackend):
             "published": 0,
             "publish_failed": 0,
             "received": 0,
+            # Every message of the bus subscriptions, by the kind of subject it came on,
+            # and their bytes: what this process pays for the bus (as on Redis).
+            "received_frames": 0,
+            "received_frames_everyone": 0,
+            "received_frames_room": 0,
+            "received_frames_node": 0,
+            "received_bytes": 0,
+            # Holders of connections read from presence (those remembered are not).
+            "holder_lookups": 0,
             "reconnects": 0,
             "resyncs": 0,
             "dead_nodes_removed": 0,
@@ -222,21 +264,23 @@ class NatsBackend(HubBackend):
         self._stopping = False
         self._resync = True
         self._wakeup = asyncio.Event()
+        self._written = asyncio.Event()
         self._connected = asyncio.Event()
         self._down = asyncio.Event()
         self._down.set()
         self._stop_event = asyncio.Event()
         self._queries = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
         loop = asyncio.get_running_loop()
-        self._nc = Client()
+        self._nc = BusClient(self._on_message)
         self._connector = loop.create_task(self._connect(self._nc))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5.0)
         if not self._up:
             logger.error("NATS at %s is unreachable; retrying in the background", self.url)
 
-    async def _connect(self, nc: Client) -> None:
-        """Connect once (nats-py then reconnects by itself), subscribe, start the loops."""
+    async def _connect(self, nc: BusClient) -> None:
+        """Connect once (nats-py then reconnects by itself), subscribe to everyone's
+        subject and this node's, start the loops (the writer subscribes to the rooms)."""
         await nc.connect(
             servers=self.servers,
             name=f"bocadillo-{self.node}",
@@ -247,12 +291,14 @@ class NatsBackend(HubBackend):
             # Nothing is buffered while disconnected: a frame that cannot go now is lost
             # and counted, not sent late after a reconnection.
             pending_size=0,
+            # A node never receives its own frames: it delivered them already.
+            no_echo=True,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
-        await nc.subscribe(self.subject, cb=self._on_frame)
-        await nc.subscribe(self._history.delivery_subject, cb=self._on_publication)
+        await nc.subscribe_bus(self.subject)
+        await nc.subscribe_bus(self.subjects.inbox)
         await nc.flush(timeout=int(max(self.timeout, 1)))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._write()), loop.create_task(self._beat())]
@@ -262,8 +308,8 @@ class NatsBackend(HubBackend):
         """Flush queued frames, remove this node's presence and disconnect."""
         nc, was_up = self._nc, self._up
         if was_up:
-            with contextlib.suppress(*_FAILURES):
-                await asyncio.wait_for(self._flush(), self.timeout)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drain(), self.timeout)
         self._stopping = True
         if self._stop_event is not None:
             self._stop_event.set()
@@ -284,6 +330,8 @@ class NatsBackend(HubBackend):
         self._dirty.clear()
         self._local.clear()
         self._users.clear()
+        self._rooms.clear()
+        self._holders_found.clear()
 
     # Connection state ------------------------------------------------------------------------
 
@@ -294,6 +342,8 @@ class NatsBackend(HubBackend):
         if self._down is not None:
             self._down.clear()
         if reconnected:
+            # nats-py subscribed again to everything, then flushed, before it said so.
+            self._rooms.confirm_all()
             self._counters["reconnects"] += 1
             logger.warning(
                 "reconnected to NATS; %d frames were lost while it was unreachable",
@@ -311,6 +361,9 @@ class NatsBackend(HubBackend):
         """NATS is unreachable: drop queued frames (counted) and presence writes."""
         self._up = False
         self._signal(self._down)
+        self._rooms.lost()
+        if self._nc is not None:
+            self._nc.forget_pending()
         if self._connected is not None:
             self._connected.clear()
         lost = len(self._frames) + len(self._publications)
@@ -340,7 +393,7 @@ class NatsBackend(HubBackend):
 
     # JetStream requests ----------------------------------------------------------------------
 
-    def _client(self) -> Client:
+    def _client(self) -> BusClient:
         nc = self._nc
         if nc is None or not self._up:
             raise nats.errors.ConnectionClosedError
@@ -431,11 +484,42 @@ class NatsBackend(HubBackend):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stop_event.wait(), self.reconnect_wait)
                 wakeup.set()
+            self._signal(self._written)
+
+    async def _drain(self) -> None:
+        """Wake the writer until it has written everything queued, or NATS is down. (The
+        writer may be waiting for the server's acknowledgement of its last batch: another
+        flush beside it would find nothing to send, and the writer, cancelled, would count
+        that batch as lost.)"""
+        written = self._written
+        assert written is not None
+        while self._up and self._backlog():
+            written.clear()
+            self._signal(self._wakeup)
+            await written.wait()
+
+    def _backlog(self) -> int:
+        """Frames, presence writes and room subscriptions not yet acknowledged by NATS."""
+        return (
+            len(self._frames)
+            + len(self._publications)
+            + len(self._dirty)
+            + self._in_flight
+            + int(self._resync and self._up)
+            + (self._rooms.pending if self._up else 0)
+        )
 
     async def _write_once(self) -> None:
+        # Subscriptions first: a membership is written once its room is subscribed.
+        await self._subscribe_rooms()
         if self._resync:
             await self._write_presence()
         await self._flush()
+
+    async def _subscribe_rooms(self) -> None:
+        """Subscribe to the rooms joined so far (and leave those left). The caller reads
+        the memberships to write right after, with nothing awaited in between."""
+        await self._rooms.sync(self._client(), self.timeout)
 
     async def _while_up(self, work: Awaitable[T]) -> T:
         """Run ``work`` until it ends, or until the connection drops: then cancel it and
@@ -457,19 +541,27 @@ class NatsBackend(HubBackend):
         until the server has them."""
         nc = self._client()
         while (self._frames or self._dirty or self._publications) and self._up:
-            frames: list[bytes] = []
+            await self._subscribe_rooms()
+            frames: list[_Frame] = []
             while self._frames and len(frames) < 1000:
                 frames.append(self._frames.popleft())
             changes, self._dirty = self._dirty, {}
             self._in_flight = len(frames) + len(changes)
             try:
+                holders = await self._holders(frames)
                 sent = 0
-                for frame in frames:
+                for target, data in frames:
+                    if isinstance(target, str):
+                        subjects = [target]
+                    else:
+                        nodes = {holders[c] for c in target if c in holders}
+                        subjects = [self.subjects.node(node) for node in sorted(nodes)]
                     try:
-                        await nc.publish(self.subject, frame)
+                        for subject in subjects:
+                            await nc.publish(subject, data)
                     except nats.errors.MaxPayloadError:
                         self._lose(1)
-                        logger.error("a frame of %d bytes exceeds NATS's max_payload", len(frame))
+                        logger.error("a frame of %d bytes exceeds NATS's max_payload", len(data))
                     else:
                         sent += 1
                 await self._gather([self._change(key, value) for key, value in changes.items()])
@@ -485,6 +577,48 @@ class NatsBackend(HubBackend):
             self._counters["published"] += sent
             if self._publications:
                 await self._flush_publications()
+
+    async def _holders(self, frames: list[_Frame]) -> dict[str, str]:
+        """The node holding each connection that ``frames`` are for (those no node holds
+        are left out): remembered, or its ``n.<conn>`` key, read concurrently."""
+        wanted = {c for target, _ in frames if not isinstance(target, str) for c in target}
+        if not wanted:
+            return {}
+        known = self._holders_found
+        holders = {c: known[c] for c in wanted if c in known}
+        missing = sorted(wanted.difference(holders))
+        if missing:
+            self._counters["holder_lookups"] += len(missing)
+            found = await self._gather([self._holder(conn_id) for conn_id in missing])
+            for conn_id, node in zip(missing, found, strict=True):
+                if node is not None:  # not found yet: looked up again next time
+                    holders[conn_id] = node
+                    if len(known) >= _HOLDERS_KEPT:
+                        del known[next(iter(known))]
+                    known[conn_id] = node
+        return holders
+
+    def _holder(self, conn_id: str) -> Callable[[], Awaitable[str | None]]:
+        async def read() -> str | None:
+            value = await self._last_value(f"n.{token(conn_id)}")
+            # One string per node, however many of its connections are remembered.
+            return None if value is None else sys.intern(value.decode("ascii", "replace"))
+
+        return read
+
+    async def _last_value(self, key: str) -> bytes | None:
+        """The value of a key of the presence bucket (``None``: no such key, or no bucket
+        yet)."""
+        try:
+            answer = await self._api(
+                f"STREAM.MSG.GET.KV_{self.presence_bucket}",
+                {"last_by_subj": f"$KV.{self.presence_bucket}.{key}"},
+            )
+        except NotFoundError as exc:
+            if exc.err_code in (_NO_MESSAGE, _STREAM_NOT_FOUND):
+                return None
+            raise
+        return base64.b64decode(answer["message"].get("data") or "")
 
     async def _flush_publications(self) -> None:
         """Store the queued publications: each room's in order, the rooms concurrently."""
@@ -534,10 +668,11 @@ class NatsBackend(HubBackend):
         node = self.node
         writes: dict[str, bytes] = {f"o.{node}": b""}
         for conn_id, rooms in self._local.items():
-            conn = _token(conn_id)
+            conn = token(conn_id)
             writes[f"c.{node}.{conn}"] = b""
+            writes[f"n.{conn}"] = self._node_value
             for room in rooms:
-                writes[f"m.{_token(room)}.{node}.{conn}"] = b""
+                writes[f"m.{token(room)}.{node}.{conn}"] = b""
             user = self._users.get(conn_id)
             if user is not None:
                 writes[f"u.{conn}"] = user
@@ -545,21 +680,48 @@ class NatsBackend(HubBackend):
         self._counters["resyncs"] += 1
 
     async def _remove_node(self, node: str, *, keep_owner: bool = False) -> None:
-        """Remove the presence of ``node``: its connections, memberships and users."""
+        """Remove the presence of ``node``: its connections (and where they are),
+        memberships and users."""
         conns = [
             key.rpartition(".")[2]
             for key in await self._subjects(self.presence_bucket, f"c.{node}.*")
         ]
-        purges = [f"c.{node}.*", f"m.*.{node}.*", *(f"u.{conn}" for conn in conns)]
+        purges = [f"c.{node}.*", f"m.*.{node}.*"]
+        purges += [f"{kind}.{conn}" for conn in conns for kind in ("n", "u")]
         await self._gather([self._change(pattern, None) for pattern in purges])
         if not keep_owner:
             await self._purge(self.presence_bucket, f"o.{node}")
 
     # The subscriber and the heartbeat --------------------------------------------------------
 
-    async def _on_publication(self, msg: Msg) -> None:
+    def _on_message(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
+        """A message of the bus's subscriptions, handed over by the client's reader in the
+        order the server sent it (``_nats_bus.BusClient``)."""
+        counters = self._counters
+        counters["received_frames"] += 1
+        counters["received_bytes"] += len(data)
+        if subject == self._everyone:
+            counters["received_frames_everyone"] += 1
+        elif subject == self._inbox:
+            counters["received_frames_node"] += 1
+        else:
+            counters["received_frames_room"] += 1
+        if headers:
+            self._on_publication(headers, data)
+            return
+        if data.startswith(self._tag):
+            return  # our own frame: delivered locally already
+        _, _, frame = data.partition(b" ")
+        counters["received"] += 1
+        assert self._deliver is not None
+        try:
+            self._deliver(frame)
+        except Exception:  # one bad frame must not stop the bus
+            logger.exception("delivering a frame from the bus failed")
+
+    def _on_publication(self, headers: bytes, data: bytes) -> None:
         """A publication to a room with history, republished by its stream."""
-        found = publication_of(msg.headers)
+        found = publication_of(parse_headers(headers))
         if found is None:
             return  # a marker (a room's new epoch), or not ours
         self._counters["received"] += 1
@@ -567,21 +729,9 @@ class NatsBackend(HubBackend):
         if sink is None:
             return
         try:
-            sink(found[0], found[1], msg.data)
+            sink(found[0], found[1], data)
         except Exception:  # one bad frame must not stop the bus
             logger.exception("delivering a publication from the bus failed")
-
-    async def _on_frame(self, msg: Msg) -> None:
-        data = msg.data
-        if data.startswith(self._tag):
-            return  # our own frame: delivered locally already
-        _, _, frame = data.partition(b" ")
-        self._counters["received"] += 1
-        assert self._deliver is not None
-        try:
-            self._deliver(frame)
-        except Exception:  # one bad frame must not stop the bus
-            logger.exception("delivering a frame from the bus failed")
 
     async def _beat(self) -> None:
         stop = self._stop_event
@@ -616,24 +766,63 @@ class NatsBackend(HubBackend):
         return len(self._frames) + len(self._publications) >= self.publish_queue
 
     def publish(self, frame: bytes, route: Route) -> None:
-        # Every frame goes on the one subject, whatever its route: each process's hub
-        # ignores what concerns none of its connections (``routed`` is false).
-        if not self._up or self._queue_full():
+        frames = self._frames
+        if not self._up or len(frames) + len(self._publications) >= self.publish_queue:
             self._lose(1)
             return
-        self._frames.append(self._tag + frame)
-        self._signal(self._wakeup)
+        target: str | tuple[str, ...]
+        room = route.room
+        if room is not None:
+            target = self._room_subjects.get(room) or self._room_subject(room)
+        elif route.conns is not None:
+            if not route.conns:
+                return
+            target = route.conns  # the writer looks up their holders
+        elif route.node is not None:
+            target = self.subjects.node(route.node)
+        else:
+            target = self.subject
+        frames.append((target, self._tag + frame))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.set()
+
+    def _room_subject(self, room: str) -> str:
+        kept = self._room_subjects
+        if len(kept) >= _ROOM_SUBJECTS_KEPT:
+            del kept[next(iter(kept))]
+        subject = kept[room] = self.subjects.room(room)
+        return subject
+
+    def subscribe(self, room: str) -> None:
+        if self._rooms.want(room):
+            self._signal(self._wakeup)
+
+    def unsubscribe(self, room: str) -> None:
+        if self._rooms.drop(room):
+            self._signal(self._wakeup)
+
+    async def wait_subscribed(self, rooms: Iterable[str]) -> None:
+        if not self._up:
+            raise BackendUnavailable(f"NATS at {self.url} is unreachable")
+        self._signal(self._wakeup)  # the writer subscribes
+        try:
+            await self._rooms.wait(rooms, lambda: self._up, _CONFIRM_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise BackendUnavailable(f"NATS at {self.url} did not confirm in time") from None
+        if not self._up:
+            raise BackendUnavailable(f"NATS at {self.url} is unreachable")
 
     def publish_history(self, room: str, frame: bytes, size: int, ttl: float) -> None:
         if not self._up or self._queue_full():
             self._lose(1)
             return
-        self._publications.append(QueuedPublication(_token(room), frame, size, _ms(ttl)))
+        self._publications.append(QueuedPublication(token(room), frame, size, _ms(ttl)))
         self._signal(self._wakeup)
 
     async def read_history(self, room: str, since: int, ttl: float, size: int) -> HistoryRead:
         return await self._query(
-            lambda: self._history.read(_token(room), since, size, _ms(ttl)), None
+            lambda: self._history.read(token(room), since, size, _ms(ttl)), None
         )
 
     def _set(self, key: str, value: bytes | None) -> None:
@@ -643,11 +832,13 @@ class NatsBackend(HubBackend):
         self._signal(self._wakeup)
 
     def _membership(self, conn_id: str, room: str) -> str:
-        return f"m.{_token(room)}.{self.node}.{_token(conn_id)}"
+        return f"m.{token(room)}.{self.node}.{token(conn_id)}"
 
     def connection_added(self, conn_id: str) -> None:
         self._local[conn_id] = set()
-        self._set(f"c.{self.node}.{_token(conn_id)}", b"")
+        conn = token(conn_id)
+        self._set(f"c.{self.node}.{conn}", b"")
+        self._set(f"n.{conn}", self._node_value)
 
     def connection_removed(self, conn_id: str) -> None:
         rooms = self._local.pop(conn_id, None)
@@ -655,19 +846,21 @@ class NatsBackend(HubBackend):
             return
         for room in rooms:
             self._set(self._membership(conn_id, room), None)
-        self._set(f"c.{self.node}.{_token(conn_id)}", None)
+        conn = token(conn_id)
+        self._set(f"c.{self.node}.{conn}", None)
+        self._set(f"n.{conn}", None)
         if self._users.pop(conn_id, None) is not None:
-            self._set(f"u.{_token(conn_id)}", None)
+            self._set(f"u.{conn}", None)
 
     def user_set(self, conn_id: str, user: bytes | None) -> None:
         if conn_id not in self._local:
             return
         if user is None:
             if self._users.pop(conn_id, None) is not None:
-                self._set(f"u.{_token(conn_id)}", None)
+                self._set(f"u.{token(conn_id)}", None)
             return
         self._users[conn_id] = user
-        self._set(f"u.{_token(conn_id)}", user)
+        self._set(f"u.{token(conn_id)}", user)
 
     def room_joined(self, conn_id: str, room: str) -> None:
         rooms = self._local.get(conn_id)
@@ -708,33 +901,22 @@ class NatsBackend(HubBackend):
 
     async def room_members(self, room: str) -> set[str]:
         keys: list[str] = await self._query(
-            lambda: self._subjects(self.presence_bucket, f"m.{_token(room)}.*.*"), []
+            lambda: self._subjects(self.presence_bucket, f"m.{token(room)}.*.*"), []
         )
-        return {_name(key.rpartition(".")[2]) for key in keys}
+        return {name_of(key.rpartition(".")[2]) for key in keys}
 
     async def rooms_of(self, conn_id: str) -> set[str]:
         keys: list[str] = await self._query(
-            lambda: self._subjects(self.presence_bucket, f"m.*.*.{_token(conn_id)}"), []
+            lambda: self._subjects(self.presence_bucket, f"m.*.*.{token(conn_id)}"), []
         )
-        return {_name(key.split(".")[1]) for key in keys}
+        return {name_of(key.split(".")[1]) for key in keys}
 
     async def users(self, conn_ids: list[str]) -> list[bytes | None]:
         if not conn_ids:
             return []
-        stream = f"KV_{self.presence_bucket}"
 
         def get(conn_id: str) -> Callable[[], Awaitable[bytes | None]]:
-            async def read() -> bytes | None:
-                js = self._client().jetstream(timeout=self.timeout)
-                try:
-                    msg = await js.get_last_msg(
-                        stream, f"$KV.{self.presence_bucket}.u.{_token(conn_id)}"
-                    )
-                except NotFoundError:
-                    return None
-                return msg.data
-
-            return read
+            return lambda: self._last_value(f"u.{token(conn_id)}")
 
         found: list[bytes | None] = await self._query(
             lambda: self._gather([get(conn_id) for conn_id in conn_ids]),
@@ -746,10 +928,7 @@ class NatsBackend(HubBackend):
         return {
             **self._counters,
             "connected": int(self._up),
-            # Frames and presence writes not yet acknowledged by NATS.
-            "queued": len(self._frames)
-            + len(self._publications)
-            + len(self._dirty)
-            + self._in_flight
-            + int(self._resync and self._up),
+            "queued": self._backlog(),
+            # Rooms whose subjects this process subscribes to.
+            "rooms_subscribed": len(self._rooms),
         }
